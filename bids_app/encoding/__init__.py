@@ -1,0 +1,1 @@
+"""Voxel-wise encoding models: cross-validation, ridge fits, scores and statistics."""

@@ -1,0 +1,1 @@
+"""The group level: reads participant outputs from OUTPUT_DIR only."""

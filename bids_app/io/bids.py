@@ -1,0 +1,263 @@
+"""Query a BIDS dataset with pybids: participants, BOLD runs, TR, events.
+
+The functions here collect *what* to process; reading images and annotations is
+done elsewhere. Every problem a user can cause is raised as a
+:class:`~bids_app.errors.BrainencError` naming the file and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import DatasetError, NoMatchError, UsageError
+
+_ENTITY_ORDER = ("subject", "session", "task", "acquisition", "ceagent", "reconstruction",
+                 "direction", "run", "echo", "part")
+_SHORT = {"subject": "sub", "session": "ses", "task": "task", "acquisition": "acq",
+          "ceagent": "ce", "reconstruction": "rec", "direction": "dir", "run": "run",
+          "echo": "echo", "part": "part"}
+
+
+@dataclass
+class BoldRun:
+    """One BOLD run and everything needed to use it.
+
+    Attributes
+    ----------
+    subject, session, task : str
+        BIDS labels (``session`` may be empty).
+    run : str
+        Run label as written in the file name ('' when absent).
+    bold_file : Path
+        The 4-D image.
+    events_file : Path or None
+        The matching ``_events.tsv``.
+    tr : float
+        Repetition time in seconds.
+    n_volumes : int
+        Number of volumes in the image.
+    start_time : float or None
+        ``StartTime`` of the sidecar (slice-timing reference), when given.
+    mask_file : Path or None
+        Brain mask shipped with preprocessed data.
+    space : str
+        Template space ('' for native/raw).
+    entities : dict
+        All pybids entities of the BOLD file.
+    metadata : dict
+        The merged JSON sidecar.
+    """
+
+    subject: str
+    session: str
+    task: str
+    run: str
+    bold_file: Path
+    events_file: Path | None
+    tr: float
+    n_volumes: int
+    start_time: float | None = None
+    mask_file: Path | None = None
+    space: str = ""
+    entities: dict = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """``sub-01_ses-1_task-x_run-1`` style identifier of the run."""
+        parts = []
+        for key in _ENTITY_ORDER:
+            value = self.entities.get(key)
+            if value not in (None, "") and key != "echo":
+                parts.append(f"{_SHORT[key]}-{value}")
+        return "_".join(parts)
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable description."""
+        out = {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
+        out["entities"] = {k: str(v) for k, v in self.entities.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> BoldRun:
+        """Inverse of :meth:`to_dict`."""
+        data = dict(data)
+        for key in ("bold_file", "events_file", "mask_file"):
+            if data.get(key):
+                data[key] = Path(data[key])
+        return cls(**data)
+
+
+def check_dataset(bids_dir: Path) -> dict:
+    """Check that ``bids_dir`` looks like a BIDS dataset and return its description.
+
+    Raises
+    ------
+    DatasetError
+        When the folder is missing, unreadable, or has no usable dataset_description.json.
+    """
+    if not bids_dir.exists():
+        raise UsageError(f"the BIDS directory '{bids_dir}' does not exist; check the first argument.")
+    if not bids_dir.is_dir():
+        raise UsageError(f"'{bids_dir}' is not a directory; give the root folder of a BIDS dataset.")
+    if not os.access(bids_dir, os.R_OK | os.X_OK):
+        raise UsageError(f"the BIDS directory '{bids_dir}' is not readable; fix its permissions.")
+    description = bids_dir / "dataset_description.json"
+    if not description.is_file():
+        raise DatasetError(
+            f"'{bids_dir}' is not a BIDS dataset: it has no dataset_description.json; give the "
+            "dataset's root folder (the one holding sub-* folders)."
+        )
+    try:
+        data = json.loads(description.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"cannot read '{description}' ({exc}); it must be valid JSON.") from None
+    if not isinstance(data, dict) or not data.get("Name") or not data.get("BIDSVersion"):
+        raise DatasetError(
+            f"'{description}' must be a JSON object with 'Name' and 'BIDSVersion'; add them."
+        )
+    if not any(p.is_dir() and p.name.startswith("sub-") for p in bids_dir.iterdir()):
+        raise DatasetError(f"the BIDS dataset '{bids_dir}' has no sub-* folders.")
+    return data
+
+
+def make_layout(bids_dir: Path, *, database_dir: Path | None = None, derivatives=None,
+                validate: bool = False):
+    """Index the dataset with pybids (reusing a saved index when given one)."""
+    from bids import BIDSLayout
+    from bids.layout import BIDSLayoutIndexer
+
+    ignore = [re.compile(r"^/(code|models|sourcedata|stimuli|derivatives|work|\.)"),
+              re.compile(r"/\.")]
+    indexer = BIDSLayoutIndexer(validate=validate, ignore=ignore, index_metadata=True)
+    kwargs = {}
+    if database_dir is not None:
+        kwargs["database_path"] = str(database_dir)
+    try:
+        return BIDSLayout(str(bids_dir), indexer=indexer, derivatives=derivatives or False,
+                          **kwargs)
+    except (ValueError, OSError) as exc:
+        raise DatasetError(f"pybids cannot index '{bids_dir}' ({exc}).") from None
+
+
+def select_subjects(layout, labels: list[str] | None) -> list[str]:
+    """Validate participant labels against the dataset (all subjects when None)."""
+    available = sorted(layout.get_subjects())
+    if not available:
+        raise NoMatchError(f"no participants were found in '{layout.root}'.")
+    if not labels:
+        return available
+    unknown = [label for label in labels if label not in available]
+    if unknown:
+        raise NoMatchError(
+            f"participant label(s) {', '.join(unknown)} not found in '{layout.root}'; "
+            f"available: {', '.join(available)}."
+        )
+    return list(dict.fromkeys(labels))
+
+
+def _tr_of(bold_file: Path, metadata: dict, header) -> float:
+    tr = metadata.get("RepetitionTime")
+    header_tr = float(header.get_zooms()[3]) if len(header.get_zooms()) > 3 else 0.0
+    units = header.get_xyzt_units()[1] if hasattr(header, "get_xyzt_units") else "sec"
+    if units == "msec":
+        header_tr /= 1000.0
+    if tr is None:
+        if header_tr > 0:
+            return header_tr
+        raise DatasetError(
+            f"no RepetitionTime for '{bold_file.name}': add it to the JSON sidecar "
+            f"('{bold_file.name.split('.')[0]}.json' or a task-level file)."
+        )
+    if not isinstance(tr, (int, float)) or tr <= 0:
+        raise DatasetError(f"RepetitionTime of '{bold_file.name}' must be a positive number; got {tr!r}.")
+    return float(tr)
+
+
+def find_events(layout, bold_file: Path, entities: dict) -> Path | None:
+    """The ``_events.tsv`` of a BOLD run (same folder first, then BIDS inheritance)."""
+    stem = re.sub(r"_(echo|part)-[^_]+", "", bold_file.name.split(".")[0])
+    sibling = bold_file.parent / (stem[: -len("_bold")] + "_events.tsv")
+    if stem.endswith("_bold") and sibling.is_file():
+        return sibling
+    query = {k: v for k, v in entities.items()
+             if k in ("subject", "session", "task", "acquisition", "run")}
+    found = layout.get(suffix="events", extension=".tsv", return_type="filename", **query)
+    if found:
+        return Path(found[0])
+    top = [p for p in layout.get(suffix="events", extension=".tsv", return_type="filename",
+                                 task=entities.get("task"))
+           if "sub-" not in Path(p).name]
+    return Path(top[0]) if top else None
+
+
+def collect_runs(layout, subject: str, *, tasks: list[str] | None = None,
+                 sessions: list[str] | None = None, filters: dict | None = None) -> list[BoldRun]:
+    """List the raw BOLD runs of one participant.
+
+    Parameters
+    ----------
+    layout : bids.BIDSLayout
+        Indexed dataset.
+    subject : str
+        Participant label (without ``sub-``).
+    tasks, sessions : list of str, optional
+        Restrict to these labels.
+    filters : dict, optional
+        Extra pybids filters for the BOLD query (``--bids-filter-file``'s ``bold``).
+
+    Returns
+    -------
+    list of BoldRun
+        Sorted by session, task and run.
+    """
+    import nibabel as nib
+
+    query = {"subject": subject, "datatype": "func", "suffix": "bold",
+             "extension": [".nii", ".nii.gz"], "scope": "raw"}
+    if tasks:
+        query["task"] = tasks
+    if sessions:
+        query["session"] = sessions
+    query.update(filters or {})
+    files = layout.get(**query)
+    runs = []
+    for bids_file in files:
+        path = Path(bids_file.path)
+        entities = {k: v for k, v in bids_file.get_entities().items()
+                    if k not in ("datatype", "suffix", "extension")}
+        metadata = bids_file.get_metadata()
+        try:
+            header = nib.load(str(path)).header
+        except Exception as exc:  # nibabel raises many types on corrupt files
+            raise DatasetError(f"cannot read the image '{path}' ({type(exc).__name__}: {exc}); "
+                               "re-export or remove the file.") from None
+        shape = header.get_data_shape()
+        if len(shape) != 4 or shape[3] < 2:
+            raise DatasetError(
+                f"'{path.name}' is not a 4-D BOLD run (shape {tuple(shape)}); "
+                "a run needs one 3-D volume per time point."
+            )
+        runs.append(BoldRun(
+            subject=subject,
+            session=str(entities.get("session", "")),
+            task=str(entities.get("task", "")),
+            run=str(entities.get("run", "")),
+            bold_file=path,
+            events_file=find_events(layout, path, entities),
+            tr=_tr_of(path, metadata, header),
+            n_volumes=int(shape[3]),
+            start_time=metadata.get("StartTime"),
+            entities=entities,
+            metadata=dict(metadata),
+        ))
+    runs.sort(key=lambda r: (r.session, r.task, _run_key(r.run), str(r.bold_file)))
+    return runs
+
+
+def _run_key(run: str):
+    return (0, int(run), "") if str(run).isdigit() else (1, 0, str(run))

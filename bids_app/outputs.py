@@ -1,0 +1,179 @@
+"""Write a participant's encoding results as BIDS-Derivatives.
+
+For each variant: ``stat-r``, ``stat-r2`` and ``stat-alpha`` maps (``_statmap``),
+each with a JSON sidecar holding what is needed to reproduce the numbers, and a
+``_scores.tsv`` of regional summaries. The participant's brain mask is written
+once (``desc-brain_mask``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .encoding.engine import EncodingResult
+from .io.bids import BoldRun
+from .io.derivatives import (
+    build_name,
+    bids_uri,
+    software_versions,
+    subject_dir,
+    unmask,
+    write_json,
+    write_nifti,
+    write_text,
+)
+
+STAT_DESCRIPTIONS = {
+    "r": "Pearson correlation between held-out BOLD and the encoding model's prediction, "
+         "averaged over outer cross-validation folds (left-out runs).",
+    "r2": "Coefficient of determination (1 - SSE/SST) of held-out predictions, averaged over "
+          "outer folds; negative values mean worse than the run mean.",
+    "alpha": "Ridge regularisation chosen per voxel by inner cross-validation over whole "
+             "training runs (geometric mean over outer folds).",
+}
+
+
+def output_entities(runs: list[BoldRun]) -> dict:
+    """Entities shared by all runs of a participant (task/session when unique)."""
+    entities = {"sub": runs[0].subject}
+    sessions = {r.session for r in runs}
+    tasks = {r.task for r in runs}
+    spaces = {r.space for r in runs}
+    if len(sessions) == 1 and runs[0].session:
+        entities["ses"] = runs[0].session
+    if len(tasks) == 1:
+        entities["task"] = runs[0].task
+    if len(spaces) == 1 and runs[0].space:
+        entities["space"] = runs[0].space
+    return entities
+
+
+def write_mask(output_dir: Path, runs: list[BoldRun], mask_file: str, bids_dir: Path) -> Path:
+    """Write the participant's analysis mask as ``desc-brain_mask.nii.gz``."""
+    import nibabel as nib
+
+    entities = output_entities(runs)
+    folder = subject_dir(output_dir, entities)
+    final = folder / build_name({**entities, "desc": "brain"}, "mask", ".nii.gz")
+    img = nib.load(mask_file)
+    out_img = nib.Nifti1Image(np.asanyarray(img.dataobj).astype(np.uint8), img.affine)
+    out_img.header.set_xyzt_units("mm", "sec")
+    write_nifti(final, out_img)
+    write_json(final.with_name(final.name.replace(".nii.gz", ".json")), {
+        "Type": "Brain",
+        "Description": "Voxels analysed: brain mask of the runs, without voxels that were "
+                       "NaN, infinite or constant in any run.",
+        "Sources": [bids_uri(r.bold_file, bids_dir) for r in runs],
+    })
+    return final
+
+
+def region_summary(result: EncodingResult, top_fraction: float = 0.1) -> pd.DataFrame:
+    """Whole-mask and top-voxel summaries of a result."""
+    rows = []
+    r = result.r
+    order = np.argsort(r)[::-1]
+    top = order[: max(1, int(round(top_fraction * len(r))))]
+    for region, index in (("brain", np.arange(len(r))), (f"top{int(top_fraction * 100)}pct", top)):
+        rows.append({
+            "region": region,
+            "n_voxels": int(len(index)),
+            "mean_r": float(np.mean(r[index])),
+            "median_r": float(np.median(r[index])),
+            "max_r": float(np.max(r[index])),
+            "mean_r2": float(np.mean(result.r2[index])),
+            "median_alpha": float(np.median(result.alpha[index])),
+            "fold_mean_r": ";".join(f"{v:.4f}" for v in result.r_folds[:, index].mean(axis=1)),
+        })
+    return pd.DataFrame(rows)
+
+
+def write_variant_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun],
+                          result_file: str, mask_file: str, metadata: dict) -> list[str]:
+    """Write maps, sidecars and scores of one participant and variant.
+
+    Parameters
+    ----------
+    output_dir, bids_dir : str
+        OUTPUT_DIR and BIDS_DIR.
+    runs : list of BoldRun
+        The participant's runs.
+    result_file : str
+        Saved :class:`~bids_app.encoding.engine.EncodingResult`.
+    mask_file : str
+        Mask the result's voxels refer to.
+    metadata : dict
+        Provenance shared by every sidecar (variant, model, tuning, settings, seed).
+
+    Returns
+    -------
+    list of str
+        Written files (maps first).
+    """
+    import nibabel as nib
+
+    output_dir, bids_dir = Path(output_dir), Path(bids_dir)
+    result = EncodingResult.load(result_file)
+    mask_img = nib.load(mask_file)
+    entities = {**output_entities(runs), "desc": metadata["variant"]}
+    folder = subject_dir(output_dir, entities)
+    sources = [bids_uri(r.bold_file, bids_dir) for r in runs]
+    sources += [bids_uri(r.events_file, bids_dir) for r in runs if r.events_file]
+    common = {
+        **metadata,
+        "Sources": sources,
+        "SkullStripped": True,
+        "Runs": [r.name for r in runs],
+        "TestRunsPerFold": [[runs[i].name for i in fold] for fold in result.test_runs],
+        "SoftwareVersions": software_versions(),
+    }
+    written = []
+    for stat, values in (("r", result.r), ("r2", result.r2), ("alpha", result.alpha)):
+        final = folder / build_name({**entities, "stat": stat}, "statmap", ".nii.gz")
+        write_nifti(final, unmask(values, mask_img))
+        sidecar = {**common, "Statistic": stat, "Description": STAT_DESCRIPTIONS[stat]}
+        if stat == "alpha":
+            chosen, counts = np.unique(result.alpha_folds, return_counts=True)
+            sidecar["AlphasChosen"] = {f"{a:g}": int(c) for a, c in zip(chosen, counts)}
+        write_json(final.with_name(final.name.replace(".nii.gz", ".json")), sidecar)
+        written.append(str(final))
+    table = region_summary(result)
+    table.insert(0, "variant", metadata["variant"])
+    table.insert(1, "layer", metadata.get("Layer"))
+    scores = folder / build_name(entities, "scores", ".tsv")
+    write_text(scores, table.to_csv(sep="\t", index=False, float_format="%.6g", na_rep="n/a"))
+    write_json(scores.with_suffix(".json"), {
+        "region": {"Description": "Voxel set: 'brain' is the whole analysis mask, 'top10pct' the "
+                                  "10% of voxels with the highest r (descriptive only)."},
+        "mean_r": {"Description": "Mean held-out Pearson r over the voxels of the region."},
+        "fold_mean_r": {"Description": "Mean r of the region in each outer fold, ';'-separated."},
+    })
+    written.append(str(scores))
+    return written
+
+
+def variant_metadata(variant_label: str, extractor, layer: int, spec, seed: int,
+                     backend: str) -> dict:
+    """Provenance of one variant shared by all its sidecars (tuning details are added
+    from the tuning record when the maps are written)."""
+    return {
+        "variant": variant_label,
+        "Model": extractor.model.source,
+        "ModelName": extractor.model.name,
+        "TuningMethod": extractor.method,
+        "TaskName": extractor.task.name if extractor.task else None,
+        "Layer": layer,
+        "Features": {**spec.features.__dict__, "layers": [layer]},
+        "Annotations": dict(spec.annotations.__dict__),
+        "Alignment": dict(spec.alignment.__dict__),
+        "BoldPreparation": dict(spec.bold.__dict__),
+        "Encoding": {**spec.encoding.__dict__, "backend": backend,
+                     "estimator": "himalaya RidgeCV/KernelRidgeCV, per-voxel alpha"},
+        "CrossValidation": {"outer": spec.encoding.outer_cv,
+                            "inner": f"up to {spec.encoding.inner_folds} folds of whole "
+                                     "training runs"},
+        "RandomSeed": seed,
+    }

@@ -1,0 +1,173 @@
+"""The per-participant steps, as plain functions over files.
+
+Each function reads its inputs from files and writes its outputs to files, so
+that the nipype interfaces wrapping them pass paths, not arrays, and can cache
+their results in the working directory.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .alignment import align_run, frame_times
+from .errors import DatasetError
+from .io.bids import BoldRun
+
+
+def load_runs(runs_json: str) -> list[BoldRun]:
+    """Read the list of runs written at workflow construction."""
+    return [BoldRun.from_dict(d) for d in json.loads(Path(runs_json).read_text("utf-8"))]
+
+
+def kept_volumes(run: BoldRun, dummy_scans: int) -> int:
+    """Index of the first volume used (after non-steady-state volumes)."""
+    discarded = int(run.metadata.get("NumberOfVolumesDiscardedByUser", 0) or 0)
+    return max(int(dummy_scans), 0) if discarded == 0 else 0
+
+
+def run_times(run: BoldRun, bold_spec: dict) -> np.ndarray:
+    """Acquisition times of the kept volumes of a run (seconds, events clock)."""
+    first = kept_volumes(run, bold_spec.get("dummy_scans", 0))
+    reference = (float(run.start_time) if run.start_time is not None
+                 else bold_spec.get("slice_time_ref", 0.5) * run.tr)
+    return frame_times(run.n_volumes - first, run.tr, reference=reference, first_volume=first)
+
+
+def prepare_bold(runs_json: str, bold_spec: dict, out_dir: str) -> tuple[str, list[str], str]:
+    """Mask, clean and z-score every run of a participant.
+
+    Parameters
+    ----------
+    runs_json : str
+        Runs of the participant.
+    bold_spec : dict
+        ``[bold]`` of the spec.
+    out_dir : str
+        Folder for the outputs.
+
+    Returns
+    -------
+    mask_file : str
+        NIfTI brain mask (voxels used in every run).
+    bold_files : list of str
+        One ``.npy`` per run, shape (n_kept_volumes, n_voxels), float32.
+    info_file : str
+        JSON with the number of voxels and of bad (NaN/constant) voxels per run.
+    """
+    import nibabel as nib
+
+    from .io.bold import clean_run, compute_brain_mask, load_masked
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = load_runs(runs_json)
+    mask_img = compute_brain_mask([r.bold_file for r in runs], [r.mask_file for r in runs])
+    mask = np.asanyarray(mask_img.dataobj) > 0
+    bad_any = np.zeros(int(mask.sum()), dtype=bool)
+    cleaned_files, info = [], {"runs": []}
+    for i, run in enumerate(runs):
+        data = load_masked(run.bold_file, mask)
+        first = kept_volumes(run, bold_spec.get("dummy_scans", 0))
+        data = data[first:]
+        cleaned, bad = clean_run(data, tr=run.tr, detrend=bold_spec.get("detrend", True),
+                                 standardize=bold_spec.get("standardize", True),
+                                 high_pass=bold_spec.get("high_pass") or None)
+        bad_any |= bad
+        path = out / f"run{i:03d}_bold.npy"
+        np.save(path, cleaned)
+        cleaned_files.append(str(path))
+        info["runs"].append({"run": run.name, "volumes": int(cleaned.shape[0]),
+                             "dropped_initial_volumes": first, "bad_voxels": int(bad.sum())})
+    # voxels unusable in any run are left out of the mask altogether
+    if bad_any.any():
+        keep = ~bad_any
+        for path in cleaned_files:
+            np.save(path, np.load(path)[:, keep])
+        flat = np.flatnonzero(mask.ravel())
+        mask = np.zeros(mask.size, dtype=bool)
+        mask[flat[keep]] = True
+        mask = mask.reshape(mask_img.shape)
+    if not mask.any():
+        raise DatasetError(f"no usable voxel in the runs of '{runs[0].subject}': every voxel is "
+                           "NaN, infinite or constant in some run.")
+    info["n_voxels"] = int(mask.sum())
+    info["n_bad_voxels_removed"] = int(bad_any.sum())
+    mask_file = out / "brain_mask.nii.gz"
+    nib.save(nib.Nifti1Image(mask.astype(np.uint8), mask_img.affine), mask_file)
+    info_file = out / "bold_info.json"
+    info_file.write_text(json.dumps(info, indent=2), encoding="utf-8")
+    return str(mask_file), cleaned_files, str(info_file)
+
+
+def build_designs(runs_json: str, word_tables: list[str], feature_files: list[str],
+                  story_names: list[str], layer_position: int, alignment: dict,
+                  bold_spec: dict, out_dir: str) -> list[str]:
+    """Align one layer's word features to the volumes of every run.
+
+    Parameters
+    ----------
+    runs_json : str
+        Runs of the participant.
+    word_tables : list of str
+        One TSV per run (``onset, duration, word, story, word_index``).
+    feature_files : list of str
+        Feature file of each story (same order as ``story_names``).
+    story_names : list of str
+        Story names.
+    layer_position : int
+        Slice of the feature files to use.
+    alignment, bold_spec : dict
+        ``[alignment]`` and ``[bold]`` of the spec.
+    out_dir : str
+        Folder for the outputs.
+
+    Returns
+    -------
+    list of str
+        One design ``.npy`` per run, shape (n_kept_volumes, n_columns).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    features = {name: np.load(path, mmap_mode="r")[layer_position]
+                for name, path in zip(story_names, feature_files)}
+    runs = load_runs(runs_json)
+    paths = []
+    for i, (run, table_file) in enumerate(zip(runs, word_tables)):
+        table = pd.read_csv(table_file, sep="\t", keep_default_na=False)
+        times = run_times(run, bold_spec)
+        rows = np.vstack([features[s][int(w)] for s, w in zip(table["story"], table["word_index"])])
+        design = align_run(
+            table["onset"].to_numpy(float), table["duration"].to_numpy(float), rows, times,
+            run.tr, method=alignment.get("method", "hrf"),
+            hrf_model=alignment.get("hrf_model", "glover"),
+            delays=alignment.get("delays", [1, 2, 3, 4]),
+            word_duration=alignment.get("word_duration", "impulse"),
+        )
+        path = out / f"run{i:03d}_design.npy"
+        np.save(path, design)
+        paths.append(str(path))
+    return paths
+
+
+def fit_encoding(design_files: list[str], bold_files: list[str], encoding: dict,
+                 backend: str, out_file: str) -> str:
+    """Cross-validate the encoding model of one participant and variant.
+
+    Returns
+    -------
+    str
+        ``.npz`` with per-voxel ``r``, ``r2``, ``alpha`` and per-fold values.
+    """
+    from .encoding.engine import cross_validate
+
+    Xs = [np.load(p) for p in design_files]
+    Ys = [np.load(p, mmap_mode="r") for p in bold_files]
+    result = cross_validate(Xs, Ys, encoding["alphas"], outer_cv=encoding["outer_cv"],
+                            inner_folds=encoding["inner_folds"], backend=backend,
+                            n_targets_batch=encoding.get("n_targets_batch") or None)
+    result.save(out_file)
+    return out_file

@@ -1,0 +1,135 @@
+"""Collect what a participant-level run will process, before any heavy work.
+
+Runs, word annotations and stories are read in the main process so that the
+workflow graph knows every story (featurized once for all participants) and so
+that most input problems are reported before anything is computed. A
+participant whose inputs are unusable is recorded as a failure and left out;
+the others go on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import BrainencError, DatasetError, NoMatchError
+from .io.annotations import StoryRegistry, annotate_run
+from .io.bids import BoldRun, collect_runs
+
+
+@dataclass
+class SubjectPlan:
+    """Inputs of one participant, written as files for the workflow."""
+
+    subject: str
+    runs: list[BoldRun]
+    runs_json: str
+    word_tables: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    """Everything a participant-level run processes."""
+
+    subjects: list[SubjectPlan]
+    story_names: list[str]
+    story_files: list[str]
+    failures: dict[str, BrainencError] = field(default_factory=dict)
+
+
+def _check_runs(runs: list[BoldRun], subject: str, min_runs: int) -> None:
+    if not runs:
+        raise NoMatchError(f"no BOLD runs matched for participant '{subject}' (check --task-id, "
+                           "--session-id and the bids filter).")
+    seen = {}
+    for run in runs:
+        if run.name in seen:
+            raise DatasetError(
+                f"runs '{seen[run.name].name}' and '{run.bold_file.name}' of sub-{subject} have "
+                "the same entities; keep one file per run (e.g. remove a duplicate .nii/.nii.gz)."
+            )
+        seen[run.name] = run
+    if len(runs) < min_runs:
+        raise DatasetError(
+            f"sub-{subject} has {len(runs)} BOLD run(s) but cross-validation over runs needs at "
+            f"least {min_runs}; add runs or select more tasks/sessions."
+        )
+
+
+def make_plan(layout, subjects: list[str], spec, *, work_dir: Path, output_dir: Path,
+              tasks=None, sessions=None, filters=None) -> Plan:
+    """Collect runs and annotations of every participant.
+
+    Returns
+    -------
+    Plan
+        With failures per participant (the others are processed).
+    """
+    inputs = Path(work_dir) / "brainenc_inputs"
+    registry = StoryRegistry()
+    plans, failures = [], {}
+    for subject in subjects:
+        try:
+            runs = collect_runs(layout, subject, tasks=tasks, sessions=sessions, filters=filters)
+            _check_runs(runs, subject, min_runs=2)
+            folder = inputs / f"sub-{subject}"
+            folder.mkdir(parents=True, exist_ok=True)
+            tables = []
+            for run in runs:
+                table = annotate_run(run, registry, spec.annotations)
+                _check_timing(table, run)
+                path = folder / f"{run.name}_words.tsv"
+                _write_if_changed(path, table.to_csv(sep="\t", index=False))
+                tables.append(str(path))
+            runs_json = folder / "runs.json"
+            _write_if_changed(runs_json, json.dumps([r.to_dict() for r in runs], indent=1,
+                                                    sort_keys=True))
+            plans.append(SubjectPlan(subject, runs, str(runs_json), tables))
+        except BrainencError as exc:
+            failures[subject] = exc
+    names, files = [], []
+    story_dir = inputs / "stories"
+    for name, story in sorted(registry.stories.items()):
+        path = story_dir / f"{name}.json"
+        payload = json.dumps({"name": name, "words": story.words, "sentences": story.sentences,
+                              "separator": story.separator}, ensure_ascii=False)
+        _write_if_changed(path, payload)  # the format read by stimuli_models Story.from_json
+        names.append(name)
+        files.append(str(path))
+    write_story_tables(output_dir, registry)
+    return Plan(plans, names, files, failures)
+
+
+def _check_timing(table: pd.DataFrame, run: BoldRun, tolerance: float = 1.0) -> None:
+    duration = run.n_volumes * run.tr
+    late = table["onset"] > duration + tolerance
+    if late.all():
+        raise DatasetError(
+            f"every word of '{run.events_file}' starts after the end of its run "
+            f"({duration:.1f} s = {run.n_volumes} volumes x TR {run.tr} s); check the onsets' "
+            "unit (seconds) and the RepetitionTime."
+        )
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    """Write only when the content differs (keeps timestamps, so nipype reuses results)."""
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def write_story_tables(output_dir: Path, registry: StoryRegistry) -> None:
+    """Write the words of each story as ``stimuli/stim-<story>_annot-words_events.tsv``."""
+    from .io.derivatives import write_text
+
+    for name, story in registry.stories.items():
+        frame = pd.DataFrame({"word_index": range(len(story.words)), "word": story.words})
+        target = Path(output_dir) / "stimuli" / f"stim-{name}_annot-words_events.tsv"
+        text = frame.to_csv(sep="\t", index=False)
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            write_text(target, text)

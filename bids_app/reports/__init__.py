@@ -1,0 +1,1 @@
+"""Self-contained HTML reports (figures embedded as PNG data URIs)."""

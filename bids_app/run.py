@@ -1,0 +1,293 @@
+"""Run the participant or group level from parsed options; return an exit code."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from pathlib import Path
+
+from .errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    BrainencError,
+    NoMatchError,
+    ResourceError,
+    UsageError,
+)
+
+LOGGER = logging.getLogger("brainenc")
+
+
+def _environment() -> None:
+    """No telemetry, no version checks, no hub look-ups unless a model opts in."""
+    os.environ.setdefault("NIPYPE_NO_ET", "1")
+    os.environ.setdefault("NO_ET", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(format="%(asctime)s [%(name)s] %(message)s", datefmt="%H:%M:%S",
+                        level=level)
+    LOGGER.setLevel(logging.INFO)
+    import warnings
+
+    if verbose < 2:
+        warnings.filterwarnings("ignore")
+
+
+def check_paths(options) -> None:
+    """Refuse bad input/output/work locations before anything is written."""
+    bids_dir, output_dir = options.bids_dir, options.output_dir
+    if not bids_dir.exists():
+        raise UsageError(f"the BIDS directory '{bids_dir}' does not exist; check the first "
+                         "argument.")
+    if not bids_dir.is_dir():
+        raise UsageError(f"'{bids_dir}' is not a directory; give the root folder of a BIDS "
+                         "dataset.")
+    if not os.access(bids_dir, os.R_OK | os.X_OK):
+        raise UsageError(f"the BIDS directory '{bids_dir}' is not readable; fix its permissions.")
+    resolved_in, resolved_out = bids_dir.resolve(), output_dir.resolve()
+    if resolved_out == resolved_in:
+        raise UsageError("OUTPUT_DIR must differ from BIDS_DIR (the input dataset is never "
+                         "written to); choose another output folder, e.g. "
+                         f"'{resolved_in}/derivatives/brainenc'.")
+    if resolved_in in resolved_out.parents:
+        relative = resolved_out.relative_to(resolved_in)
+        if not relative.parts or relative.parts[0] != "derivatives":
+            raise UsageError(
+                f"OUTPUT_DIR '{output_dir}' is inside BIDS_DIR but not under its derivatives/ "
+                f"folder; use '{resolved_in}/derivatives/brainenc' or a folder outside the dataset."
+            )
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UsageError(f"OUTPUT_DIR '{output_dir}' exists and is not a directory.")
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        probe = output_dir / f".brainenc-write-test-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ResourceError(f"cannot write to OUTPUT_DIR '{output_dir}' ({exc.strerror or exc}); "
+                            "make it writable or choose another folder.") from None
+
+
+def execute(options) -> int:
+    """Run the level chosen on the command line.
+
+    Parameters
+    ----------
+    options : RunOptions
+        Parsed command line.
+
+    Returns
+    -------
+    int
+        Exit code.
+    """
+    _environment()
+    _setup_logging(options.verbose)
+    check_paths(options)
+    from .config import load_spec
+
+    spec = load_spec(options.config_file)
+    if options.dummy_scans is not None:
+        if options.dummy_scans < 0:
+            raise UsageError(f"--dummy-scans must be >= 0; got {options.dummy_scans}.")
+        spec.bold.dummy_scans = options.dummy_scans
+    if options.analysis_level == "group":
+        return run_group_level(options, spec)
+    return run_participant_level(options, spec)
+
+
+def _load_filters(path: Path | None) -> dict:
+    if path is None:
+        return {}
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read the BIDS filter file '{path}' ({exc}); it must be JSON "
+                         "like {\"bold\": {\"session\": \"1\"}}.") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise UsageError(f"the BIDS filter file '{path}' must map query names ('bold', ...) to "
+                         "objects of BIDS entities.")
+    return data
+
+
+def run_participant_level(options, spec) -> int:
+    """Build and run the participant workflow; returns the exit code."""
+    from .config import save_spec
+    from .io.bids import check_dataset, make_layout, select_subjects
+    from .io.derivatives import update_descriptions, write_dataset_description
+    from .plan import make_plan
+    from .variants import plan_variants
+
+    started = time.time()
+    description = check_dataset(options.bids_dir) if not options.skip_bids_validation else {}
+    extractors, variants = plan_variants(spec)
+    filters = _load_filters(options.bids_filter_file)
+    layout = make_layout(options.bids_dir, database_dir=options.bids_database_dir)
+    subjects = select_subjects(layout, options.participant_label)
+    if options.task_id:
+        tasks = sorted(layout.get_tasks())
+        unknown = [t for t in options.task_id if t not in tasks]
+        if unknown:
+            raise NoMatchError(f"task(s) {', '.join(unknown)} not found in '{options.bids_dir}'; "
+                               f"available: {', '.join(tasks) or 'none'}.")
+    work_dir = (options.work_dir or Path.cwd() / "work").absolute()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    output_dir = options.output_dir
+    plan = make_plan(layout, subjects, spec, work_dir=work_dir, output_dir=output_dir,
+                     tasks=options.task_id or None, sessions=options.session_id or None,
+                     filters=filters.get("bold"))
+    if not plan.subjects:
+        return _report_failures(plan.failures, n_total=len(subjects))
+    write_dataset_description(output_dir, options.bids_dir, description)
+    update_descriptions(output_dir, {v.label: v.description() for v in variants})
+    spec_file = work_dir / "brainenc_inputs" / "spec.toml"
+    save_spec(spec, spec_file)
+    save_spec(spec, output_dir / "logs" / f"spec-{time.strftime('%Y%m%d-%H%M%S')}.toml")
+    from stimuli_models.errors import StimuliModelsError
+    from stimuli_models.models import resolve_torch_device
+
+    from .encoding.backend import choose_backend
+    from .errors import from_library_error
+
+    try:
+        device = resolve_torch_device(options.device)
+    except StimuliModelsError as exc:  # --device cuda without a GPU
+        raise from_library_error(exc) from None
+    backend = choose_backend(spec.encoding.backend, options.device)
+    from .workflows.base import init_brainenc_wf
+
+    nprocs = options.nprocs or os.cpu_count() or 1
+    omp = options.omp_nthreads or max(1, nprocs // max(1, min(nprocs, len(plan.subjects))))
+    workflow = init_brainenc_wf(
+        plan=plan, extractors=extractors, variants=variants, spec=spec,
+        spec_file=str(spec_file), output_dir=str(output_dir), bids_dir=str(options.bids_dir),
+        work_dir=str(work_dir), seed=options.random_seed, device=device, backend=backend,
+        omp_nthreads=omp)
+    node_failures = run_workflow(workflow, options, work_dir, nprocs)
+    failures = dict(plan.failures)
+    for subject, error in node_failures.items():
+        failures.setdefault(subject, error)
+    shared = node_failures.get("")
+    if shared is not None:
+        raise shared
+    LOGGER.info("participant level finished in %.0f s", time.time() - started)
+    return _report_failures(failures, n_total=len(subjects))
+
+
+def _report_failures(failures: dict, n_total: int) -> int:
+    import click
+
+    if not failures:
+        return EXIT_OK
+    for subject, error in sorted(failures.items()):
+        click.echo(f"brainenc: sub-{subject} failed: {error}", err=True)
+    codes = {e.exit_code for e in failures.values()}
+    if len(failures) == n_total and len(codes) == 1:
+        return codes.pop()
+    click.echo(f"brainenc: {len(failures)} of {n_total} participant(s) failed; the others "
+               "completed.", err=True)
+    return EXIT_FAILED
+
+
+def run_workflow(workflow, options, work_dir: Path, nprocs: int) -> dict:
+    """Run a nipype workflow; return ``{subject: error}`` for failed nodes ('' = shared)."""
+    from nipype import config as nipype_config
+    from nipype import logging as nipype_logging
+
+    crash_dir = work_dir / "crash" / time.strftime("%Y%m%d-%H%M%S")
+    nipype_config.update_config({
+        "execution": {"crashdump_dir": str(crash_dir), "crashfile_format": "txt",
+                      "stop_on_first_crash": options.stop_on_first_crash,
+                      "remove_unnecessary_outputs": False, "poll_sleep_duration": 0.1,
+                      "check_version": False, "use_relative_paths": False},
+        "logging": {"workflow_level": "INFO" if options.verbose else "WARNING",
+                    "interface_level": "INFO" if options.verbose else "WARNING",
+                    "utils_level": "WARNING", "log_to_file": False},
+        "monitoring": {"enabled": False},
+    })
+    nipype_logging.update_logging(nipype_config)
+    for name in ("nipype.workflow", "nipype.interface", "nipype.utils"):
+        logging.getLogger(name).propagate = False
+    plugin, plugin_args = _plugin(options, nprocs)
+    try:
+        workflow.run(plugin=plugin, plugin_args=plugin_args)
+    except RuntimeError:
+        if not crash_dir.exists():  # nipype failed before any node ran
+            raise
+    return parse_crashes(crash_dir)
+
+
+def _plugin(options, nprocs: int):
+    if options.use_plugin is not None:
+        import yaml
+
+        try:
+            settings = yaml.safe_load(options.use_plugin.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise UsageError(f"cannot read the plugin file '{options.use_plugin}' ({exc}).") \
+                from None
+        if not isinstance(settings, dict) or "plugin" not in settings:
+            raise UsageError(f"the plugin file '{options.use_plugin}' must hold 'plugin:' (and "
+                             "optionally 'plugin_args:'), e.g. 'plugin: SLURM'.")
+        return settings["plugin"], settings.get("plugin_args", {}) or {}
+    args = {"n_procs": nprocs, "raise_insufficient": False, "maxtasksperchild": 1}
+    if options.mem_mb:
+        args["memory_gb"] = options.mem_mb / 1024.0
+    if nprocs == 1:
+        return "Linear", {}
+    return "MultiProc", args
+
+
+_NODE = re.compile(r"^Node: (\S+)", re.MULTILINE)
+_ERROR = re.compile(r"^(?:[\w.]+\.)?(\w+Error|\w+Exception): (.+)$", re.MULTILINE)
+
+
+def parse_crashes(crash_dir: Path) -> dict:
+    """Map crash files to participants and to the user error they report."""
+    from . import errors
+
+    failures: dict[str, BrainencError] = {}
+    if not crash_dir.exists():
+        return failures
+    for crash in sorted(crash_dir.glob("crash-*.txt")):
+        text = crash.read_text(encoding="utf-8", errors="replace")
+        node = _NODE.search(text)
+        subject = ""
+        if node:
+            match = re.search(r"\.sub_([A-Za-z0-9]+)_wf\.", node.group(1))
+            subject = match.group(1) if match else ""
+        found = _ERROR.findall(text)
+        name, message = found[-1] if found else ("ProcessingError", "see " + str(crash))
+        cls = getattr(errors, name, None)
+        if isinstance(cls, type) and issubclass(cls, BrainencError):
+            error = cls(message.strip())
+        else:
+            error = errors.ProcessingError(
+                f"{name}: {message.strip()} (details in '{crash}')")
+        failures.setdefault(subject, error)
+    return failures
+
+
+def run_group_level(options, spec) -> int:
+    """Run the group stage on OUTPUT_DIR."""
+    from .group.run import run_group
+
+    if not (options.output_dir / "dataset_description.json").exists():
+        raise NoMatchError(f"'{options.output_dir}' holds no brainenc outputs; run the "
+                           "participant level first.")
+    result = run_group(str(options.output_dir), participants=options.participant_label or None,
+                       fdr_alpha=spec.statistics.fdr_alpha)
+    LOGGER.info("group report: %s", result["report"])
+    return EXIT_OK

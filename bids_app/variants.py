@@ -1,0 +1,108 @@
+"""From the experiment spec to the list of model variants to compute.
+
+An *extractor* is a model tuned by one method on one task (or frozen): it is
+tuned once and featurizes every story once. A *variant* is an extractor read at
+one layer; it is what an encoding model is fitted on and what ``desc-<label>``
+names in the outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .config import ExperimentSpec, ModelEntry, TaskEntry
+from .errors import UsageError, from_library_error
+
+_NON_ALNUM = re.compile(r"[^A-Za-z0-9]+")
+
+
+@dataclass
+class Extractor:
+    """A (tuned) model that produces features."""
+
+    label: str
+    model: ModelEntry
+    model_dir: str
+    method: str
+    settings: dict = field(default_factory=dict)
+    task: TaskEntry | None = None
+    layers: list = field(default_factory=list)
+
+    def to_json(self) -> str:
+        """Serialise (for nipype inputs)."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Extractor:
+        """Inverse of :meth:`to_json`."""
+        data = json.loads(text)
+        data["model"] = ModelEntry(**data["model"])
+        data["task"] = TaskEntry(**data["task"]) if data.get("task") else None
+        return cls(**data)
+
+
+@dataclass
+class Variant:
+    """An extractor read at one hidden layer."""
+
+    label: str
+    extractor: Extractor
+    layer: int
+    layer_position: int
+
+    def description(self) -> str:
+        """One line for ``descriptions.tsv``."""
+        ex = self.extractor
+        task = f" tuned on task '{ex.task.name}'" if ex.task else ""
+        method = "pretrained (frozen)" if ex.method == "frozen" else f"{ex.method}-tuned"
+        return (f"Encoding model of {method} '{ex.model.name}' ({ex.model.source}){task}, "
+                f"hidden layer {self.layer}")
+
+
+def _alnum(text: str) -> str:
+    return _NON_ALNUM.sub("", text)
+
+
+def plan_variants(spec: ExperimentSpec) -> tuple[list[Extractor], list[Variant]]:
+    """Resolve models and layers and name every extractor and variant.
+
+    Returns
+    -------
+    extractors : list of Extractor
+    variants : list of Variant
+        One per extractor and layer, labels unique.
+    """
+    from stimuli_models.errors import StimuliModelsError
+    from stimuli_models.features import resolve_layers
+    from stimuli_models.models import check_model_dir, model_n_layers, resolve_model
+
+    base_dir = Path(spec.source_file).parent if spec.source_file else None
+    feature_settings = spec.features.settings()
+    extractors, variants, labels = [], [], set()
+    for entry in spec.variants:
+        model = spec.model(entry.model)
+        try:
+            model_dir = resolve_model(model.source, base_dir=base_dir,
+                                      allow_download=model.allow_download)
+            config = check_model_dir(model_dir, allow_pickle=model.allow_pickle,
+                                     trust_remote_code=model.trust_remote_code)
+            layers = resolve_layers(feature_settings.layers, model_n_layers(config))
+        except StimuliModelsError as exc:
+            raise from_library_error(exc) from None
+        task = spec.task(entry.task) if entry.task else None
+        base = entry.label or _alnum(model.name + entry.method + (task.name if task else ""))
+        if base in labels:
+            raise UsageError(f"two variants are both labelled '{base}'; give them distinct "
+                             "'label's in the spec.")
+        labels.add(base)
+        extractor = Extractor(label=base, model=model, model_dir=str(model_dir),
+                              method=entry.method, settings=dict(entry.settings), task=task,
+                              layers=list(layers))
+        extractors.append(extractor)
+        for position, layer in enumerate(layers):
+            variants.append(Variant(label=f"{base}L{layer}", extractor=extractor,
+                                    layer=layer, layer_position=position))
+    return extractors, variants

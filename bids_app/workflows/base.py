@@ -1,0 +1,156 @@
+"""Workflow factories of the participant level (``init_*_wf``).
+
+Subject-independent work (tuning, featurization) gets one node per extractor
+in the top workflow; every participant's sub-workflow reads those nodes' outputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from nipype.interfaces import utility as niu
+from nipype.pipeline import engine as pe
+
+from ..interfaces import (
+    BuildDesigns,
+    FeaturizeStories,
+    FitEncoding,
+    ParticipantReport,
+    PrepareBold,
+    TuneModel,
+    WriteVariant,
+)
+from ..outputs import variant_metadata
+
+
+def _node_name(label: str) -> str:
+    return label.replace("-", "_")
+
+
+def init_brainenc_wf(*, plan, extractors, variants, spec, spec_file: str, output_dir: str,
+                     bids_dir: str, work_dir: str, seed: int, device: str, backend: str,
+                     omp_nthreads: int = 0, mem_gb_per_fit: float = 2.0) -> pe.Workflow:
+    """Build the participant-level workflow.
+
+    Parameters
+    ----------
+    plan : Plan
+        Participants, runs and stories (see :func:`bids_app.plan.make_plan`).
+    extractors, variants : list
+        From :func:`bids_app.variants.plan_variants`.
+    spec : ExperimentSpec
+        The resolved experiment spec.
+    spec_file : str
+        Where the resolved spec was saved.
+    output_dir, bids_dir, work_dir : str
+        Folders.
+    seed : int
+        Random seed.
+    device : {'cpu', 'cuda'}
+        Torch device for tuning and featurization.
+    backend : str
+        himalaya backend for the encoding models.
+    omp_nthreads : int
+        Threads per encoding fit (0: library default).
+    mem_gb_per_fit : float
+        Memory estimate of one encoding fit (for MultiProc scheduling).
+
+    Returns
+    -------
+    Workflow
+        ``brainenc_wf``.
+    """
+    workflow = pe.Workflow(name="brainenc_wf", base_dir=work_dir)
+    use_gpu = device == "cuda"
+    feature_nodes, tune_nodes = {}, {}
+    for extractor in extractors:
+        name = _node_name(extractor.label)
+        tune = pe.Node(TuneModel(extractor_json=extractor.to_json(), output_dir=output_dir,
+                                 seed=seed, device=device,
+                                 training=dataclasses.asdict(spec.training), use_gpu=use_gpu),
+                       name=f"tune_{name}")
+        featurize = pe.Node(FeaturizeStories(
+            extractor_json=extractor.to_json(), story_files=plan.story_files,
+            output_dir=output_dir, feature_settings=dataclasses.asdict(spec.features),
+            device=device, use_gpu=use_gpu), name=f"featurize_{name}")
+        workflow.connect(tune, "tuning_json", featurize, "tuning_json")
+        tune_nodes[extractor.label] = tune
+        feature_nodes[extractor.label] = featurize
+    for subject_plan in plan.subjects:
+        subject_wf = init_single_subject_wf(
+            subject_plan=subject_plan, extractors=extractors, variants=variants, spec=spec,
+            spec_file=spec_file, story_names=plan.story_names, output_dir=output_dir,
+            bids_dir=bids_dir, seed=seed, backend=backend, omp_nthreads=omp_nthreads,
+            mem_gb_per_fit=mem_gb_per_fit, use_gpu=backend == "torch_cuda")
+        for extractor in extractors:
+            name = _node_name(extractor.label)
+            workflow.connect([
+                (feature_nodes[extractor.label], subject_wf,
+                 [("feature_files", f"inputnode.features_{name}")]),
+                (tune_nodes[extractor.label], subject_wf,
+                 [("tuning_json", f"inputnode.tuning_{name}")]),
+            ])
+    return workflow
+
+
+def init_single_subject_wf(*, subject_plan, extractors, variants, spec, spec_file: str,
+                           story_names: list[str], output_dir: str, bids_dir: str, seed: int,
+                           backend: str, omp_nthreads: int = 0, mem_gb_per_fit: float = 2.0,
+                           use_gpu: bool = False) -> pe.Workflow:
+    """Build the workflow of one participant: BOLD, designs, fits, outputs, report.
+
+    Returns
+    -------
+    Workflow
+        ``sub_<label>_wf`` with an ``inputnode`` holding ``features_<extractor>``
+        and ``tuning_<extractor>`` fields and an ``outputnode`` with ``report``.
+    """
+    subject = subject_plan.subject
+    workflow = pe.Workflow(name=f"sub_{_node_name(subject)}_wf")
+    fields = [f"features_{_node_name(e.label)}" for e in extractors]
+    fields += [f"tuning_{_node_name(e.label)}" for e in extractors]
+    inputnode = pe.Node(niu.IdentityInterface(fields=fields), name="inputnode")
+    outputnode = pe.Node(niu.IdentityInterface(fields=["report"]), name="outputnode")
+    bold_spec = dataclasses.asdict(spec.bold)
+    prepare = pe.Node(PrepareBold(runs_json=subject_plan.runs_json, bold_spec=bold_spec),
+                      name="prepare_bold", mem_gb=4.0)
+    merge = pe.Node(niu.Merge(len(variants)), name="merge_outputs")
+    encoding = dataclasses.asdict(spec.encoding)
+    for index, variant in enumerate(variants, start=1):
+        name = _node_name(variant.label)
+        ex_name = _node_name(variant.extractor.label)
+        design = pe.Node(BuildDesigns(
+            runs_json=subject_plan.runs_json, word_tables=subject_plan.word_tables,
+            story_names=story_names, layer_position=variant.layer_position,
+            alignment=dataclasses.asdict(spec.alignment), bold_spec=bold_spec),
+            name=f"design_{name}")
+        fit = pe.Node(FitEncoding(encoding=encoding, backend=backend, omp_nthreads=omp_nthreads,
+                                  use_gpu=use_gpu),
+                      name=f"fit_{name}", mem_gb=mem_gb_per_fit, n_procs=max(omp_nthreads, 1))
+        metadata = variant_metadata(variant.label, variant.extractor, variant.layer, spec, seed,
+                                    backend)
+        write = pe.Node(WriteVariant(output_dir=output_dir, bids_dir=bids_dir,
+                                     runs_json=subject_plan.runs_json,
+                                     metadata=json.loads(json.dumps(metadata, default=str))),
+                        name=f"write_{name}")
+        workflow.connect([
+            (inputnode, design, [(f"features_{ex_name}", "feature_files")]),
+            (design, fit, [("design_files", "design_files")]),
+            (prepare, fit, [("bold_files", "bold_files")]),
+            (fit, write, [("result_file", "result_file")]),
+            (prepare, write, [("mask_file", "mask_file")]),
+            (inputnode, write, [(f"tuning_{ex_name}", "tuning_json")]),
+            (write, merge, [("outputs_json", f"in{index}")]),
+        ])
+    report = pe.Node(ParticipantReport(output_dir=output_dir, subject=subject,
+                                       runs_json=subject_plan.runs_json,
+                                       word_tables=subject_plan.word_tables, spec_file=spec_file,
+                                       warnings=subject_plan.warnings),
+                     name="report")
+    workflow.connect([
+        (prepare, report, [("info_file", "bold_info")]),
+        (merge, report, [("out", "variant_outputs")]),
+        (report, outputnode, [("report", "report")]),
+    ])
+    return workflow

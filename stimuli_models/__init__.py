@@ -1,0 +1,16 @@
+"""Language models for neural encoding: loading, NLU tuning, featurization, similarity.
+
+This package knows nothing about BIDS or nipype and can be used on its own::
+
+    from stimuli_models.models import resolve_model, load_model
+    from stimuli_models.features import FeatureSettings, extract_features
+
+Heavy dependencies (torch, transformers, peft) are imported inside functions.
+"""
+
+from importlib import metadata as _metadata
+
+try:
+    __version__ = _metadata.version("brainenc")
+except _metadata.PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"

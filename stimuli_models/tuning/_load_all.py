@@ -1,0 +1,3 @@
+"""Import every method module so that each registers itself."""
+
+from . import frozen  # noqa: F401

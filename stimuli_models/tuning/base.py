@@ -1,0 +1,121 @@
+"""The interface every tuning method implements, and the string-keyed registry.
+
+A method is a class registered under a name (``@register_method("lora")``); adding
+a method is one new module in this package. A method takes a pretrained model
+directory and (except ``frozen``) an NLU task, and produces a *variant directory*
+from which :meth:`TuningMethod.load_for_features` rebuilds the model used for
+featurization.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import SettingsError
+
+_REGISTRY: dict[str, type[TuningMethod]] = {}
+
+
+def register_method(name: str):
+    """Class decorator registering a :class:`TuningMethod` subclass under ``name``."""
+
+    def decorator(cls):
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"a tuning method named {name!r} is already registered")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorator
+
+
+def registered_methods() -> tuple[str, ...]:
+    """Names of every registered method, sorted."""
+    from . import _load_all  # noqa: F401  (import side effect: registration)
+
+    return tuple(sorted(_REGISTRY))
+
+
+def get_method(name: str, **settings) -> TuningMethod:
+    """Instantiate the method registered as ``name`` with its settings.
+
+    Raises
+    ------
+    SettingsError
+        When ``name`` is unknown or a setting is invalid.
+    """
+    methods = registered_methods()
+    if name not in _REGISTRY:
+        raise SettingsError(
+            "'method' must be one of {" + ", ".join(repr(m) for m in methods) + f"}}; got {name!r}."
+        )
+    return _REGISTRY[name](**settings)
+
+
+@dataclass
+class TuningResult:
+    """What a tuning run produced (also written as ``tuning.json``)."""
+
+    method: str
+    trainable_params: int
+    total_params: int
+    dev_metric: float | None = None
+    dev_metric_name: str | None = None
+    steps: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def trainable_share(self) -> float:
+        """Fraction of the model's parameters that were trained."""
+        return self.trainable_params / self.total_params if self.total_params else 0.0
+
+
+class TuningMethod:
+    """Base class of tuning methods.
+
+    Subclasses define :attr:`settings_schema` (name -> (type, default)), and
+    implement :meth:`tune` and :meth:`load_for_features`.
+    """
+
+    name = "base"
+    needs_task = True
+    settings_schema: dict[str, tuple[type | tuple, object]] = {}
+
+    def __init__(self, **settings):
+        unknown = sorted(set(settings) - set(self.settings_schema))
+        if unknown:
+            allowed = ", ".join(sorted(self.settings_schema)) or "none"
+            raise SettingsError(
+                f"unknown setting(s) {unknown} for tuning method '{self.name}'; allowed: {allowed}."
+            )
+        self.settings = {}
+        for key, (kind, default) in self.settings_schema.items():
+            value = settings.get(key, default)
+            if value is not None and not isinstance(value, kind) or isinstance(value, bool) and (
+                kind is int or kind is float
+            ):
+                raise SettingsError(
+                    f"setting '{key}' of tuning method '{self.name}' must be of type "
+                    f"{getattr(kind, '__name__', kind)}; got {value!r}."
+                )
+            self.settings[key] = value
+
+    def tune(self, model_dir: Path, task, out_dir: Path, *, seed: int, device: str,
+             training) -> TuningResult:
+        """Tune the model and save the variant into ``out_dir``."""
+        raise NotImplementedError
+
+    def load_for_features(self, model_dir: Path, variant_dir: Path | None, *, device: str,
+                          dtype: str, allow_pickle: bool = False,
+                          trust_remote_code: bool = False):
+        """Return a :class:`stimuli_models.featurize.LoadedModel` for featurization."""
+        raise NotImplementedError
+
+
+def ensure_dir(path: str | os.PathLike) -> Path:
+    """Create a folder (and its parents) and return it as a Path."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
