@@ -211,7 +211,10 @@ def run_workflow(workflow, options, work_dir: Path, nprocs: int) -> dict:
         "execution": {"crashdump_dir": str(crash_dir), "crashfile_format": "txt",
                       "stop_on_first_crash": options.stop_on_first_crash,
                       "remove_unnecessary_outputs": False, "poll_sleep_duration": 0.1,
-                      "check_version": False, "use_relative_paths": False},
+                      "check_version": False, "use_relative_paths": False,
+                      # reruns reuse finished nodes when their input files have the same
+                      # content, even if an upstream step rewrote them
+                      "hash_method": "content"},
         "logging": {"workflow_level": "INFO" if options.verbose else "WARNING",
                     "interface_level": "INFO" if options.verbose else "WARNING",
                     "utils_level": "WARNING", "log_to_file": False},
@@ -242,7 +245,10 @@ def _plugin(options, nprocs: int):
             raise UsageError(f"the plugin file '{options.use_plugin}' must hold 'plugin:' (and "
                              "optionally 'plugin_args:'), e.g. 'plugin: SLURM'.")
         return settings["plugin"], settings.get("plugin_args", {}) or {}
-    args = {"n_procs": nprocs, "raise_insufficient": False, "maxtasksperchild": 1}
+    # Workers are started by a fork server: forking a process that already runs torch or
+    # BLAS thread pools (e.g. when brainenc is called from Python) can deadlock the child.
+    args = {"n_procs": nprocs, "raise_insufficient": False, "maxtasksperchild": 1,
+            "mp_context": "forkserver"}
     if options.mem_mb:
         args["memory_gb"] = options.mem_mb / 1024.0
     if nprocs == 1:
