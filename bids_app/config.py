@@ -89,12 +89,28 @@ class FeatureConfig:
 
 @dataclass
 class AnnotationConfig:
-    """How word timings are read from the dataset."""
+    """How word timings are read from the dataset (see ``bids_app.io.stimuli``)."""
 
     text_column: str = "word"
-    separator: str = " "
+    separator: str = "auto"
     lowercase: bool = False
     strip_punctuation: bool = False
+    numbers: str = "keep"
+    stimuli_dir: str = "stimuli"
+    mapping: dict = field(default_factory=dict)
+    tier: str | int = ""
+    drop_labels: list = field(default_factory=lambda: [
+        "", "sp", "sil", "sil.", "spn", "pau", "silence", "#", "<s>", "</s>", "<sil>", "<unk>",
+        "{SL}", "{LG}", "{NS}", "{BR}", "{CG}", "{LS}"])
+    label_separator: str = " / "
+    interpolate_unaligned: bool = True
+    time_reference: str = "auto"
+    clock: str = "events"
+    language: str = ""
+    segmentation: str = "none"
+    segmentation_file: str = ""
+    dictionary: str = ""
+    end_tolerance: float = 5.0
 
 
 @dataclass
@@ -106,6 +122,24 @@ class BoldConfig:
     high_pass: float = 0.0
     dummy_scans: int = 0
     slice_time_ref: float = 0.5
+    confounds: str = ""
+    confound_options: dict = field(default_factory=dict)
+    confound_regression: str = "fold"
+    voxel_batch: int = 20000
+
+
+@dataclass
+class InputsConfig:
+    """Where preprocessed BOLD is found when it is not BIDS-Derivatives (HCP pipelines)."""
+
+    layout: str = "bids"
+    root: str = "derivatives/preprocessed_data"
+    volume: str = ""
+    cifti: str = ""
+    mask: str = ""
+    space: str = "MNI152NLin6Asym"
+    resolution: str = ""
+    density: str = "91k"
 
 
 @dataclass
@@ -168,6 +202,7 @@ class ExperimentSpec:
     encoding: EncodingConfig = field(default_factory=EncodingConfig)
     statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    inputs: InputsConfig = field(default_factory=InputsConfig)
     source_file: str = ""
 
     def model(self, name: str) -> ModelEntry:
@@ -201,7 +236,7 @@ class ExperimentSpec:
 _SECTIONS = {
     "features": FeatureConfig, "annotations": AnnotationConfig, "bold": BoldConfig,
     "alignment": AlignmentConfig, "encoding": EncodingConfig,
-    "statistics": StatisticsConfig, "training": TrainingConfig,
+    "statistics": StatisticsConfig, "training": TrainingConfig, "inputs": InputsConfig,
 }
 _LISTS = {"models": ModelEntry, "tasks": TaskEntry, "variants": VariantEntry}
 
@@ -333,6 +368,7 @@ def validate_spec(spec: ExperimentSpec) -> None:
                   {"glover", "spm", "glover + derivative", "spm + derivative",
                    "glover + derivative + dispersion", "spm + derivative + dispersion"})
     _check_choice("alignment.word_duration", spec.alignment.word_duration, {"impulse", "boxcar"})
+    _check_annotations(spec.annotations)
     _check_choice("encoding.backend", spec.encoding.backend,
                   {"auto", "numpy", "torch", "torch_cuda"})
     if not spec.encoding.alphas or any(
@@ -352,8 +388,49 @@ def validate_spec(spec: ExperimentSpec) -> None:
                          f"got {spec.alignment.delays!r}.")
     if not 0.0 <= spec.bold.slice_time_ref <= 1.0:
         raise UsageError(f"'bold.slice_time_ref' must be in [0, 1]; got {spec.bold.slice_time_ref}.")
+    _validate_inputs(spec)
     if not 0.0 < spec.statistics.fdr_alpha < 1.0:
         raise UsageError(f"'statistics.fdr_alpha' must be in (0, 1); got {spec.statistics.fdr_alpha}.")
+
+
+def _check_annotations(ann: AnnotationConfig) -> None:
+    _check_choice("annotations.numbers", ann.numbers, {"keep", "spell", "drop"})
+    _check_choice("annotations.time_reference", ann.time_reference, {"auto", "story", "run"})
+    _check_choice("annotations.clock", ann.clock, {"events", "scanner"})
+    _check_choice("annotations.segmentation", ann.segmentation,
+                  {"none", "characters", "file", "dictionary"})
+    if ann.segmentation == "file" and not ann.segmentation_file:
+        raise UsageError("'annotations.segmentation' is 'file' but 'annotations.segmentation_file'"
+                         " is empty; name the file holding the words (a pattern like mapping).")
+    if ann.segmentation == "dictionary" and not ann.dictionary:
+        raise UsageError("'annotations.segmentation' is 'dictionary' but 'annotations.dictionary'"
+                         " is empty; name a word list (one word per line).")
+    if ann.end_tolerance < 0:
+        raise UsageError(f"'annotations.end_tolerance' must be >= 0 (seconds); "
+                         f"got {ann.end_tolerance}.")
+    if any(not isinstance(x, str) for x in ann.drop_labels):
+        raise UsageError(f"'annotations.drop_labels' must be a list of strings; "
+                         f"got {ann.drop_labels!r}.")
+
+
+def _validate_inputs(spec: ExperimentSpec) -> None:
+    """Check ``[bold]`` confound settings and the ``[inputs]`` mapping."""
+    from .io.confounds import check_confound_settings
+    from .io.hcp import check_pattern
+
+    bold = spec.bold
+    check_confound_settings(bold.confounds, bold.confound_options, bold.confound_regression)
+    if bold.high_pass < 0:
+        raise UsageError(f"'bold.high_pass' must be >= 0 (Hz; 0 disables); got {bold.high_pass}.")
+    if bold.voxel_batch < 1:
+        raise UsageError(f"'bold.voxel_batch' must be >= 1; got {bold.voxel_batch}.")
+    _check_choice("inputs.layout", spec.inputs.layout, {"bids", "hcp"})
+    for name in ("volume", "cifti", "mask"):
+        check_pattern(name, getattr(spec.inputs, name))
+    if spec.inputs.layout == "hcp" and not (spec.inputs.volume or spec.inputs.cifti):
+        raise UsageError("[inputs] layout = 'hcp' needs a 'volume' and/or 'cifti' path pattern, "
+                         "e.g. volume = 'sub-{subject}/MNI/sub-{subject}_task-{task}_run-{run}"
+                         "_bold.nii.gz'.")
 
 
 def _check_choice(name, value, choices):

@@ -87,7 +87,8 @@ def fit_ridge_cv(X: np.ndarray, Y: np.ndarray, groups: np.ndarray, alphas, *,
 
 def cross_validate(Xs: list[np.ndarray], Ys: list[np.ndarray], alphas, *,
                    outer_cv: str = "leave-one-run-out", inner_folds: int = 5,
-                   backend: str = "torch", n_targets_batch: int | None = None) -> EncodingResult:
+                   backend: str = "torch", n_targets_batch: int | None = None,
+                   confounds: list[np.ndarray] | None = None) -> EncodingResult:
     """Outer cross-validation over runs of a voxel-wise ridge model.
 
     Parameters
@@ -106,6 +107,9 @@ def cross_validate(Xs: list[np.ndarray], Ys: list[np.ndarray], alphas, *,
         himalaya backend.
     n_targets_batch : int, optional
         Voxels solved at once (bounds memory).
+    confounds : list of ndarray of shape (n_volumes_i, n_confounds), optional
+        Confounds of each run, regressed out of the BOLD with coefficients fitted
+        on the training runs of each fold only (see :mod:`bids_app.encoding.confounds`).
 
     Returns
     -------
@@ -121,12 +125,23 @@ def cross_validate(Xs: list[np.ndarray], Ys: list[np.ndarray], alphas, *,
     Y = np.concatenate(Ys).astype(np.float32)
     groups = np.concatenate([np.full(len(x), i) for i, x in enumerate(Xs)])
     r_folds, r2_folds, alpha_folds, test_runs = [], [], [], []
+    C = None
+    if confounds is not None:
+        from .confounds import stack_confounds
+
+        C = stack_confounds(confounds, [len(x) for x in Xs])
     for train, test in outer_splits(groups, outer_cv):
-        model = fit_ridge_cv(X[train], Y[train], groups[train], alphas,
+        if C is not None:
+            from .confounds import residualize_fold
+
+            Y_train, Y_test, _ = residualize_fold(C, Y, train, test)
+        else:
+            Y_train, Y_test = Y[train], Y[test]
+        model = fit_ridge_cv(X[train], Y_train, groups[train], alphas,
                              inner_folds=inner_folds, n_targets_batch=n_targets_batch or None)
         pred = np.asarray(be.to_numpy(model.predict(X[test])), dtype=np.float32)
-        r_folds.append(pearson_r(Y[test], pred))
-        r2_folds.append(r2_score(Y[test], pred))
+        r_folds.append(pearson_r(Y_test, pred))
+        r2_folds.append(r2_score(Y_test, pred))
         alpha_folds.append(np.asarray(be.to_numpy(model.best_alphas_), dtype=np.float32))
         test_runs.append(sorted(int(g) for g in np.unique(groups[test])))
     r_folds, r2_folds, alpha_folds = map(np.vstack, (r_folds, r2_folds, alpha_folds))

@@ -46,6 +46,14 @@ class BoldRun:
         Brain mask shipped with preprocessed data.
     space : str
         Template space ('' for native/raw).
+    kind : {'volume', 'surface', 'cifti'}
+        What the BOLD file holds.
+    surface_files : dict
+        ``{'L': path, 'R': path}`` of a surface run (``bold_file`` is the left one).
+    confounds_file : Path or None
+        fMRIPrep's ``desc-confounds_timeseries.tsv`` of the run.
+    source : {'raw', 'fmriprep', 'hcp'}
+        Where the BOLD comes from.
     entities : dict
         All pybids entities of the BOLD file.
     metadata : dict
@@ -63,6 +71,10 @@ class BoldRun:
     start_time: float | None = None
     mask_file: Path | None = None
     space: str = ""
+    kind: str = "volume"
+    surface_files: dict = field(default_factory=dict)
+    confounds_file: Path | None = None
+    source: str = "raw"
     entities: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
 
@@ -80,16 +92,25 @@ class BoldRun:
         """JSON-serialisable description."""
         out = {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
         out["entities"] = {k: str(v) for k, v in self.entities.items()}
+        out["surface_files"] = {k: str(v) for k, v in self.surface_files.items()}
         return out
 
     @classmethod
     def from_dict(cls, data: dict) -> BoldRun:
         """Inverse of :meth:`to_dict`."""
         data = dict(data)
-        for key in ("bold_file", "events_file", "mask_file"):
+        for key in ("bold_file", "events_file", "mask_file", "confounds_file"):
             if data.get(key):
                 data[key] = Path(data[key])
+        data["surface_files"] = {k: Path(v) for k, v in (data.get("surface_files") or {}).items()}
         return cls(**data)
+
+    @property
+    def files(self) -> list[Path]:
+        """Every image file of the run (both hemispheres of a surface run)."""
+        if self.kind == "surface":
+            return [self.surface_files[h] for h in sorted(self.surface_files)]
+        return [self.bold_file]
 
 
 def check_dataset(bids_dir: Path) -> dict:
@@ -125,23 +146,92 @@ def check_dataset(bids_dir: Path) -> dict:
     return data
 
 
+_IGNORE = (r"^/(code|models|sourcedata|stimuli|derivatives|work|\.)", r"/\.")
+
+
 def make_layout(bids_dir: Path, *, database_dir: Path | None = None, derivatives=None,
                 validate: bool = False):
-    """Index the dataset with pybids (reusing a saved index when given one)."""
+    """Index the raw dataset with pybids, reusing a saved index when given one.
+
+    Parameters
+    ----------
+    bids_dir : Path
+        Dataset root.
+    database_dir : Path, optional
+        ``--bids-database-dir``: the index is saved there on the first run and read
+        back on the next ones (seconds instead of minutes for large datasets).
+    derivatives : ignored
+        Derivative datasets are indexed by :func:`make_derivative_layouts`.
+    validate : bool
+        Let pybids drop files that are not valid BIDS.
+
+    Returns
+    -------
+    bids.BIDSLayout
+    """
+    del derivatives
+    return _layout(Path(bids_dir), database_dir=database_dir, validate=validate,
+                   ignore=_IGNORE)
+
+
+def _layout(root: Path, *, database_dir, validate=False, ignore=(), derivative=False):
     from bids import BIDSLayout
     from bids.layout import BIDSLayoutIndexer
 
-    ignore = [re.compile(r"^/(code|models|sourcedata|stimuli|derivatives|work|\.)"),
-              re.compile(r"/\.")]
-    indexer = BIDSLayoutIndexer(validate=validate, ignore=ignore, index_metadata=True)
+    indexer = BIDSLayoutIndexer(validate=validate, ignore=[re.compile(i) for i in ignore],
+                                index_metadata=True)
     kwargs = {}
     if database_dir is not None:
+        Path(database_dir).mkdir(parents=True, exist_ok=True)
         kwargs["database_path"] = str(database_dir)
+    if derivative:
+        kwargs.update(config=["bids", "derivatives"], is_derivative=True)
     try:
-        return BIDSLayout(str(bids_dir), indexer=indexer, derivatives=derivatives or False,
-                          **kwargs)
+        return BIDSLayout(str(root), indexer=indexer, **kwargs)
     except (ValueError, OSError) as exc:
-        raise DatasetError(f"pybids cannot index '{bids_dir}' ({exc}).") from None
+        raise DatasetError(f"pybids cannot index '{root}' ({exc}); check that it is a BIDS "
+                           "(derivatives) dataset with a dataset_description.json.") from None
+
+
+def parse_derivatives(values) -> dict[str, Path]:
+    """``-d NAME=PATH`` (or ``-d PATH``) values as ``{name: path}``."""
+    out = {}
+    for value in values or ():
+        name, sep, path = str(value).partition("=")
+        if not sep:
+            name, path = Path(value).name or "derivatives", value
+        path = Path(path).expanduser().absolute()
+        if not path.is_dir():
+            raise UsageError(f"the derivatives folder '{path}' (from -d {value}) does not exist; "
+                             "give NAME=PATH of a preprocessed dataset, e.g. "
+                             "fmriprep=/data/derivatives/fmriprep.")
+        if name in out:
+            raise UsageError(f"-d names '{name}' twice; give each derivatives dataset its own "
+                             "name.")
+        out[name] = path
+    return out
+
+
+def make_derivative_layouts(derivatives: dict[str, Path], *,
+                            database_dir: Path | None = None) -> dict:
+    """One pybids layout per preprocessed dataset (each with its own saved index).
+
+    Returns
+    -------
+    dict of str to bids.BIDSLayout
+    """
+    layouts = {}
+    for name, path in derivatives.items():
+        if name == "hcp":
+            continue  # read through the [inputs] mapping, not pybids
+        if not (path / "dataset_description.json").is_file():
+            raise DatasetError(f"the derivatives folder '{path}' has no dataset_description.json; "
+                               "give the root of the fMRIPrep output (the folder holding sub-*).")
+        db = Path(database_dir) / f"derivatives-{name}" if database_dir else None
+        layouts[name] = _layout(path, database_dir=db, derivative=True,
+                                ignore=(r"^/(figures|log|logs|sourcedata|work|\.)", r"/\.",
+                                        r"/figures/", r"/log/"))
+    return layouts
 
 
 def select_subjects(layout, labels: list[str] | None) -> list[str]:
@@ -196,25 +286,59 @@ def find_events(layout, bold_file: Path, entities: dict) -> Path | None:
 
 
 def collect_runs(layout, subject: str, *, tasks: list[str] | None = None,
-                 sessions: list[str] | None = None, filters: dict | None = None) -> list[BoldRun]:
-    """List the raw BOLD runs of one participant.
+                 sessions: list[str] | None = None, filters: dict | None = None,
+                 derivatives: dict | None = None, space: str | None = None,
+                 inputs=None, bids_dir: Path | None = None) -> list[BoldRun]:
+    """List the BOLD runs of one participant: raw, fMRIPrep or HCP-pipeline.
 
     Parameters
     ----------
     layout : bids.BIDSLayout
-        Indexed dataset.
+        Indexed raw dataset.
     subject : str
         Participant label (without ``sub-``).
     tasks, sessions : list of str, optional
         Restrict to these labels.
     filters : dict, optional
         Extra pybids filters for the BOLD query (``--bids-filter-file``'s ``bold``).
+    derivatives : dict, optional
+        ``{name: BIDSLayout}`` of preprocessed datasets (``-d``); their runs are used.
+    space : str, optional
+        ``--space`` of the preprocessed runs.
+    inputs : InputsConfig, optional
+        ``[inputs]`` of the spec; ``layout = 'hcp'`` reads its path mapping.
+    bids_dir : Path, optional
+        Dataset root (for relative ``inputs.root``).
 
     Returns
     -------
     list of BoldRun
         Sorted by session, task and run.
     """
+    if inputs is not None and getattr(inputs, "layout", "bids") == "hcp":
+        from .hcp import collect_hcp_runs, hcp_root
+
+        root = hcp_root(Path(bids_dir or layout.root), inputs)
+        runs = collect_hcp_runs(layout, inputs, root, subject, space=space, tasks=tasks,
+                                sessions=sessions, filters=filters)
+        return _sorted(runs)
+    if derivatives:
+        from .fmriprep import collect_fmriprep_runs
+
+        return _sorted(collect_fmriprep_runs(layout, derivatives, subject, space=space,
+                                             tasks=tasks, sessions=sessions, filters=filters))
+    if space:
+        raise NoMatchError(f"--space '{space}' needs preprocessed inputs: raw BOLD has no "
+                           "template space; add -d fmriprep=PATH (or an [inputs] mapping).")
+    return _sorted(_collect_raw(layout, subject, tasks=tasks, sessions=sessions, filters=filters))
+
+
+def _sorted(runs: list[BoldRun]) -> list[BoldRun]:
+    runs.sort(key=lambda r: (r.session, r.task, _run_key(r.run), str(r.bold_file)))
+    return runs
+
+
+def _collect_raw(layout, subject: str, *, tasks=None, sessions=None, filters=None):
     import nibabel as nib
 
     query = {"subject": subject, "datatype": "func", "suffix": "bold",
@@ -223,7 +347,9 @@ def collect_runs(layout, subject: str, *, tasks: list[str] | None = None,
         query["task"] = tasks
     if sessions:
         query["session"] = sessions
-    query.update(filters or {})
+    from .fmriprep import bids_filters
+
+    query.update(bids_filters(filters))
     files = layout.get(**query)
     runs = []
     for bids_file in files:
@@ -255,7 +381,6 @@ def collect_runs(layout, subject: str, *, tasks: list[str] | None = None,
             entities=entities,
             metadata=dict(metadata),
         ))
-    runs.sort(key=lambda r: (r.session, r.task, _run_key(r.run), str(r.bold_file)))
     return runs
 
 

@@ -101,9 +101,76 @@ def load_masked(bold_file: Path, mask: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(data, dtype=np.float32)
 
 
+def load_run_data(run, mask: np.ndarray) -> np.ndarray:
+    """Read one run (volume, surface or CIFTI) restricted to ``mask``, as float32.
+
+    Parameters
+    ----------
+    run : BoldRun
+        The run.
+    mask : ndarray of bool
+        Shape (x, y, z) for volumes; (n_vertices_L + n_vertices_R,) for surfaces;
+        (n_grayordinates,) for CIFTI.
+
+    Returns
+    -------
+    ndarray of shape (n_volumes, n_kept)
+    """
+    from .surfaces import load_cifti_series, load_surface_run
+
+    if run.kind == "volume":
+        return load_masked(run.bold_file, mask)
+    if run.kind == "surface":
+        data, _ = load_surface_run(run.surface_files)
+    else:
+        data = load_cifti_series(run.bold_file)
+    if data.shape[1] != mask.shape[0]:
+        raise DatasetError(f"'{run.bold_file.name}' has {data.shape[1]} vertices/grayordinates "
+                           f"but the participant's first run has {mask.shape[0]}; all runs must "
+                           "be in one space and density.")
+    return data if mask.all() else np.ascontiguousarray(data[:, mask])
+
+
+def analysis_mask(runs):
+    """The analysis mask of a participant's runs.
+
+    Returns
+    -------
+    mask : ndarray of bool
+        3-D for volumes, 1-D over vertices (left then right) or grayordinates.
+    img : nibabel.Nifti1Image or None
+        The NIfTI mask of volume runs (None otherwise).
+    """
+    from .surfaces import cifti_info
+
+    kinds = {r.kind for r in runs}
+    if len(kinds) != 1:
+        raise DatasetError(f"the runs of sub-{runs[0].subject} mix {', '.join(sorted(kinds))} "
+                           "data; choose one space with --space.")
+    kind = kinds.pop()
+    if kind == "volume":
+        img = compute_brain_mask([r.bold_file for r in runs], [r.mask_file for r in runs])
+        return np.asanyarray(img.dataobj) > 0, img
+    if kind == "cifti":
+        size = cifti_info(runs[0].bold_file)["n_grayordinates"]
+    else:
+        size = 0
+        for hemi in ("L", "R"):
+            arrays = _load(runs[0].surface_files[hemi]).darrays
+            if not arrays:
+                raise DatasetError(f"'{runs[0].surface_files[hemi]}' holds no data arrays.")
+            size += int(np.asarray(arrays[0].data).shape[0])
+    return np.ones(size, dtype=bool), None
+
+
 def clean_run(data: np.ndarray, *, tr: float, detrend: bool = True, standardize: bool = True,
-              high_pass: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Detrend, high-pass filter and z-score one run.
+              high_pass: float | None = None, keep: np.ndarray | None = None,
+              confounds: np.ndarray | None = None,
+              batch_size: int = 20000) -> tuple[np.ndarray, np.ndarray]:
+    """Detrend, high-pass filter, regress confounds from and z-score one run.
+
+    Voxels are cleaned in batches (every operation is voxel-wise), so the
+    temporaries of the filter never exceed ``batch_size`` voxels.
 
     Parameters
     ----------
@@ -114,24 +181,70 @@ def clean_run(data: np.ndarray, *, tr: float, detrend: bool = True, standardize:
     detrend, standardize : bool
         Linear detrending; z-scoring of every voxel.
     high_pass : float, optional
-        Cut-off frequency in Hz (cosine drift removal).
+        Cut-off frequency in Hz (Butterworth; censored volumes are interpolated first).
+    keep : ndarray of bool, shape (n_volumes,), optional
+        Volumes kept (scrubbing, non-steady state); the others are removed.
+    confounds : ndarray of shape (n_volumes, n_confounds), optional
+        Regressed out of every voxel (orthogonally to the filter, as nilearn does).
+    batch_size : int
+        Voxels cleaned at once.
 
     Returns
     -------
-    cleaned : ndarray of shape (n_volumes, n_voxels)
+    cleaned : ndarray of shape (n_kept_volumes, n_voxels)
         float32; voxels that are not finite or constant are set to 0.
     bad : ndarray of bool, shape (n_voxels,)
-        Voxels that were not finite or had no variance in this run.
+        Voxels that were not finite or had no variance in the kept volumes.
     """
     from nilearn.signal import clean
 
-    finite = np.isfinite(data).all(axis=0)
-    constant = np.ptp(np.where(np.isfinite(data), data, 0), axis=0) <= 0
-    bad = ~finite | constant
-    data = np.where(bad[None, :], 0.0, data).astype(np.float32, copy=False)
-    cleaned = clean(
-        data, detrend=detrend, standardize="zscore_sample" if standardize else False,
-        high_pass=high_pass or None, t_r=tr, ensure_finite=False,
-    ).astype(np.float32, copy=False)
-    cleaned[:, bad] = 0.0
+    n_volumes, n_voxels = data.shape
+    keep = np.ones(n_volumes, dtype=bool) if keep is None else np.asarray(keep, dtype=bool)
+    n_kept = int(keep.sum())
+    cleaned = np.empty((n_kept, n_voxels), dtype=np.float32)
+    bad = np.zeros(n_voxels, dtype=bool)
+    sample_mask = None if keep.all() else np.flatnonzero(keep)
+    for start in range(0, n_voxels, max(int(batch_size), 1)):
+        part = data[:, start:start + batch_size]
+        kept = part[keep]
+        finite = np.isfinite(kept).all(axis=0)
+        with np.errstate(invalid="ignore"):
+            constant = np.ptp(np.where(np.isfinite(kept), kept, 0), axis=0) <= 0
+        bad_part = ~finite | constant
+        del kept
+        part = np.where(np.isfinite(part) & ~bad_part[None, :], part, 0.0).astype(np.float32)
+        out = clean(part, detrend=detrend, standardize="zscore_sample" if standardize else False,
+                    high_pass=high_pass or None, t_r=tr, ensure_finite=False,
+                    sample_mask=sample_mask, confounds=confounds)
+        out = np.asarray(out, dtype=np.float32)
+        out[:, bad_part] = 0.0
+        cleaned[:, start:start + batch_size] = out
+        bad[start:start + batch_size] = bad_part
     return cleaned, bad
+
+
+def clean_confounds(confounds: np.ndarray, *, tr: float, detrend: bool = True,
+                    high_pass: float | None = None,
+                    keep: np.ndarray | None = None) -> np.ndarray:
+    """Filter and censor confounds the way :func:`clean_run` treats the BOLD.
+
+    Used when confounds are regressed within cross-validation folds: the
+    regressors must see the same detrending, filtering and censoring as the data.
+
+    Returns
+    -------
+    ndarray of shape (n_kept_volumes, n_confounds)
+        float32, each column z-scored (constant columns set to 0).
+    """
+    from nilearn.signal import clean
+
+    keep = np.ones(len(confounds), dtype=bool) if keep is None else np.asarray(keep, bool)
+    values = np.nan_to_num(np.asarray(confounds, dtype=np.float64))
+    constant = np.ptp(values[keep], axis=0) <= 0
+    out = clean(values, detrend=detrend, standardize=False, high_pass=high_pass or None, t_r=tr,
+                sample_mask=None if keep.all() else np.flatnonzero(keep))
+    out = np.asarray(out)
+    std = out.std(axis=0)
+    out = np.where((std > 1e-12) & ~constant, (out - out.mean(axis=0)) / np.where(std > 0, std, 1),
+                   0.0)
+    return out.astype(np.float32)
