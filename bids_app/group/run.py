@@ -1,28 +1,47 @@
-"""Group stage: per-variant group maps, one-sample tests, tables and report.
+"""Group stage: per-variant group maps, one-sample tests, region tables and report.
 
 Reads only ``OUTPUT_DIR`` (as BIDS-Apps require): the participants' ``stat-r``
-maps, brain masks and ``_scores.tsv`` tables.
+maps (NIfTI volumes, GIFTI hemispheres or CIFTI grayordinates), their sidecars,
+brain masks and ``_scores.tsv`` tables. Writes ``OUTPUT_DIR/group``: maps of the
+group mean r and of one-sample tests (Student's t and sign-flip permutation, with
+FDR), paired comparison maps, TSV tables and ``group.html``.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..encoding.stats import fdr_bh, one_sample_t
 from ..errors import NoMatchError
-from ..io.derivatives import build_name, write_json, write_nifti, write_text
+from ..io.derivatives import build_name, write_json, write_text
+from .maps import geometry, load_values, map_kind, read_sidecar, save_values
+from .regions import RegionSet, region_means, regions_for, top_voxel_means
+from .stats import fisher_z, one_sample_test
 
+LOGGER = logging.getLogger("brainenc.group")
 _ENTITY = re.compile(r"([a-z]+)-([A-Za-z0-9]+)")
+EXTENSIONS = {"volume": ".nii.gz", "gifti": ".func.gii", "cifti": ".dscalar.nii"}
+CEILING_STATS = ("ceiling", "nc", "isc")
+DESCRIPTIONS = {
+    "meanr": "Group mean of held-out r (mean of Fisher z, back-transformed).",
+    "t": "One-sample t across participants of Fisher-z r (H1: r > 0).",
+    "p": "One-sided p value of the one-sample t test.",
+    "q": "Benjamini-Hochberg FDR-adjusted p value of the t test.",
+    "pperm": "One-sided p value of the sign-flip permutation test of the t statistic.",
+    "qperm": "Benjamini-Hochberg FDR-adjusted sign-flip permutation p value.",
+    "pfwe": "Family-wise error corrected p value from the sign-flip max-t distribution.",
+    "tfdr": "t where q < FDR alpha (FDR-thresholded), 0 elsewhere.",
+}
 
 
 def parse_name(path: Path) -> dict:
     """Entities and suffix of a BIDS-like file name."""
-    stem = path.name.split(".")[0]
+    stem = Path(path).name.split(".")[0]
     *parts, suffix = stem.split("_")
     entities = {}
     for part in parts:
@@ -35,11 +54,21 @@ def parse_name(path: Path) -> dict:
 
 @dataclass
 class GroupInputs:
-    """Participant outputs found in OUTPUT_DIR."""
+    """Participant outputs found in OUTPUT_DIR.
 
-    maps: pd.DataFrame    # sub, task, space, desc, stat, path
-    masks: dict           # subject -> mask path
-    scores: pd.DataFrame  # concatenated participant score tables
+    Attributes
+    ----------
+    maps : DataFrame
+        One row per statistical map: ``sub, task, space, hemi, desc, stat, kind, path``.
+    masks : dict
+        Participant label -> brain mask path.
+    scores : DataFrame
+        Participants' ``_scores.tsv`` tables stacked, with a ``subject`` column.
+    """
+
+    maps: pd.DataFrame
+    masks: dict
+    scores: pd.DataFrame
 
 
 def find_inputs(output_dir: Path, participants: list[str] | None = None) -> GroupInputs:
@@ -49,137 +78,262 @@ def find_inputs(output_dir: Path, participants: list[str] | None = None) -> Grou
         ent = parse_name(path)
         if participants and ent.get("sub") not in participants:
             continue
-        if ent["suffix"] == "statmap" and path.name.endswith(".nii.gz"):
+        name = path.name
+        if ent["suffix"] == "statmap" and name.endswith((".nii.gz", ".func.gii", ".dscalar.nii")):
             rows.append({"sub": ent.get("sub"), "task": ent.get("task", ""),
-                         "space": ent.get("space", ""), "desc": ent.get("desc"),
-                         "stat": ent.get("stat"), "path": str(path)})
-        elif ent["suffix"] == "mask" and ent.get("desc") == "brain" and path.name.endswith(".nii.gz"):
+                         "space": ent.get("space", ""), "hemi": ent.get("hemi", ""),
+                         "desc": ent.get("desc", ""), "stat": ent.get("stat"),
+                         "kind": map_kind(path), "path": str(path)})
+        elif ent["suffix"] == "mask" and ent.get("desc") == "brain" and name.endswith(".nii.gz"):
             masks[ent["sub"]] = str(path)
         elif ent["suffix"] == "scores" and path.suffix == ".tsv":
-            frame = pd.read_csv(path, sep="\t")
+            frame = pd.read_csv(path, sep="\t", dtype={"subject": str})
             frame.insert(0, "subject", ent.get("sub"))
             tables.append(frame)
-    if not rows:
+    maps = pd.DataFrame(rows, columns=["sub", "task", "space", "hemi", "desc", "stat", "kind",
+                                       "path"])
+    if not (maps["stat"] == "r").any():
         raise NoMatchError(
             f"no participant results (sub-*/func/*_stat-r_*_statmap.nii.gz) in '{output_dir}'; "
             "run the participant level first."
         )
-    return GroupInputs(pd.DataFrame(rows), masks,
+    return GroupInputs(maps, masks,
                        pd.concat(tables, ignore_index=True) if tables else pd.DataFrame())
 
 
-def _same_grid(images) -> bool:
-    first = images[0]
-    return all(img.shape == first.shape and np.allclose(img.affine, first.affine, atol=1e-3)
-               for img in images[1:])
+@dataclass
+class GroupData:
+    """The subjects' r maps of one variant on a common set of elements."""
+
+    variant: str
+    entities: dict               # task, space, hemi of the outputs
+    kind: str
+    subjects: list
+    paths: list
+    values: np.ndarray           # (n_subjects, n_elements) r, all elements of the map
+    valid: np.ndarray            # (n_elements,) analysed in every subject
+    metadata: dict = field(default_factory=dict)
 
 
-def group_variant(rows: pd.DataFrame, masks: dict, output_dir: Path, fdr_alpha: float) -> dict:
-    """Group maps of one variant (mean r, t, p, q, FDR-thresholded t).
-
-    Returns
-    -------
-    dict
-        Written map paths and a summary (subjects, significant voxels), or a
-        ``skipped`` reason when participants are not on a common grid.
-    """
+def load_group_data(rows: pd.DataFrame, masks: dict) -> GroupData | str:
+    """Stack the r maps of one variant; a reason string when they cannot be stacked."""
     import nibabel as nib
 
     rows = rows.sort_values("sub")
-    images = [nib.load(p) for p in rows["path"]]
-    desc = rows["desc"].iloc[0]
-    entities = {"task": rows["task"].iloc[0] if rows["task"].nunique() == 1 else "",
-                "space": rows["space"].iloc[0] if rows["space"].nunique() == 1 else "",
-                "desc": desc}
+    paths = list(rows["path"])
     subjects = list(rows["sub"])
-    if not _same_grid(images):
-        return {"variant": desc, "subjects": subjects,
-                "skipped": "participants' maps are on different voxel grids; group maps need "
-                           "a common template space (use preprocessed data with --space)."}
-    data = np.stack([np.asarray(img.dataobj, dtype=np.float32) for img in images])
-    mask = np.ones(data.shape[1:], dtype=bool)
-    for subject in subjects:
-        if subject in masks:
-            mask &= np.asanyarray(nib.load(masks[subject]).dataobj) > 0
-        else:
-            mask &= data[subjects.index(subject)] != 0
-    values = data[:, mask]
-    mean_r = np.tanh(np.arctanh(np.clip(values, -0.999999, 0.999999)).mean(axis=0))
-    outputs = {"meanr": mean_r}
-    summary = {"variant": desc, "subjects": subjects, "n_voxels": int(mask.sum())}
-    if len(subjects) >= 2:
-        t, p = one_sample_t(values)
-        q = fdr_bh(p)
-        outputs.update({"t": np.nan_to_num(t), "p": np.nan_to_num(p, nan=1.0),
-                        "q": np.nan_to_num(q, nan=1.0)})
-        outputs["tfdr"] = np.where(q < fdr_alpha, np.nan_to_num(t), 0.0)
-        summary["n_significant_fdr"] = int(np.sum(q < fdr_alpha))
-    reference = images[0]
+    if len({geometry(p) for p in paths}) > 1:
+        return ("participants' maps are on different grids; group maps need a common template "
+                "space (use preprocessed data with --space).")
+    kind = rows["kind"].iloc[0]
+    values = np.stack([load_values(p) for p in paths])
+    valid = np.all(np.isfinite(values), axis=0)
+    for index, subject in enumerate(subjects):
+        if kind == "volume" and subject in masks:
+            mask = np.asanyarray(nib.load(masks[subject]).dataobj) > 0
+            if mask.size == values.shape[1]:
+                valid &= mask.ravel()
+                continue
+        valid &= values[index] != 0
+    first = rows.iloc[0]
+    entities = {"task": first["task"] if rows["task"].nunique() == 1 else "",
+                "space": first["space"] if rows["space"].nunique() == 1 else "",
+                "hemi": first["hemi"]}
+    return GroupData(first["desc"], entities, kind, subjects, paths,
+                     np.nan_to_num(values), valid, read_sidecar(paths[0]))
+
+
+def write_group_maps(data: GroupData, maps: dict, output_dir: Path, extra: dict) -> dict:
+    """Write ``stat-<name>`` maps (values over ``data.valid``) and sidecars; return paths."""
     folder = Path(output_dir) / "group"
     written = {}
-    descriptions = {
-        "meanr": "Group mean of held-out r (mean of Fisher z, back-transformed).",
-        "t": "One-sample t across participants of Fisher-z r (H1: r > 0).",
-        "p": "One-sided p value of the one-sample t test.",
-        "q": "Benjamini-Hochberg FDR-adjusted p value.",
-        "tfdr": f"t where q < {fdr_alpha} (FDR-thresholded), 0 elsewhere.",
-    }
-    for stat, vals in outputs.items():
-        volume = np.zeros(mask.shape, dtype=np.float32)
-        volume[mask] = vals
-        final = folder / build_name({**entities, "stat": stat}, "statmap", ".nii.gz")
-        write_nifti(final, nib.Nifti1Image(volume, reference.affine))
-        write_json(final.with_name(final.name.replace(".nii.gz", ".json")), {
-            "Statistic": stat, "Description": descriptions[stat], "Variant": desc,
-            "Participants": subjects, "FDRAlpha": fdr_alpha,
-            "Sources": [str(Path(p).relative_to(output_dir)) for p in rows["path"]],
+    for stat, (values, description) in maps.items():
+        full = np.zeros(data.values.shape[1], dtype=np.float32)
+        full[data.valid] = values
+        name = build_name({**data.entities, "stat": stat, "desc": extra["desc"]}, "statmap",
+                          EXTENSIONS[data.kind])
+        final = save_values(full, data.paths[0], folder / name)
+        sidecar = final.with_name(name.split(".")[0] + ".json")
+        write_json(sidecar, {
+            "Statistic": stat, "Description": description, "Participants": data.subjects,
+            "Sources": [str(Path(p).relative_to(output_dir)) for p in data.paths], **extra,
         })
         written[stat] = str(final)
-    summary["maps"] = written
-    return summary
+    return written
 
 
-def run_group(output_dir: str, *, participants: list[str] | None = None,
-              fdr_alpha: float = 0.05) -> dict:
-    """Run the group stage and write ``OUTPUT_DIR/group``.
+def one_sample_maps(result, fdr_alpha: float, *, mean_name: str, mean_values: np.ndarray,
+              mean_description: str, hypothesis: str) -> dict:
+    """Collect the maps of a one-sample result: stat name -> (values, description)."""
+    maps = {mean_name: (mean_values, mean_description),
+            "t": (np.nan_to_num(result.t), DESCRIPTIONS["t"].replace("(H1: r > 0)", hypothesis)),
+            "p": (np.nan_to_num(result.p, nan=1.0), DESCRIPTIONS["p"]),
+            "q": (np.nan_to_num(result.q, nan=1.0), DESCRIPTIONS["q"])}
+    if result.p_perm is not None:
+        maps["pperm"] = (np.nan_to_num(result.p_perm, nan=1.0), DESCRIPTIONS["pperm"])
+        maps["qperm"] = (np.nan_to_num(result.q_perm, nan=1.0), DESCRIPTIONS["qperm"])
+        maps["pfwe"] = (np.nan_to_num(result.p_fwe, nan=1.0), DESCRIPTIONS["pfwe"])
+    maps["tfdr"] = (np.where(np.nan_to_num(result.q, nan=1.0) < fdr_alpha,
+                             np.nan_to_num(result.t), 0.0),
+                    DESCRIPTIONS["tfdr"].replace("FDR alpha", str(fdr_alpha)))
+    return maps
+
+
+def group_variant(data: GroupData, output_dir: Path, *, fdr_alpha: float = 0.05,
+                  n_permutations: int = 1000, seed: int = 0) -> dict:
+    """Group maps of one variant (mean r, t, p, q, permutation p/q, FWE p, thresholded t).
 
     Returns
     -------
     dict
-        Summaries per variant and the report path.
+        ``variant``, ``subjects``, ``n_voxels``, significance counts and the written ``maps``.
+    """
+    z = fisher_z(data.values[:, data.valid])
+    summary = {"variant": data.variant, **data.entities, "kind": data.kind,
+               "subjects": data.subjects, "n_voxels": int(data.valid.sum()),
+               "metadata": data.metadata}
+    mean_r = np.tanh(z.mean(axis=0))
+    if len(data.subjects) < 2:
+        maps = {"meanr": (mean_r, DESCRIPTIONS["meanr"])}
+    else:
+        result = one_sample_test(z, n_permutations=n_permutations, seed=seed)
+        maps = one_sample_maps(result, fdr_alpha, mean_name="meanr", mean_values=mean_r,
+                         mean_description=DESCRIPTIONS["meanr"], hypothesis="(H1: r > 0)")
+        summary["n_significant_fdr"] = int(np.sum(result.q < fdr_alpha))
+        if result.p_perm is not None:
+            summary["n_significant_perm"] = int(np.sum(result.q_perm < fdr_alpha))
+            summary["n_significant_fwe"] = int(np.sum(result.p_fwe < fdr_alpha))
+            summary["n_permutations"] = result.n_permutations
+    summary["maps"] = write_group_maps(data, maps, output_dir, {
+        "desc": data.variant, "Variant": data.variant, "FDRAlpha": fdr_alpha,
+        "Permutations": summary.get("n_permutations", 0), "RandomSeed": seed})
+    return summary
+
+
+def _ceiling_values(inputs: GroupInputs, data: GroupData) -> np.ndarray | None:
+    """Per-subject noise-ceiling maps matching ``data`` (None unless all subjects have one)."""
+    maps = inputs.maps
+    found = []
+    for subject in data.subjects:
+        match = maps[(maps["sub"] == subject) & maps["stat"].isin(CEILING_STATS)
+                     & (maps["hemi"] == data.entities["hemi"])
+                     & (maps["kind"] == data.kind)]
+        if match.empty:
+            return None
+        found.append(load_values(match["path"].iloc[0]))
+    values = np.stack(found)
+    return values if values.shape == data.values.shape else None
+
+
+def region_rows(data: GroupData, regions: RegionSet, top_percent: float,
+                ceiling: np.ndarray | None) -> pd.DataFrame:
+    """Per-subject region means of r (and ceiling-normalised means when possible)."""
+    frame = region_means(data.values, data.valid, regions)
+    top = top_voxel_means(data.values, data.valid, top_percent)
+    top_rows = pd.DataFrame({"subject_index": range(len(top)), "region": f"top{top_percent:g}pct",
+                             "n_voxels": max(1, int(round(data.valid.sum() * top_percent / 100))),
+                             "mean_r": top})
+    frame = pd.concat([frame, top_rows], ignore_index=True)
+    if ceiling is not None:
+        norm = region_means(ceiling, data.valid, regions).set_index(["subject_index", "region"])
+        keyed = frame.set_index(["subject_index", "region"])
+        ceil = norm["mean_r"].reindex(keyed.index)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frame["ceiling"] = ceil.to_numpy()
+            frame["mean_r_normalised"] = (keyed["mean_r"] / ceil.where(ceil > 0)).to_numpy()
+    frame.insert(0, "subject", [data.subjects[i] for i in frame.pop("subject_index")])
+    frame.insert(1, "variant", data.variant)
+    frame.insert(2, "task", data.entities["task"])
+    if data.entities["hemi"]:
+        frame.insert(3, "hemi", data.entities["hemi"])
+    frame["region_source"] = regions.source if frame["region"].isin(regions.names).any() else ""
+    return frame
+
+
+def run_group(output_dir: str, *, participants: list[str] | None = None,
+              fdr_alpha: float = 0.05, statistics=None, seed: int = 0) -> dict:
+    """Run the group stage and write ``OUTPUT_DIR/group``.
+
+    Parameters
+    ----------
+    output_dir : str
+        OUTPUT_DIR of the participant level.
+    participants : list of str, optional
+        Restrict to these participant labels.
+    fdr_alpha : float
+        FDR level (overridden by ``statistics.fdr_alpha``).
+    statistics : StatisticsConfig, optional
+        ``compare`` pairs, ``atlas``, ``n_permutations``, ``top_percent``.
+    seed : int
+        Seed of the sign-flip permutations.
+
+    Returns
+    -------
+    dict
+        ``variants`` (summaries), ``comparisons``, ``tables`` and ``report`` path.
     """
     from ..reports.group import write_group_report
+    from .compare import compare_variants, resolve_pairs
+    from .tables import method_task_matrix, variant_table
 
     output_dir = Path(output_dir)
+    fdr_alpha = getattr(statistics, "fdr_alpha", fdr_alpha)
+    n_permutations = int(getattr(statistics, "n_permutations", 1000))
+    top_percent = float(getattr(statistics, "top_percent", 10.0))
+    atlas = getattr(statistics, "atlas", "") or None
     inputs = find_inputs(output_dir, participants)
     r_maps = inputs.maps[inputs.maps["stat"] == "r"]
-    summaries = []
-    for _, rows in r_maps.groupby(["desc", "task", "space"], sort=True):
-        summaries.append(group_variant(rows, inputs.masks, output_dir, fdr_alpha))
+    summaries, datasets, region_frames, skipped = [], {}, [], []
+    region_cache: dict = {}
+    for key, rows in r_maps.groupby(["desc", "task", "space", "hemi", "kind"], sort=True):
+        data = load_group_data(rows, inputs.masks)
+        if isinstance(data, str):
+            skipped.append({"variant": key[0], "task": key[1], "reason": data})
+            LOGGER.warning("group maps of %s skipped: %s", key[0], data)
+            continue
+        datasets[key] = data
+        summaries.append(group_variant(data, output_dir, fdr_alpha=fdr_alpha,
+                                       n_permutations=n_permutations, seed=seed))
+        shape = geometry(data.paths[0])
+        if shape not in region_cache:
+            region_cache[shape] = regions_for(data.paths[0], atlas)
+        region_frames.append(region_rows(data, region_cache[shape], top_percent,
+                                         _ceiling_values(inputs, data)))
     folder = output_dir / "group"
-    if not inputs.scores.empty:
-        write_text(folder / "group_scores.tsv",
-                   inputs.scores.to_csv(sep="\t", index=False, float_format="%.6g",
-                                        na_rep="n/a"))
-        table = variant_table(inputs.scores, summaries)
-        write_text(folder / "group_variants.tsv",
-                   table.to_csv(sep="\t", index=False, float_format="%.6g", na_rep="n/a"))
-    report = write_group_report(output_dir, summaries, inputs.scores)
-    return {"variants": summaries, "report": report}
+    regions = pd.concat(region_frames, ignore_index=True) if region_frames else pd.DataFrame()
+    pairs = resolve_pairs(getattr(statistics, "compare", None) or [], summaries)
+    comparisons = compare_variants(pairs, datasets, output_dir, fdr_alpha=fdr_alpha,
+                                   n_permutations=n_permutations, seed=seed)
+    table = variant_table(summaries, regions, inputs.scores, top_percent)
+    matrix = method_task_matrix(table)
+    tables = {"group_scores.tsv": inputs.scores, "group_regions.tsv": regions,
+              "group_variants.tsv": table, "group_method_task.tsv": matrix,
+              "group_comparisons.tsv": pd.DataFrame([c["row"] for c in comparisons])}
+    for name, frame in tables.items():
+        if not frame.empty:
+            write_text(folder / name, frame.to_csv(sep="\t", index=False, float_format="%.6g",
+                                                   na_rep="n/a"))
+    report = write_group_report(output_dir, summaries=summaries, regions=regions,
+                                table=table, matrix=matrix, comparisons=comparisons,
+                                skipped=skipped, fdr_alpha=fdr_alpha)
+    return {"variants": summaries, "comparisons": comparisons, "tables": tables,
+            "report": report}
 
 
-def variant_table(scores: pd.DataFrame, summaries: list[dict]) -> pd.DataFrame:
-    """One row per variant: subjects, mean and SD across subjects of whole-brain mean r."""
-    brain = scores[scores["region"] == "brain"]
-    rows = []
-    for variant, frame in brain.groupby("variant", sort=True):
-        summary = next((s for s in summaries if s["variant"] == variant), {})
-        rows.append({
-            "variant": variant,
-            "layer": frame["layer"].iloc[0] if "layer" in frame else None,
-            "n_subjects": int(frame["subject"].nunique()),
-            "mean_r": float(frame["mean_r"].mean()),
-            "sd_r": float(frame["mean_r"].std(ddof=1)) if len(frame) > 1 else float("nan"),
-            "n_significant_fdr": summary.get("n_significant_fdr"),
-        })
-    return pd.DataFrame(rows)
+def saved_spec(output_dir: str | Path):
+    """Load the newest experiment spec saved by the participant level in ``OUTPUT_DIR/logs``.
+
+    Returns
+    -------
+    ExperimentSpec or None
+        None when no readable spec is found.
+    """
+    from ..config import load_spec
+    from ..errors import UsageError
+
+    for path in sorted(Path(output_dir).glob("logs/spec-*.toml"), reverse=True):
+        try:
+            return load_spec(path)
+        except UsageError as exc:
+            LOGGER.warning("ignoring the saved spec '%s': %s", path, exc)
+    return None

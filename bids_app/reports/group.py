@@ -1,77 +1,152 @@
-"""The group report: per-variant group maps and the table of participants."""
+"""The group report: which variant predicts the brain best, where, and how consistently."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from .._version import __version__
 from ..io.derivatives import write_text
-from .html import esc, figure, figure_data_uri, matplotlib_agg, page, table
+from .brainplots import brain_map
+from .figures import cka_vs_encoding, layer_curves, method_task_bars, share_vs_encoding
+from .html import esc, nav, note, page
+from .html import table as html_table
+
+VARIANT_COLUMNS = ["variant", "task", "hemi", "method", "nlu_task", "layer", "dev_metric_name",
+                   "dev_metric", "trainable_share", "n_subjects", "mean_r", "ci95_r",
+                   "mean_r_language", "mean_r_top", "mean_r_normalised",
+                   "mean_r_normalised_language", "n_significant_fdr", "n_significant_perm",
+                   "cka_drift"]
 
 
-def _bar_chart(scores: pd.DataFrame) -> str:
-    plt = matplotlib_agg()
-    brain = scores[scores["region"] == "brain"]
-    variants = sorted(brain["variant"].unique())
-    fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(variants) + 2), 3.4))
-    rng = np.random.default_rng(0)
-    for i, variant in enumerate(variants):
-        values = brain.loc[brain["variant"] == variant, "mean_r"].to_numpy()
-        mean = values.mean()
-        ci = 1.96 * values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
-        ax.bar(i, mean, color="#6c8ebf", yerr=ci, capsize=4)
-        ax.plot(i + rng.uniform(-0.15, 0.15, len(values)), values, "o", color="#223", ms=4)
-    ax.set_xticks(range(len(variants)), variants, rotation=30, ha="right")
-    ax.set_ylabel("whole-brain mean r")
-    ax.axhline(0, color="k", lw=0.8)
-    ax.set_title("Mean held-out r per variant (bars: mean, 95% CI; dots: participants)")
-    return figure(figure_data_uri(fig), "Whole-brain mean r by variant with participants.",
-                  "fig-bars")
+def _headline(table: pd.DataFrame, comparisons: list[dict]) -> str:
+    if table.empty or "mean_r" not in table:
+        return ""
+    best = table.sort_values("mean_r", ascending=False).iloc[0]
+    text = (f"Best whole-mask prediction: <b>{esc(best['variant'])}</b> ({esc(best['method'])} "
+            f"on {esc(best['nlu_task'])}, layer {esc(best['layer'])}), mean r = "
+            f"{best['mean_r']:.3f} over {int(best['n_subjects'])} participants")
+    if "mean_r_language" in table and table["mean_r_language"].notna().any():
+        lang = table.sort_values("mean_r_language", ascending=False).iloc[0]
+        text += (f"; best in the language network: <b>{esc(lang['variant'])}</b> "
+                 f"(mean r = {lang['mean_r_language']:.3f})")
+    text += "."
+    for comparison in comparisons:
+        row = comparison["row"]
+        text += (f" {esc(row['variant_a'])} beats {esc(row['variant_b'])} in "
+                 f"{row['subjects_a_better']} of {row['n_subjects']} participants "
+                 f"(mean difference {row['mean_rdiff']:+.3f}).")
+    return f"<p>{text}</p>"
 
 
-def _map_figure(summary: dict) -> str:
-    import nibabel as nib
-    from nilearn import plotting
-
-    out = []
-    for stat, title in (("meanr", "group mean r"), ("tfdr", "t, FDR-thresholded")):
-        path = summary.get("maps", {}).get(stat)
-        if not path:
-            continue
-        img = nib.load(path)
-        values = np.asanyarray(img.dataobj)
-        vmax = float(np.percentile(np.abs(values[values != 0]), 99.5)) if np.any(values) else 1.0
-        display = plotting.plot_glass_brain(img, colorbar=True, plot_abs=False, cmap="RdBu_r",
-                                            vmax=max(vmax, 1e-3),
-                                            title=f"{summary['variant']}: {title}")
-        out.append(figure(figure_data_uri(display.frame_axes.figure),
-                          f"{summary['variant']}: {title}.",
-                          f"fig-{stat}-{summary['variant']}"))
-        display.close()
-    return "".join(out)
+def _region_matrix(regions: pd.DataFrame) -> str:
+    if regions.empty:
+        return ""
+    keys = ["variant", "task"] + (["hemi"] if "hemi" in regions else [])
+    pivot = regions.pivot_table(index=keys, columns="region", values="mean_r", aggfunc="mean")
+    order = ["brain"] + [c for c in pivot.columns if c != "brain"]
+    return html_table(pivot[order].reset_index(), table_id="table-regions")
 
 
-def write_group_report(output_dir: Path, summaries: list[dict], scores: pd.DataFrame) -> str:
-    """Write ``OUTPUT_DIR/group/group.html`` and return its path."""
-    body = []
-    rows = []
+def _methods(summaries: list[dict], fdr_alpha: float, regions: pd.DataFrame) -> str:
+    n_perm = max([s.get("n_permutations", 0) for s in summaries] or [0])
+    source = ""
+    if "region_source" in regions and regions["region_source"].astype(bool).any():
+        source = regions.loc[regions["region_source"].astype(bool), "region_source"].iloc[0]
+    return (
+        "<div class='methods'><p>Group statistics were computed with brainenc "
+        f"{__version__} from the participants' held-out correlation maps. Correlations were "
+        "Fisher z-transformed; the group mean map is the back-transformed mean. Each voxel was "
+        "tested across participants with a one-sided one-sample t test and with a sign-flip "
+        f"permutation test of the t statistic ({n_perm} sign patterns, exhaustive when "
+        "2^n is smaller; family-wise p values from the maximum-t distribution). p values were "
+        f"corrected with the Benjamini-Hochberg false discovery rate at q &lt; {fdr_alpha}. "
+        "Paired comparisons of variants test the per-participant difference of Fisher-z r "
+        "in the same way (two-sided). Region values are means of r over voxels in "
+        f"{esc(source or 'the regions')}; top-voxel values use, for each participant, the voxels "
+        "with the highest mean r in the other participants (leave-one-participant-out "
+        "selection).</p></div>"
+    )
+
+
+def write_group_report(output_dir: Path, *, summaries: list[dict], regions: pd.DataFrame,
+                       table: pd.DataFrame, matrix: pd.DataFrame, comparisons: list[dict],
+                       skipped: list[dict] | None = None, fdr_alpha: float = 0.05) -> str:
+    """Write ``OUTPUT_DIR/group/group.html`` and return its path.
+
+    Parameters
+    ----------
+    output_dir : Path
+        OUTPUT_DIR.
+    summaries : list of dict
+        Per-variant group summaries with their ``maps``.
+    regions : DataFrame
+        Per-participant region means (``group_regions.tsv``).
+    table : DataFrame
+        ``group_variants.tsv``.
+    matrix : DataFrame
+        ``group_method_task.tsv``.
+    comparisons : list of dict
+        Paired comparisons (``row`` and ``maps``).
+    skipped : list of dict, optional
+        Variants without group maps and why.
+    fdr_alpha : float
+        FDR level used.
+
+    Returns
+    -------
+    str
+        Path of the report.
+    """
+    links = [("summary", "Summary"), ("variants", "Variants"), ("matrix", "Method x task"),
+             ("figures", "Figures"), ("regions", "Regions"), ("maps", "Maps"),
+             ("methods", "Methods")]
+    if comparisons:
+        links.insert(3, ("comparisons", "Comparisons"))
+    body = [nav(links), "<h2 id='summary'>Summary</h2>", _headline(table, comparisons)]
+    for item in skipped or []:
+        body.append(f"<p class='warn'>{esc(item['variant'])}: {esc(item['reason'])}</p>")
+    columns = [c for c in VARIANT_COLUMNS if c in table]
+    body.append("<h2 id='variants'>Variants</h2>" + (
+        html_table(table[columns], table_id="table-variants") if not table.empty
+        else note("No variant could be summarised.")))
+    body.append("<h2 id='matrix'>Method x task matrix</h2>" + note(
+        "Mean held-out r over participants, as in the method x task table of Sun, Zhang & Moens "
+        "(2023); rows: model, layer and tuning method; columns: NLU task ('none': untuned).")
+        + (html_table(matrix, table_id="table-matrix", css_class="matrix") if not matrix.empty
+           else note("No values.")))
+    if comparisons:
+        body.append("<h2 id='comparisons'>Comparisons</h2>" + html_table(
+            pd.DataFrame([c["row"] for c in comparisons]), table_id="table-comparisons"))
+    body.append("<h2 id='figures'>Figures</h2>")
+    body.append(method_task_bars(regions, table, "brain"))
+    if not regions.empty and (regions["region"] == "language").any():
+        body.append(method_task_bars(regions, table, "language"))
+    body += [share_vs_encoding(table), layer_curves(table), cka_vs_encoding(table)]
+    body.append("<h2 id='regions'>Regions</h2>" + note(
+        "Mean r over participants in each region.") + _region_matrix(regions))
+    body.append("<h2 id='maps'>Group maps</h2>")
     for summary in summaries:
-        rows.append({"variant": summary["variant"], "participants": len(summary["subjects"]),
-                     "voxels": summary.get("n_voxels", 0),
-                     "significant voxels (FDR)": summary.get("n_significant_fdr", "n/a"),
-                     "note": summary.get("skipped", "")})
-    body.append("<h2 id='variants'>Variants</h2>" + table(pd.DataFrame(rows)))
-    if not scores.empty:
-        body.append("<h2 id='participants'>Participants</h2>" + _bar_chart(scores))
-        brain = scores[scores["region"] == "brain"][
-            ["subject", "variant", "layer", "n_voxels", "mean_r", "median_r", "max_r"]]
-        body.append(table(brain))
-    for summary in summaries:
-        if "maps" in summary:
-            body.append(f"<h2 id='maps-{esc(summary['variant'])}'>Group maps: "
-                        f"{esc(summary['variant'])}</h2>" + _map_figure(summary))
+        label = summary["variant"] + (f" hemi-{summary['hemi']}" if summary.get("hemi") else "")
+        maps = summary.get("maps", {})
+        ident = f"{summary['variant']}-{summary.get('task', '')}{summary.get('hemi', '')}"
+        if "meanr" in maps:
+            body.append(brain_map(maps["meanr"], f"{label}: group mean r",
+                                  f"Group mean r of {label}.", f"fig-meanr-{ident}"))
+        if "tfdr" in maps:
+            n_sig = summary.get("n_significant_fdr", 0)
+            body.append(brain_map(maps["tfdr"], f"{label}: t, FDR q < {fdr_alpha}",
+                                  f"One-sample t of {label} where FDR q < {fdr_alpha} "
+                                  f"({n_sig} voxels).", f"fig-tfdr-{ident}", threshold=None)
+                        if n_sig else note(f"{label}: no voxel survives FDR q < {fdr_alpha}."))
+    for comparison in comparisons:
+        if "t" in comparison["maps"]:
+            body.append(brain_map(comparison["maps"]["t"], f"{comparison['label']}: paired t",
+                                  f"Paired t of {comparison['row']['variant_a']} minus "
+                                  f"{comparison['row']['variant_b']}.",
+                                  f"fig-compare-{comparison['label']}"))
+    body.append("<h2 id='methods'>Methods</h2>" + _methods(summaries, fdr_alpha, regions))
     final = Path(output_dir) / "group" / "group.html"
     write_text(final, page("brainenc group report", "".join(body)))
     return str(final)

@@ -19,6 +19,8 @@ figure{margin:1em 0}figcaption{font-size:.9em;color:#555}
 .warn{background:#fff4e0;border-left:4px solid #e8a000;padding:.4em .8em}
 .methods{background:#f6f8fa;padding:.8em 1em;border-radius:4px}
 nav a{margin-right:1em}
+.note{color:#555;font-style:italic}
+.matrix td{min-width:4.5em}
 """
 
 
@@ -38,27 +40,43 @@ def figure_data_uri(fig, dpi: int = 90) -> str:
 
 
 def figure(uri: str, caption: str, fig_id: str = "") -> str:
-    """An embedded figure with a caption."""
+    """Build an embedded figure with a caption."""
     ident = f' id="{esc(fig_id)}"' if fig_id else ""
     return (f'<figure class="brainenc-figure"{ident}><img src="{uri}" alt="{esc(caption)}" '
             f'style="max-width:100%"><figcaption>{esc(caption)}</figcaption></figure>')
 
 
-def table(frame: pd.DataFrame, float_format: str = "{:.3f}") -> str:
-    """A DataFrame as an HTML table (floats formatted)."""
+def table(frame: pd.DataFrame, float_format: str = "{:.3f}", table_id: str = "",
+          css_class: str = "") -> str:
+    """Render a DataFrame as an HTML table (floats formatted, missing values as 'n/a')."""
     def fmt(value):
+        if value is None or (isinstance(value, float) and value != value):
+            return "n/a"
         if isinstance(value, float):
             return float_format.format(value)
         return esc(value)
 
+    attrs = (f' id="{esc(table_id)}"' if table_id else "") + (
+        f' class="{esc(css_class)}"' if css_class else "")
     head = "".join(f"<th>{esc(c)}</th>" for c in frame.columns)
     body = "".join("<tr>" + "".join(f"<td>{fmt(v)}</td>" for v in row) + "</tr>"
                    for row in frame.itertuples(index=False))
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<table{attrs}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def note(text: str) -> str:
+    """Build a short explanatory paragraph (e.g. why a figure is absent)."""
+    return f"<p class='note'>{esc(text)}</p>"
+
+
+def nav(links: list[tuple[str, str]]) -> str:
+    """Build a navigation bar of ``(anchor, label)`` links."""
+    return "<nav>" + "".join(f"<a href='#{esc(a)}'>{esc(label)}</a>" for a, label in links) + \
+        "</nav>"
 
 
 def page(title: str, body: str) -> str:
-    """A full HTML document."""
+    """Build a full HTML document."""
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{esc(title)}</title><style>{STYLE}</style></head>"
             f"<body><h1>{esc(title)}</h1>{body}</body></html>\n")

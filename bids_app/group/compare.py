@@ -1,0 +1,134 @@
+"""Paired group comparisons of variants (e.g. prompt-tuned vs frozen).
+
+For each pair ``(a, b)`` and each subject with both maps, the difference of
+Fisher-z r is tested across subjects (two-sided t and sign-flip permutation,
+FDR). Pairs come from ``[statistics] compare`` in the experiment spec; with none,
+every tuned variant is compared with the frozen variant of the same model and layer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UsageError
+from .stats import fisher_z, one_sample_test
+
+
+def _method(summary: dict) -> str:
+    return str(summary.get("metadata", {}).get("TuningMethod") or "")
+
+
+def _model_layer(summary: dict) -> tuple:
+    meta = summary.get("metadata", {})
+    return (meta.get("ModelName") or meta.get("Model"), meta.get("Layer"))
+
+
+def resolve_pairs(requested: list, summaries: list[dict]) -> list[tuple[str, str]]:
+    """Choose the variant pairs to compare.
+
+    Parameters
+    ----------
+    requested : list
+        Pairs ``[a, b]`` (or strings ``"a-b"``) of variant labels; empty for the default.
+    summaries : list of dict
+        Group summaries (``variant`` and sidecar ``metadata``).
+
+    Returns
+    -------
+    list of (str, str)
+        Unique pairs ``(a, b)``: maps show ``a - b``.
+    """
+    labels = sorted({s["variant"] for s in summaries})
+    pairs = []
+    if requested:
+        for item in requested:
+            pair = item.split("-") if isinstance(item, str) else list(item)
+            if len(pair) != 2:
+                raise UsageError(f"'statistics.compare' entries must be pairs of variant labels "
+                                 f"like [\"a\", \"b\"]; got {item!r}.")
+            for label in pair:
+                if label not in labels:
+                    raise UsageError(
+                        f"'statistics.compare' names variant '{label}', which has no participant "
+                        f"results; must be one of {{{', '.join(labels)}}}.")
+            pairs.append((pair[0], pair[1]))
+    else:
+        frozen = {}
+        for summary in summaries:
+            if _method(summary) == "frozen":
+                frozen.setdefault(_model_layer(summary), summary["variant"])
+        for summary in summaries:
+            reference = frozen.get(_model_layer(summary))
+            if _method(summary) not in ("", "frozen") and reference:
+                pairs.append((summary["variant"], reference))
+    return list(dict.fromkeys(pairs))
+
+
+def compare_pair(a, b, output_dir, *, fdr_alpha: float, n_permutations: int,
+                 seed: int) -> dict | None:
+    """Paired comparison maps of two :class:`~bids_app.group.run.GroupData`.
+
+    Returns
+    -------
+    dict or None
+        ``row`` (table row), ``maps`` and ``label``; None when fewer than two
+        subjects have both variants or the maps differ in geometry.
+    """
+    from .run import GroupData, one_sample_maps, write_group_maps
+
+    common = [s for s in a.subjects if s in b.subjects]
+    if len(common) < 2 or a.values.shape[1] != b.values.shape[1]:
+        return None
+    ia = [a.subjects.index(s) for s in common]
+    ib = [b.subjects.index(s) for s in common]
+    valid = a.valid & b.valid
+    diff_z = fisher_z(a.values[ia][:, valid]) - fisher_z(b.values[ib][:, valid])
+    diff_r = (a.values[ia] - b.values[ib])[:, valid]
+    result = one_sample_test(diff_z, two_sided=True, n_permutations=n_permutations, seed=seed)
+    label = f"{a.variant}vs{b.variant}"
+    maps = one_sample_maps(
+        result, fdr_alpha, mean_name="rdiff", mean_values=diff_r.mean(axis=0),
+        mean_description=f"Mean over participants of r({a.variant}) - r({b.variant}).",
+        hypothesis=f"of Fisher-z r({a.variant}) - r({b.variant}) (H1: difference != 0)")
+    for stat in ("p", "pperm", "pfwe"):
+        if stat in maps:
+            maps[stat] = (maps[stat][0], maps[stat][1].replace("One-sided", "Two-sided"))
+    paired = GroupData(label, a.entities, a.kind, common, [a.paths[i] for i in ia],
+                       a.values[ia], valid)
+    written = write_group_maps(paired, maps, output_dir, {
+        "desc": label, "VariantA": a.variant, "VariantB": b.variant, "FDRAlpha": fdr_alpha,
+        "Permutations": result.n_permutations, "RandomSeed": seed})
+    significant = result.q < fdr_alpha
+    t = np.nan_to_num(result.t)
+    per_subject = diff_r.mean(axis=1)
+    row = {
+        "variant_a": a.variant, "variant_b": b.variant, "task": a.entities["task"],
+        "hemi": a.entities["hemi"], "n_subjects": len(common),
+        "mean_rdiff": float(per_subject.mean()),
+        "sd_rdiff": float(per_subject.std(ddof=1)),
+        "subjects_a_better": int((per_subject > 0).sum()),
+        "n_significant_a_gt_b": int((significant & (t > 0)).sum()),
+        "n_significant_b_gt_a": int((significant & (t < 0)).sum()),
+    }
+    if result.q_perm is not None:
+        row["n_significant_perm"] = int((result.q_perm < fdr_alpha).sum())
+    return {"label": label, "row": row, "maps": written}
+
+
+def compare_variants(pairs: list[tuple[str, str]], datasets: dict, output_dir, *,
+                     fdr_alpha: float = 0.05, n_permutations: int = 1000,
+                     seed: int = 0) -> list[dict]:
+    """Run :func:`compare_pair` for each pair on every task/space/hemisphere both share."""
+    out = []
+    for first, second in pairs:
+        for key, data in sorted(datasets.items()):
+            if key[0] != first:
+                continue
+            other = datasets.get((second, *key[1:]))
+            if other is None:
+                continue
+            result = compare_pair(data, other, output_dir, fdr_alpha=fdr_alpha,
+                                  n_permutations=n_permutations, seed=seed)
+            if result is not None:
+                out.append(result)
+    return out
