@@ -168,6 +168,15 @@ class StatisticsConfig:
     """Voxel-wise and group statistics."""
 
     fdr_alpha: float = 0.05
+    #: Pairs of variant labels compared at the group level (default: each tuned vs frozen).
+    compare: list = field(default_factory=list)
+    #: Atlas of group regions: NIfTI labels, .label.gii per hemisphere or .dlabel.nii
+    #: (default: language-network spheres shipped with brainenc).
+    atlas: list | str = ""
+    #: Sign-flip permutations of the group one-sample tests (0: t test only).
+    n_permutations: int = 1000
+    #: Share of voxels (%) in the group top-voxel summaries.
+    top_percent: float = 10.0
 
 
 @dataclass
@@ -391,6 +400,7 @@ def validate_spec(spec: ExperimentSpec) -> None:
     _validate_inputs(spec)
     if not 0.0 < spec.statistics.fdr_alpha < 1.0:
         raise UsageError(f"'statistics.fdr_alpha' must be in (0, 1); got {spec.statistics.fdr_alpha}.")
+    _check_statistics(spec.statistics)
 
 
 def _check_annotations(ann: AnnotationConfig) -> None:
@@ -431,6 +441,22 @@ def _validate_inputs(spec: ExperimentSpec) -> None:
         raise UsageError("[inputs] layout = 'hcp' needs a 'volume' and/or 'cifti' path pattern, "
                          "e.g. volume = 'sub-{subject}/MNI/sub-{subject}_task-{task}_run-{run}"
                          "_bold.nii.gz'.")
+
+
+def _check_statistics(stats: StatisticsConfig) -> None:
+    if stats.n_permutations < 0:
+        raise UsageError(f"'statistics.n_permutations' must be >= 0; got {stats.n_permutations}.")
+    if not 0.0 < stats.top_percent <= 100.0:
+        raise UsageError(f"'statistics.top_percent' must be in (0, 100]; got {stats.top_percent}.")
+    for pair in stats.compare:
+        if not (isinstance(pair, list) and len(pair) == 2
+                and all(isinstance(p, str) and _LABEL.match(p) for p in pair)):
+            raise UsageError("'statistics.compare' must be a list of pairs of variant labels, "
+                             f"e.g. [[\"minilmloraL3\", \"minilmfrozenL3\"]]; got {pair!r}.")
+    atlases = [stats.atlas] if isinstance(stats.atlas, str) else stats.atlas
+    if not all(isinstance(a, str) for a in atlases):
+        raise UsageError("'statistics.atlas' must be a path or a list of paths; "
+                         f"got {stats.atlas!r}.")
 
 
 def _check_choice(name, value, choices):

@@ -29,6 +29,18 @@ def kept_volumes(run: BoldRun, dummy_scans: int) -> int:
     return max(int(dummy_scans), 0) if discarded == 0 else 0
 
 
+def used_window(run: BoldRun, dummy_scans: int) -> tuple[float, float]:
+    """Start and end (seconds, events clock) of the volumes of a run that are used.
+
+    Word onsets in ``events.tsv`` count from the first volume stored in the file
+    (BIDS), so volumes the scanner discarded before saving never shift them; only
+    the dummy scans dropped here move the start. This, :func:`kept_volumes` and
+    :func:`run_times` are the one place where volume timing is decided.
+    """
+    first = kept_volumes(run, dummy_scans)
+    return first * run.tr, run.n_volumes * run.tr
+
+
 def run_times(run: BoldRun, bold_spec: dict) -> np.ndarray:
     """Acquisition times of the kept volumes of a run (seconds, events clock)."""
     first = kept_volumes(run, bold_spec.get("dummy_scans", 0))
@@ -52,52 +64,77 @@ def prepare_bold(runs_json: str, bold_spec: dict, out_dir: str) -> tuple[str, li
     Returns
     -------
     mask_file : str
-        NIfTI brain mask (voxels used in every run).
+        NIfTI brain mask (voxels used in every run) for volumes; for surfaces and
+        CIFTI a ``.npy`` boolean vector over vertices (left then right) or grayordinates.
     bold_files : list of str
-        One ``.npy`` per run, shape (n_kept_volumes, n_voxels), float32.
+        One ``.npy`` per run, shape (n_kept_volumes, n_voxels), float32. When confounds
+        are regressed within cross-validation folds, ``runNNN_confounds.npy`` beside
+        each holds the run's filtered confounds, shape (n_kept_volumes, n_confounds).
     info_file : str
-        JSON with the number of voxels and of bad (NaN/constant) voxels per run.
+        JSON with the number of voxels, of bad (NaN/constant) voxels and of volumes
+        removed (dummy scans, non-steady state, scrubbing) per run.
     """
     import nibabel as nib
 
-    from .io.bold import clean_run, compute_brain_mask, load_masked
+    from .io.bold import analysis_mask, clean_confounds, clean_run, load_run_data
+    from .io.confounds import run_samples
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs = load_runs(runs_json)
-    mask_img = compute_brain_mask([r.bold_file for r in runs], [r.mask_file for r in runs])
-    mask = np.asanyarray(mask_img.dataobj) > 0
+    mask, mask_img = analysis_mask(runs)
     bad_any = np.zeros(int(mask.sum()), dtype=bool)
-    cleaned_files, info = [], {"runs": []}
+    in_folds = bold_spec.get("confound_regression", "fold") == "fold"
+    cleaned_files, info = [], {"runs": [], "kind": runs[0].kind,
+                               "confounds": bold_spec.get("confounds") or "none",
+                               "confound_regression": bold_spec.get("confound_regression",
+                                                                    "fold")}
     for i, run in enumerate(runs):
-        data = load_masked(run.bold_file, mask)
+        samples = run_samples(run, bold_spec)
         first = kept_volumes(run, bold_spec.get("dummy_scans", 0))
-        data = data[first:]
-        cleaned, bad = clean_run(data, tr=run.tr, detrend=bold_spec.get("detrend", True),
-                                 standardize=bold_spec.get("standardize", True),
-                                 high_pass=bold_spec.get("high_pass") or None)
+        data = load_run_data(run, mask)[first:]
+        keep = samples.keep[first:]
+        confounds = None if samples.confounds is None else samples.confounds[first:]
+        settings = {"tr": run.tr, "detrend": bold_spec.get("detrend", True),
+                    "high_pass": bold_spec.get("high_pass") or None, "keep": keep}
+        cleaned, bad = clean_run(data, standardize=bold_spec.get("standardize", True),
+                                 confounds=None if in_folds else confounds,
+                                 batch_size=bold_spec.get("voxel_batch", 20000), **settings)
+        del data
         bad_any |= bad
         path = out / f"run{i:03d}_bold.npy"
         np.save(path, cleaned)
         cleaned_files.append(str(path))
+        if confounds is not None and in_folds:
+            np.save(out / f"run{i:03d}_confounds.npy", clean_confounds(confounds, **settings))
         info["runs"].append({"run": run.name, "volumes": int(cleaned.shape[0]),
-                             "dropped_initial_volumes": first, "bad_voxels": int(bad.sum())})
+                             "dropped_initial_volumes": first, "bad_voxels": int(bad.sum()),
+                             "removed_volumes": samples.counts.get("removed", first),
+                             "non_steady_state_volumes": samples.counts.get("non_steady_state", 0),
+                             "scrubbed_volumes": samples.counts.get("scrubbed", 0),
+                             "confounds": samples.names})
+        del cleaned
     # voxels unusable in any run are left out of the mask altogether
     if bad_any.any():
-        keep = ~bad_any
+        keep_vox = ~bad_any
         for path in cleaned_files:
-            np.save(path, np.load(path)[:, keep])
+            np.save(path, np.load(path)[:, keep_vox])
         flat = np.flatnonzero(mask.ravel())
-        mask = np.zeros(mask.size, dtype=bool)
-        mask[flat[keep]] = True
-        mask = mask.reshape(mask_img.shape)
+        new_mask = np.zeros(mask.size, dtype=bool)
+        new_mask[flat[keep_vox]] = True
+        mask = new_mask.reshape(mask.shape)
     if not mask.any():
         raise DatasetError(f"no usable voxel in the runs of '{runs[0].subject}': every voxel is "
                            "NaN, infinite or constant in some run.")
     info["n_voxels"] = int(mask.sum())
     info["n_bad_voxels_removed"] = int(bad_any.sum())
-    mask_file = out / "brain_mask.nii.gz"
-    nib.save(nib.Nifti1Image(mask.astype(np.uint8), mask_img.affine), mask_file)
+    info["n_volumes_removed"] = int(sum(r["removed_volumes"] for r in info["runs"]))
+    if mask_img is not None:
+        mask_file = out / "brain_mask.nii.gz"
+        nib.save(nib.Nifti1Image(mask.astype(np.uint8), mask_img.affine), mask_file)
+    else:
+        mask_file = out / "brain_mask.npy"
+        np.save(mask_file, mask)
     info_file = out / "bold_info.json"
     info_file.write_text(json.dumps(info, indent=2), encoding="utf-8")
     return str(mask_file), cleaned_files, str(info_file)
@@ -130,6 +167,8 @@ def build_designs(runs_json: str, word_tables: list[str], feature_files: list[st
     list of str
         One design ``.npy`` per run, shape (n_kept_volumes, n_columns).
     """
+    from .io.confounds import run_samples
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     features = {name: np.load(path, mmap_mode="r")[layer_position]
@@ -147,6 +186,10 @@ def build_designs(runs_json: str, word_tables: list[str], feature_files: list[st
             delays=alignment.get("delays", [1, 2, 3, 4]),
             word_duration=alignment.get("word_duration", "impulse"),
         )
+        # the volumes prepare_bold removed (non-steady state, scrubbing) leave the design too
+        keep = run_samples(run, bold_spec).keep[run.n_volumes - len(times):]
+        if not keep.all():
+            design = design[keep]
         path = out / f"run{i:03d}_design.npy"
         np.save(path, design)
         paths.append(str(path))
@@ -166,8 +209,14 @@ def fit_encoding(design_files: list[str], bold_files: list[str], encoding: dict,
 
     Xs = [np.load(p) for p in design_files]
     Ys = [np.load(p, mmap_mode="r") for p in bold_files]
+    # confounds regressed within folds are saved beside the BOLD by prepare_bold
+    siblings = [Path(p).with_name(Path(p).name.replace("_bold.npy", "_confounds.npy"))
+                for p in bold_files]
+    extra = {}
+    if all(path.is_file() for path in siblings):
+        extra["confounds"] = [np.load(path) for path in siblings]
     result = cross_validate(Xs, Ys, encoding["alphas"], outer_cv=encoding["outer_cv"],
                             inner_folds=encoding["inner_folds"], backend=backend,
-                            n_targets_batch=encoding.get("n_targets_batch") or None)
+                            n_targets_batch=encoding.get("n_targets_batch") or None, **extra)
     result.save(out_file)
     return out_file

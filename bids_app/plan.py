@@ -61,7 +61,8 @@ def _check_runs(runs: list[BoldRun], subject: str, min_runs: int) -> None:
 
 
 def make_plan(layout, subjects: list[str], spec, *, work_dir: Path, output_dir: Path,
-              tasks=None, sessions=None, filters=None) -> Plan:
+              tasks=None, sessions=None, filters=None, derivatives=None, space=None,
+              bids_dir=None) -> Plan:
     """Collect runs and annotations of every participant.
 
     Returns
@@ -74,13 +75,16 @@ def make_plan(layout, subjects: list[str], spec, *, work_dir: Path, output_dir: 
     plans, failures = [], {}
     for subject in subjects:
         try:
-            runs = collect_runs(layout, subject, tasks=tasks, sessions=sessions, filters=filters)
+            runs = collect_runs(layout, subject, tasks=tasks, sessions=sessions, filters=filters,
+                                derivatives=derivatives, space=space,
+                                inputs=getattr(spec, "inputs", None), bids_dir=bids_dir)
             _check_runs(runs, subject, min_runs=2)
             folder = inputs / f"sub-{subject}"
             folder.mkdir(parents=True, exist_ok=True)
-            tables = []
+            tables, warnings = [], []
             for run in runs:
-                table = annotate_run(run, registry, spec.annotations)
+                table = annotate_run(run, registry, spec.annotations, bids_dir=Path(layout.root),
+                                     dummy_scans=spec.bold.dummy_scans, warnings=warnings)
                 _check_timing(table, run)
                 path = folder / f"{run.name}_words.tsv"
                 _write_if_changed(path, table.to_csv(sep="\t", index=False))
@@ -88,7 +92,7 @@ def make_plan(layout, subjects: list[str], spec, *, work_dir: Path, output_dir: 
             runs_json = folder / "runs.json"
             _write_if_changed(runs_json, json.dumps([r.to_dict() for r in runs], indent=1,
                                                     sort_keys=True))
-            plans.append(SubjectPlan(subject, runs, str(runs_json), tables))
+            plans.append(SubjectPlan(subject, runs, str(runs_json), tables, warnings))
         except BrainencError as exc:
             failures[subject] = exc
     names, files = [], []
@@ -125,11 +129,7 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 def write_story_tables(output_dir: Path, registry: StoryRegistry) -> None:
     """Write the words of each story as ``stimuli/stim-<story>_annot-words_events.tsv``."""
-    from .io.derivatives import write_text
+    from .io.stimuli.tables import write_story_table
 
-    for name, story in registry.stories.items():
-        frame = pd.DataFrame({"word_index": range(len(story.words)), "word": story.words})
-        target = Path(output_dir) / "stimuli" / f"stim-{name}_annot-words_events.tsv"
-        text = frame.to_csv(sep="\t", index=False)
-        if not target.exists() or target.read_text(encoding="utf-8") != text:
-            write_text(target, text)
+    for story in registry.stories.values():
+        write_story_table(output_dir, story)

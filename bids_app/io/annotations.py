@@ -1,10 +1,20 @@
 """Word annotations of the stories heard in each run, in scanner time.
 
 A run's annotation is a table with one row per word: ``onset`` and ``duration``
-(seconds from the start of the run's first volume), ``word``, ``story`` (the name
-of the story the word belongs to) and ``word_index`` (position of the word in
-that story). Stories are collected across runs and participants so that each is
-featurized once.
+(seconds from the start of the run's first stored volume: the events clock),
+``word``, ``story`` (the name of the story the word belongs to), ``word_index``
+(position of the word in that story), ``story_onset`` (events-clock time of the
+story's start), ``aligned`` and ``source_index``. Words come from one of three
+places, tried in this order:
+
+1. the spec's ``[annotations] mapping`` (runs or tasks -> annotation files under
+   ``stimuli_dir``; for datasets that keep timings outside BIDS);
+2. story rows of ``events.tsv`` whose ``stim_file`` names an annotation under
+   ``BIDS_DIR/stimuli`` (placed at the row's ``onset``);
+3. word rows of ``events.tsv`` (one word per row).
+
+Stories are collected across runs and participants (:class:`StoryRegistry`) so
+that each is featurized once.
 """
 
 from __future__ import annotations
@@ -18,19 +28,34 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DatasetError
+from .stimuli import WordTimings, is_no_space
+from .stimuli.normalise import normalise_words, normalisation_record
+from .stimuli.sources import StorySource, story_sources
 
 WORD_COLUMNS = ["onset", "duration", "word", "story", "word_index"]
+RUN_COLUMNS = WORD_COLUMNS + ["story_onset", "aligned", "source_index"]
+
+__all__ = ["RUN_COLUMNS", "WORD_COLUMNS", "StoryRegistry", "StoryText", "annotate_run",
+           "normalise_words", "read_tsv", "read_word_events", "resolve_separator",
+           "story_label"]
 
 
 @dataclass
 class StoryText:
-    """Words of one story (shared by every run and participant that heard it)."""
+    """Words of one story (shared by every run and participant that heard it).
+
+    ``timings`` (when known) holds ``onset, duration, source_index, source_text,
+    aligned`` per word on the story's clock; ``meta`` records the source format,
+    time reference, normalisation and reader notes.
+    """
 
     name: str
     words: list
     sentences: list | None = None
     separator: str = " "
     sources: list = field(default_factory=list)
+    timings: pd.DataFrame | None = None
+    meta: dict = field(default_factory=dict)
 
 
 def _decode(raw: bytes, path: Path) -> str:
@@ -66,10 +91,11 @@ def read_tsv(path: Path) -> pd.DataFrame:
                 f"the header has {n_columns}; fix the row (fields must be separated by tabs)."
             )
     return pd.read_csv(io.StringIO("\n".join(lines)), sep="\t", dtype=str,
-                       keep_default_na=False, na_filter=False)
+                       keep_default_na=False, na_filter=False, quoting=3)
 
 
-def _numeric(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
+def numeric_column(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
+    """A column of a TSV as floats (``n/a`` and empty as NaN; other text is an error)."""
     values = pd.to_numeric(frame[column].replace({"n/a": np.nan, "": np.nan}), errors="coerce")
     bad = values.isna() & ~frame[column].isin(["n/a", ""])
     if bad.any():
@@ -115,12 +141,12 @@ def read_word_events(path: Path, *, text_column: str = "word",
             f"'{path}' lists no words in column '{text_column}'; brainenc needs word timings "
             "(one row per word, or a stim_file naming an annotation under stimuli/)."
         )
-    onset = _numeric(frame, "onset", path)
+    onset = numeric_column(frame, "onset", path)
     if np.isnan(onset).any():
         row = int(np.flatnonzero(np.isnan(onset))[0])
         raise DatasetError(f"'{path}' has a word without an onset (data row {row + 1}); "
                            "every word needs a numeric onset.")
-    duration = (_numeric(frame, "duration", path) if "duration" in frame.columns
+    duration = (numeric_column(frame, "duration", path) if "duration" in frame.columns
                 else np.full(len(frame), np.nan))
     order = np.argsort(onset, kind="stable")
     table = pd.DataFrame({
@@ -130,6 +156,7 @@ def read_word_events(path: Path, *, text_column: str = "word",
         "story": story or "",
         "word_index": np.arange(len(order)),
     })
+    table.attrs["source_index"] = np.flatnonzero(keep.to_numpy())[order]
     return table[WORD_COLUMNS]
 
 
@@ -150,8 +177,13 @@ class StoryRegistry:
         self._by_words: dict[tuple, str] = {}
 
     def add(self, name: str, words: list, source: str, *, separator: str = " ",
-            sentences: list | None = None) -> str:
-        """Register a story (or find the identical one) and return its name."""
+            sentences: list | None = None, timings: pd.DataFrame | None = None,
+            meta: dict | None = None) -> str:
+        """Register a story (or find the identical one) and return its name.
+
+        A story heard in several runs (same words) is registered once; a run
+        holding several stories registers each.
+        """
         key = (tuple(words), separator, tuple(sentences) if sentences is not None else None)
         if key in self._by_words:
             existing = self._by_words[key]
@@ -160,50 +192,106 @@ class StoryRegistry:
         unique, k = name, 2
         while unique in self.stories:
             unique, k = f"{name}v{k}", k + 1
-        self.stories[unique] = StoryText(unique, list(words), sentences, separator, [source])
+        self.stories[unique] = StoryText(unique, list(words), sentences, separator, [source],
+                                         timings, dict(meta or {}))
         self._by_words[key] = unique
         return unique
 
 
-def annotate_run(run, registry: StoryRegistry, spec) -> pd.DataFrame:
-    """Word table of one run in scanner time, registering its story.
+def resolve_separator(spec) -> str:
+    """The word separator: ``""`` for languages written without spaces when 'auto'."""
+    if spec.separator != "auto":
+        return spec.separator
+    return "" if is_no_space(getattr(spec, "language", "")) else " "
+
+
+def _find_root(run) -> Path:
+    for parent in Path(run.bold_file).parents:
+        if (parent / "dataset_description.json").is_file():
+            return parent
+    return Path(run.bold_file).parent
+
+
+def _register(source: StorySource, registry: StoryRegistry, spec, shift: float,
+              separator: str) -> pd.DataFrame:
+    timings: WordTimings = source.timings
+    words = normalise_words(list(timings.words), spec)
+    keep = np.array([bool(w) for w in words])
+    if not keep.any():
+        raise DatasetError(f"no word of '{timings.source}' is left after normalisation "
+                           f"(annotations.numbers = '{spec.numbers}'); change the setting.")
+    words = [w for w, k in zip(words, keep) if k]
+    onsets, offsets = timings.onsets[keep], timings.offsets[keep]
+    if timings.time_reference == "run":
+        events_onsets = onsets - shift
+        story_times = events_onsets - source.onset
+    else:
+        events_onsets = onsets + source.onset
+        story_times = onsets
+    story_frame = pd.DataFrame({
+        "onset": story_times, "duration": offsets - onsets,
+        "source_index": timings.source_index[keep],
+        "source_text": [t for t, k in zip(timings.source_text, keep) if k],
+        "aligned": timings.aligned[keep].astype(int)})
+    meta = {"format": timings.fmt, "time_reference": timings.time_reference,
+            "normalisation": normalisation_record(spec, separator), "notes": timings.notes}
+    name = registry.add(source.name, words, source.label, separator=separator,
+                        timings=story_frame, meta=meta)
+    return pd.DataFrame({
+        "onset": events_onsets, "duration": offsets - onsets, "word": words, "story": name,
+        "word_index": np.arange(len(words)), "story_onset": source.onset,
+        "aligned": timings.aligned[keep].astype(int),
+        "source_index": timings.source_index[keep]})
+
+
+def annotate_run(run, registry: StoryRegistry, spec, *, bids_dir: Path | None = None,
+                 dummy_scans: int = 0, warnings: list | None = None) -> pd.DataFrame:
+    """Word table of one run in scanner time, registering its stories.
 
     Parameters
     ----------
     run : BoldRun
-        The run (its ``events_file`` is read).
+        The run (its ``events_file`` is read unless the mapping names files).
     registry : StoryRegistry
-        Receives the story.
+        Receives the stories.
     spec : AnnotationConfig
         Reading options.
+    bids_dir : Path, optional
+        Dataset root (found from the BOLD file when omitted).
+    dummy_scans : int
+        Volumes dropped at the start of the run (only to check coverage).
+    warnings : list, optional
+        Receives one string per timing problem that is not an error.
 
     Returns
     -------
     DataFrame
-        Columns ``onset, duration, word, story, word_index``.
+        Columns :data:`RUN_COLUMNS`, ordered by story onset then word.
+
+    Raises
+    ------
+    DatasetError
+        Missing or unreadable annotation, no or empty word tier, a ``stim_file``
+        escaping ``stimuli/``, or words ending later than the run by more than
+        ``end_tolerance``.
     """
-    if run.events_file is None:
-        raise DatasetError(
-            f"no events.tsv for '{run.bold_file.name}'; add "
-            f"'{run.name}_events.tsv' with the word timings of the run."
-        )
-    table = read_word_events(run.events_file, text_column=spec.text_column)
-    words = normalise_words(table["word"].tolist(), spec)
-    table["word"] = words
-    name = registry.add(story_label(run.task, run.run and f"run{run.run}"), words,
-                        str(run.events_file), separator=spec.separator)
-    table["story"] = name
+    from ..participant import used_window
+    from .stimuli.checks import check_run_words
+
+    root = Path(bids_dir) if bids_dir is not None else _find_root(run)
+    separator = resolve_separator(spec)
+    sources = story_sources(run, spec, root)
+    shift = 0.0
+    if spec.clock == "scanner":
+        discarded = run.metadata.get("NumberOfVolumesDiscardedByScanner", 0) or 0
+        shift = float(discarded) * run.tr
+    tables = [_register(source, registry, spec, shift, separator) for source in sources]
+    table = pd.concat(tables, ignore_index=True)
+    table = table.sort_values(["story_onset", "story", "word_index"], kind="stable")
+    table = table.reset_index(drop=True)[RUN_COLUMNS]
+    files = {t["story"].iloc[0]: s.timings.source for t, s in zip(tables, sources)}
+    found = check_run_words(table, run, used_window(run, dummy_scans),
+                            tolerance=spec.end_tolerance, sources=files)
+    if warnings is not None:
+        warnings.extend(found)
     return table
-
-
-def normalise_words(words: list[str], spec) -> list[str]:
-    """Apply the spec's explicit text normalisation (case, punctuation)."""
-    out = []
-    for word in words:
-        if spec.lowercase:
-            word = word.lower()
-        if spec.strip_punctuation:
-            stripped = re.sub(r"[^\w'-]+", "", word)
-            word = stripped or word
-        out.append(word)
-    return out

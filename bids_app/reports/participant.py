@@ -10,13 +10,15 @@ import pandas as pd
 
 from .._version import __version__
 from ..io.derivatives import software_versions, write_text
-from .html import esc, figure, figure_data_uri, matplotlib_agg, page, table
+from .brainplots import brain_map
+from .html import esc, figure, figure_data_uri, matplotlib_agg, note, page, table
+from .stimuli import stimuli_section
 
 
 def _inputs_section(runs, word_tables, bold_info) -> str:
     rows = []
     info_runs = bold_info.get("runs", [])
-    for i, (run, table_file) in enumerate(zip(runs, word_tables)):
+    for i, (run, table_file) in enumerate(zip(runs, word_tables, strict=True)):
         words = pd.read_csv(table_file, sep="\t", keep_default_na=False)
         duration = run.n_volumes * run.tr
         inside = words["onset"].between(0, duration).mean() if len(words) else 0.0
@@ -39,7 +41,7 @@ def _inputs_section(runs, word_tables, bold_info) -> str:
 def _timing_plot(runs, word_tables) -> str:
     plt = matplotlib_agg()
     fig, ax = plt.subplots(figsize=(9, 0.45 * len(runs) + 1.2))
-    for i, (run, table_file) in enumerate(zip(runs, word_tables)):
+    for i, (run, table_file) in enumerate(zip(runs, word_tables, strict=True)):
         words = pd.read_csv(table_file, sep="\t", keep_default_na=False)
         ax.broken_barh([(0, run.n_volumes * run.tr)], (i - 0.4, 0.8), color="#dde4ec")
         ax.plot(words["onset"], np.full(len(words), i), "|", color="#234", ms=8, alpha=0.5)
@@ -50,35 +52,109 @@ def _timing_plot(runs, word_tables) -> str:
                   "duration.", "fig-timing")
 
 
-def _variant_section(label: str, maps: dict, scores_file: str) -> str:
-    import nibabel as nib
-    from nilearn import plotting
+def _sibling(r_map: str, stat: str) -> str | None:
+    """Find the ``stat-<stat>`` map written beside a ``stat-r`` map, if any."""
+    path = Path(r_map)
+    other = path.with_name(path.name.replace("_stat-r_", f"_stat-{stat}_"))
+    return str(other) if other != path and other.exists() else None
+
+
+def tuning_summary(label: str, meta: dict) -> pd.DataFrame:
+    """One-row table of a variant's model and tuning record (from its sidecar)."""
+    from ..group.tables import cka_value, dev_metric, nlu_task
+
+    name, value = dev_metric(meta)
+    cka = cka_value(meta.get("CKA"), meta.get("Layer"))
+    settings = meta.get("TuningSettings") or {}
+    return pd.DataFrame([{
+        "variant": label, "model": meta.get("ModelName") or meta.get("Model"),
+        "method": meta.get("TuningMethod"), "NLU task": nlu_task(meta),
+        "layer": meta.get("Layer"), "dev metric": f"{name}: {value:.3f}" if value is not None
+        else "n/a", "trainable share": meta.get("TrainableParameterShare"),
+        "trainable parameters": meta.get("TrainableParameters"),
+        "CKA to pretrained": cka,
+        "settings": ", ".join(f"{k}={v}" for k, v in sorted(settings.items())) or "defaults",
+    }])
+
+
+def significance_summary(maps: dict, fdr_alpha: float) -> str:
+    """Count voxels with q below the FDR level (or why it is not available)."""
+    from ..group.maps import load_values
+
+    r = load_values(maps["r"])
+    inside = r != 0
+    q_map = maps.get("q") or _sibling(maps["r"], "q")
+    p_map = maps.get("p") or _sibling(maps["r"], "p")
+    rows = {"voxels analysed": int(inside.sum()), "median r": float(np.median(r[inside]))
+            if inside.any() else float("nan"), "voxels with r > 0.1": int((r > 0.1).sum())}
+    if p_map:
+        rows["voxels with p < 0.001 (uncorrected)"] = int((load_values(p_map)[inside]
+                                                         < 0.001).sum())
+    if q_map:
+        rows[f"voxels with FDR q < {fdr_alpha}"] = int((load_values(q_map)[inside]
+                                                       < fdr_alpha).sum())
+    text = "" if q_map else note("No voxel-wise p/q maps were written for this variant, so only "
+                                 "descriptive counts are shown.")
+    return table(pd.DataFrame([rows]), "{:.3f}") + text
+
+
+def _variant_section(label: str, maps: dict, scores_file: str, fdr_alpha: float = 0.05) -> str:
+    from ..group.maps import load_values, map_kind, read_sidecar
 
     plt = matplotlib_agg()
-    r_img = nib.load(maps["r"])
-    values = np.asanyarray(r_img.dataobj)
-    mask = values != 0
-    r = values[mask]
-    vmax = float(max(np.percentile(np.abs(r), 99.5), 0.05)) if r.size else 0.1
-    display = plotting.plot_glass_brain(r_img, colorbar=True, plot_abs=False, vmax=vmax,
-                                        cmap="RdBu_r", threshold=vmax / 10,
-                                        title=f"{label}: held-out r")
-    fig = display.frame_axes.figure
-    glass = figure(figure_data_uri(fig), f"Glass brain of held-out r for {label}.",
-                   f"fig-glass-{label}")
-    display.close()
-    alpha = np.asanyarray(nib.load(maps["alpha"]).dataobj)[mask]
+    meta = read_sidecar(maps["r"])
+    r_all = load_values(maps["r"])
+    inside = r_all != 0
+    r = r_all[inside]
+    parts = [f"<h2 id='variant-{esc(label)}'>Variant {esc(label)}</h2>",
+             "<h3>Tuning</h3>", table(tuning_summary(label, meta))]
+    parts.append("<h3>Maps</h3>" + brain_map(maps["r"], f"{label}: held-out r",
+                                             f"Held-out r for {label}.", f"fig-glass-{label}"))
+    if maps.get("alpha") and map_kind(maps["alpha"]) == "volume":
+        parts.append(brain_map(maps["alpha"], f"{label}: log10 alpha",
+                               f"Regularisation chosen per voxel (log10 alpha) for {label}.",
+                               f"fig-alpha-{label}", cmap="viridis", threshold=None,
+                               symmetric=False, transform=np.log10))
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
     axes[0].hist(r, bins=60, color="#345")
     axes[0].axvline(0, color="k", lw=0.8)
     axes[0].set(xlabel="held-out r", ylabel="voxels", title="Distribution of r")
-    axes[1].hist(np.log10(alpha), bins=30, color="#a63")
+    if maps.get("alpha"):
+        alpha = load_values(maps["alpha"])[inside]
+        axes[1].hist(np.log10(alpha[alpha > 0]), bins=30, color="#a63")
     axes[1].set(xlabel="log10 alpha", ylabel="voxels", title="Chosen regularisation")
-    hist = figure(figure_data_uri(fig), f"Histograms of r and alpha for {label}.",
-                  f"fig-hist-{label}")
-    scores = pd.read_csv(scores_file, sep="\t")
-    return (f"<h2 id='variant-{esc(label)}'>Variant {esc(label)}</h2>" + table(scores)
-            + glass + hist)
+    parts.append(figure(figure_data_uri(fig), f"Histograms of r and alpha for {label}.",
+                        f"fig-hist-{label}"))
+    parts.append("<h3>Significance</h3>" + significance_summary(maps, fdr_alpha))
+    parts.append("<h3>Regions</h3>" + table(pd.read_csv(scores_file, sep="\t")))
+    return "".join(parts)
+
+
+def collect_warnings(output_dir: str | Path, subject: str, extra: list[str] | None = None) \
+        -> list[str]:
+    """Warnings of a participant's run: given ones plus those in ``OUTPUT_DIR/logs``.
+
+    Log lines at WARNING level or above are kept from ``logs/sub-<label>*.log`` and,
+    when they name ``sub-<label>``, from the other ``logs/*.log`` files.
+
+    Returns
+    -------
+    list of str
+        Unique messages, in order of appearance.
+    """
+    found = list(extra or [])
+    tag = f"sub-{subject}"
+    for log in sorted(Path(output_dir).glob("logs/*.log")):
+        own = log.name.startswith(tag + "_") or log.name.startswith(tag + ".")
+        try:
+            lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            if any(level in line for level in ("WARNING", "ERROR", "CRITICAL")) and (
+                    own or tag in line):
+                found.append(line.strip())
+    return list(dict.fromkeys(found))
 
 
 def methods_paragraph(spec, n_runs: int, variants: list[str]) -> str:
@@ -143,12 +219,15 @@ def write_participant_report(output_dir: str, subject: str, runs, word_tables: l
     bold_info = json.loads(Path(bold_info_file).read_text(encoding="utf-8"))
     nav = "<nav>" + "".join(f"<a href='#variant-{esc(v)}'>{esc(v)}</a>"
                             for v in variant_outputs) + "</nav>"
-    body = [nav, _inputs_section(runs, word_tables, bold_info)]
-    if warnings:
-        body.append("<h2 id='warnings'>Warnings</h2>" + "".join(
-            f"<p class='warn'>{esc(w)}</p>" for w in warnings))
+    body = [nav, _inputs_section(runs, word_tables, bold_info),
+            stimuli_section(runs, word_tables, spec)]
+    warnings = collect_warnings(output_dir, subject, warnings)
+    body.append("<h2 id='warnings'>Warnings</h2>" + ("".join(
+        f"<p class='warn'>{esc(w)}</p>" for w in warnings) if warnings else note(
+        "No warnings were raised for this participant.")))
+    fdr_alpha = getattr(getattr(spec, "statistics", None), "fdr_alpha", 0.05)
     for label, outputs in variant_outputs.items():
-        body.append(_variant_section(label, outputs, outputs["scores"]))
+        body.append(_variant_section(label, outputs, outputs["scores"], fdr_alpha))
     body.append("<h2 id='methods'>Methods</h2>" + methods_paragraph(spec, len(runs),
                                                                    list(variant_outputs)))
     final = Path(output_dir) / f"sub-{subject}.html"

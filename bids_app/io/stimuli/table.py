@@ -1,0 +1,115 @@
+"""Plain word-timing tables (TSV, CSV or TXT) with onset, offset or duration and word columns."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import DatasetError
+from ._common import WordTimings, decode_text, read_bytes
+
+ONSET_NAMES = ("onset", "start", "begin", "xmin", "tmin", "start_time", "onset_time")
+OFFSET_NAMES = ("offset", "end", "stop", "xmax", "tmax", "end_time", "offset_time")
+WORD_NAMES = ("word", "words", "text", "token", "label", "char", "character")
+
+
+def read_rows(path: Path) -> list[list[str]]:
+    """Rows of a delimited text file (tab for .tsv, comma for .csv, sniffed otherwise)."""
+    text = decode_text(read_bytes(path), path)
+    suffix = path.suffix.lower()
+    first = text.split("\n", 1)[0]
+    delimiter = "\t" if suffix == ".tsv" or (suffix != ".csv" and "\t" in first) else ","
+    try:
+        return [r for r in csv.reader(io.StringIO(text), delimiter=delimiter)
+                if any(c.strip() for c in r)]
+    except csv.Error as exc:
+        raise DatasetError(f"'{path}' is not a valid delimited table ({exc}); fix the file.") from None
+
+
+def has_onset_header(rows: list[list[str]]) -> bool:
+    """True when the first row names an onset column (a plain table, not Gentle's CSV)."""
+    return bool(rows) and any(c.strip().lower() in ONSET_NAMES for c in rows[0])
+
+
+def _column(header: list[str], names, preferred: str = "") -> int | None:
+    lowered = [h.strip().lower() for h in header]
+    for name in ((preferred.lower(),) if preferred else ()) + tuple(names):
+        if name and name in lowered:
+            return lowered.index(name)
+    return None
+
+
+def _float(value: str, path: Path, row: int, column: str) -> float:
+    value = value.strip()
+    if value in ("", "n/a", "nan", "NaN"):
+        return np.nan
+    try:
+        return float(value)
+    except ValueError:
+        raise DatasetError(f"'{path}' row {row} column '{column}' is not a number ({value!r}); "
+                           "fix the value.") from None
+
+
+def read_table(path: Path, *, text_column: str = "word", time_reference: str = "story",
+               fmt: str = "table") -> WordTimings:
+    """Read a table of word timings.
+
+    Parameters
+    ----------
+    path : Path
+        TSV/CSV/TXT with a header: an onset column (``onset``, ``start`` ...), an
+        offset (``offset``, ``end`` ...) or ``duration`` column, and a word column
+        (``text_column``, else ``word``, ``text``, ``token`` ...).
+    text_column : str
+        Preferred name of the word column.
+    time_reference : str
+        Clock of the times (``story`` or ``run``).
+    fmt : str
+        Format name recorded with the timings.
+
+    Returns
+    -------
+    WordTimings
+        Rows without a word (empty or ``n/a``) are skipped.
+    """
+    path = Path(path)
+    rows = read_rows(path)
+    if not rows:
+        raise DatasetError(f"the annotation '{path}' is empty; it needs a header row and one row "
+                           "per word.")
+    header = rows[0]
+    onset = _column(header, ONSET_NAMES)
+    offset = _column(header, OFFSET_NAMES)
+    duration = _column(header, ("duration", "dur"))
+    word = _column(header, WORD_NAMES, text_column)
+    if onset is None or word is None or (offset is None and duration is None):
+        raise DatasetError(
+            f"'{path}' needs an onset column ({'/'.join(ONSET_NAMES[:3])}), an offset or duration "
+            f"column and a word column ('{text_column}'); its header is {header}.")
+    words, onsets, offsets, index = [], [], [], []
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise DatasetError(f"'{path}' row {number} has {len(row)} fields but the header has "
+                               f"{len(header)}; fix the row.")
+        text = row[word].strip()
+        if text in ("", "n/a"):
+            continue
+        start = _float(row[onset], path, number, header[onset])
+        if offset is not None:
+            end = _float(row[offset], path, number, header[offset])
+        else:
+            end = start + _float(row[duration], path, number, header[duration])
+        if not np.isfinite(start):
+            raise DatasetError(f"'{path}' row {number} ({text!r}) has no onset; every word needs "
+                               "a numeric onset.")
+        words.append(text)
+        onsets.append(start)
+        offsets.append(end if np.isfinite(end) else start)
+        index.append(number - 2)
+    if not words:
+        raise DatasetError(f"'{path}' lists no words in column '{header[word]}'; fix the file.")
+    return WordTimings.build(words, onsets, offsets, source=str(path), fmt=fmt,
+                             source_index=index, time_reference=time_reference)

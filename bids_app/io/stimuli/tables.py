@@ -1,0 +1,70 @@
+"""The canonical word table of each story, written beside the outputs.
+
+``OUTPUT_DIR/stimuli/stim-<story>_annot-words_events.tsv`` lists every word used,
+with its time from the story start, its position in the story and in the source
+file; the JSON sidecar describes the columns and records the source files and
+the text normalisation, so a user can see exactly what the models were given.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+COLUMNS = ["onset", "duration", "word", "word_index", "source_index", "source_text", "aligned"]
+DESCRIPTIONS = {
+    "onset": {"Description": "Word onset from the start of the story (for stories timed on the "
+                             "run's clock: from the story onset in its first run)", "Units": "s"},
+    "duration": {"Description": "Spoken duration of the word", "Units": "s"},
+    "word": {"Description": "The word given to the language models (after normalisation)"},
+    "word_index": {"Description": "Position of the word in the story (0-based)"},
+    "source_index": {"Description": "Position of the word's entry in the source annotation "
+                                    "(interval, row or array index; 0-based)"},
+    "source_text": {"Description": "The label as written in the source annotation"},
+    "aligned": {"Description": "Whether the time comes from the alignment (1) or was "
+                               "interpolated (0)", "Levels": {"1": "aligned", "0": "interpolated"}},
+}
+
+
+def story_table(story) -> pd.DataFrame:
+    """Canonical table of a registered story (words only when no timings are known)."""
+    if story.timings is not None:
+        frame = story.timings.copy()
+        frame["word"] = story.words
+        frame["word_index"] = range(len(story.words))
+        return frame[COLUMNS]
+    n = len(story.words)
+    return pd.DataFrame({"onset": ["n/a"] * n, "duration": ["n/a"] * n, "word": story.words,
+                         "word_index": range(n), "source_index": range(n),
+                         "source_text": story.words, "aligned": [1] * n})[COLUMNS]
+
+
+def _clean(value: str) -> str:
+    return str(value).replace("\t", " ").replace("\n", " ").replace("\r", " ") or "n/a"
+
+
+def write_story_table(output_dir: Path, story) -> Path:
+    """Write the TSV and JSON of one story (only when their content changed)."""
+    from ..derivatives import write_text
+
+    frame = story_table(story)
+    for column in ("word", "source_text"):
+        frame[column] = frame[column].map(_clean)
+    target = Path(output_dir) / "stimuli" / f"stim-{story.name}_annot-words_events.tsv"
+    text = frame.to_csv(sep="\t", index=False, float_format="%.4f", lineterminator="\n")
+    sidecar = dict(DESCRIPTIONS)
+    sidecar.update({
+        "Sources": list(dict.fromkeys(story.sources)),
+        "AnnotationFormat": story.meta.get("format", ""),
+        "TimeReference": story.meta.get("time_reference", ""),
+        "Separator": story.separator,
+        "Normalisation": story.meta.get("normalisation", {}),
+        "Notes": story.meta.get("notes", []),
+    })
+    payload = json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n"
+    for path, content in ((target, text), (target.with_suffix(".json"), payload)):
+        if not path.exists() or path.read_text(encoding="utf-8") != content:
+            write_text(path, content)
+    return target
