@@ -48,13 +48,33 @@ def output_entities(runs: list[BoldRun]) -> dict:
         entities["task"] = runs[0].task
     if len(spaces) == 1 and runs[0].space:
         entities["space"] = runs[0].space
+        for key in ("res", "den"):
+            values = {str(r.entities.get(key, "")) for r in runs}
+            if len(values) == 1 and values != {""}:
+                entities[key] = values.pop()
     return entities
+
+
+def grid_metadata(runs: list[BoldRun], entities: dict) -> dict:
+    """``Resolution`` / ``Density`` sidecar fields the output's entities call for."""
+    meta = {}
+    if entities.get("res"):
+        meta["Resolution"] = (f"Resolution '{entities['res']}' of template "
+                              f"'{entities.get('space', '')}', as in the input BOLD.")
+    if entities.get("den"):
+        meta["Density"] = (f"Density '{entities['den']}' of '{entities.get('space', '')}', "
+                           "as in the input BOLD.")
+    elif runs[0].kind == "surface":
+        meta["Density"] = f"Vertices of the '{entities.get('space', '')}' surface mesh."
+    return meta
 
 
 def write_mask(output_dir: Path, runs: list[BoldRun], mask_file: str, bids_dir: Path) -> Path:
     """Write the participant's analysis mask as ``desc-brain_mask.nii.gz``."""
     import nibabel as nib
 
+    if not str(mask_file).endswith((".nii", ".nii.gz")):
+        return None  # surfaces and CIFTI: the maps cover every vertex / grayordinate
     entities = output_entities(runs)
     folder = subject_dir(output_dir, entities)
     final = folder / build_name({**entities, "desc": "brain"}, "mask", ".nii.gz")
@@ -67,6 +87,7 @@ def write_mask(output_dir: Path, runs: list[BoldRun], mask_file: str, bids_dir: 
         "Description": "Voxels analysed: brain mask of the runs, without voxels that were "
                        "NaN, infinite or constant in any run.",
         "Sources": [bids_uri(r.bold_file, bids_dir) for r in runs],
+        **grid_metadata(runs, entities),
     })
     return final
 
@@ -117,7 +138,7 @@ def write_variant_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun],
 
     output_dir, bids_dir = Path(output_dir), Path(bids_dir)
     result = EncodingResult.load(result_file)
-    mask_img = nib.load(mask_file)
+    mask_img = nib.load(mask_file) if str(mask_file).endswith((".nii", ".nii.gz")) else None
     entities = {**output_entities(runs), "desc": metadata["variant"]}
     folder = subject_dir(output_dir, entities)
     sources = [bids_uri(r.bold_file, bids_dir) for r in runs]
@@ -130,16 +151,24 @@ def write_variant_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun],
         "TestRunsPerFold": [[runs[i].name for i in fold] for fold in result.test_runs],
         "SoftwareVersions": software_versions(),
     }
-    written = []
+    common.update(grid_metadata(runs, entities))
+    written, later = [], []
     for stat, values in (("r", result.r), ("r2", result.r2), ("alpha", result.alpha)):
-        final = folder / build_name({**entities, "stat": stat}, "statmap", ".nii.gz")
-        write_nifti(final, unmask(values, mask_img))
         sidecar = {**common, "Statistic": stat, "Description": STAT_DESCRIPTIONS[stat]}
         if stat == "alpha":
             chosen, counts = np.unique(result.alpha_folds, return_counts=True)
             sidecar["AlphasChosen"] = {f"{a:g}": int(c) for a, c in zip(chosen, counts)}
-        write_json(final.with_name(final.name.replace(".nii.gz", ".json")), sidecar)
-        written.append(str(final))
+        if mask_img is not None:
+            final = folder / build_name({**entities, "stat": stat}, "statmap", ".nii.gz")
+            write_nifti(final, unmask(values, mask_img))
+            files = [final]
+        else:
+            files = write_surface_maps(folder, {**entities, "stat": stat}, values, mask_file,
+                                       runs)
+        for final in files:
+            write_json(final.with_name(final.name.split(".")[0] + ".json"), sidecar)
+        written.append(str(files[0]))
+        later += [str(f) for f in files[1:]]
     table = region_summary(result)
     table.insert(0, "variant", metadata["variant"])
     table.insert(1, "layer", metadata.get("Layer"))
@@ -152,7 +181,48 @@ def write_variant_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun],
         "fold_mean_r": {"Description": "Mean r of the region in each outer fold, ';'-separated."},
     })
     written.append(str(scores))
-    return written
+    return written + later
+
+
+def write_surface_maps(folder: Path, entities: dict, values: np.ndarray, mask_file: str,
+                       runs: list[BoldRun]) -> list[Path]:
+    """Write one map of a surface (one ``.func.gii`` per hemisphere) or CIFTI analysis.
+
+    Parameters
+    ----------
+    folder : Path
+        Output folder.
+    entities : dict
+        Entities of the map (``stat`` included).
+    values : ndarray of shape (n_analysed,)
+        Values of the analysed vertices / grayordinates.
+    mask_file : str
+        ``.npy`` boolean vector of the analysed vertices (left then right) or grayordinates.
+    runs : list of BoldRun
+        The participant's runs (the first gives the hemispheres' sizes or brain models).
+
+    Returns
+    -------
+    list of Path
+        The left then right ``.func.gii``, or the ``.dscalar.nii``.
+    """
+    from .io.surfaces import gifti_n_vertices, write_dscalar, write_func_gifti
+
+    mask = np.load(mask_file)
+    full = np.zeros(mask.shape[0], dtype=np.float32)
+    full[mask] = np.asarray(values, dtype=np.float32)
+    name = f"stat-{entities['stat']}"
+    if runs[0].kind == "cifti":
+        final = folder / build_name(entities, "statmap", ".dscalar.nii")
+        write_dscalar(final, full, runs[0].bold_file, name)
+        return [final]
+    size_left = gifti_n_vertices(runs[0].surface_files["L"])
+    files = []
+    for hemi, part in (("L", full[:size_left]), ("R", full[size_left:])):
+        final = folder / build_name({**entities, "hemi": hemi}, "statmap", ".func.gii")
+        write_func_gifti(final, part, hemi, name)
+        files.append(final)
+    return files
 
 
 def variant_metadata(variant_label: str, extractor, layer: int, spec, seed: int,

@@ -94,6 +94,10 @@ def execute(options) -> int:
     _environment()
     _setup_logging(options.verbose)
     check_paths(options)
+    from stimuli_models.cache import remove_stale_temporaries
+
+    if remove_stale_temporaries(options.output_dir):  # left by a killed run
+        LOGGER.info("removed temporary files of an interrupted run from '%s'", options.output_dir)
     from .config import load_spec
 
     spec = load_spec(options.config_file)
@@ -122,6 +126,34 @@ def _load_filters(path: Path | None) -> dict:
     return data
 
 
+def _derivative_layouts(options, spec) -> dict:
+    """Index the ``-d NAME=PATH`` datasets; ``-d hcp=PATH`` sets the ``[inputs]`` root."""
+    from .io.bids import make_derivative_layouts, parse_derivatives
+
+    paths = parse_derivatives(options.derivatives)
+    if "hcp" in paths:
+        spec.inputs.root = str(paths["hcp"])
+        if spec.inputs.layout != "hcp":
+            raise UsageError("-d hcp=PATH needs an [inputs] section with layout = 'hcp' and "
+                             "path patterns in the experiment spec (see the README).")
+    return make_derivative_layouts(paths, database_dir=options.bids_database_dir)
+
+
+def _resolve_device(options, spec) -> tuple[str, str]:
+    """Torch device and himalaya backend from ``--device`` and the spec (ResourceError)."""
+    from stimuli_models.errors import StimuliModelsError
+    from stimuli_models.models import resolve_torch_device
+
+    from .encoding.backend import choose_backend
+    from .errors import from_library_error
+
+    try:
+        device = resolve_torch_device(options.device)
+    except StimuliModelsError as exc:  # --device cuda without a GPU
+        raise from_library_error(exc) from None
+    return device, choose_backend(spec.encoding.backend, options.device)
+
+
 def run_participant_level(options, spec) -> int:
     """Build and run the participant workflow; returns the exit code."""
     from .config import save_spec
@@ -131,10 +163,12 @@ def run_participant_level(options, spec) -> int:
     from .variants import plan_variants
 
     started = time.time()
+    device, backend = _resolve_device(options, spec)  # before any slow step: fail early
     description = check_dataset(options.bids_dir) if not options.skip_bids_validation else {}
     extractors, variants = plan_variants(spec)
     filters = _load_filters(options.bids_filter_file)
     layout = make_layout(options.bids_dir, database_dir=options.bids_database_dir)
+    derivatives = _derivative_layouts(options, spec)
     subjects = select_subjects(layout, options.participant_label)
     if options.task_id:
         tasks = sorted(layout.get_tasks())
@@ -147,7 +181,8 @@ def run_participant_level(options, spec) -> int:
     output_dir = options.output_dir
     plan = make_plan(layout, subjects, spec, work_dir=work_dir, output_dir=output_dir,
                      tasks=options.task_id or None, sessions=options.session_id or None,
-                     filters=filters.get("bold"))
+                     filters=filters.get("bold"), derivatives=derivatives,
+                     space=options.space, bids_dir=options.bids_dir)
     if not plan.subjects:
         return _report_failures(plan.failures, n_total=len(subjects))
     write_dataset_description(output_dir, options.bids_dir, description)
@@ -155,17 +190,6 @@ def run_participant_level(options, spec) -> int:
     spec_file = work_dir / "brainenc_inputs" / "spec.toml"
     save_spec(spec, spec_file)
     save_spec(spec, output_dir / "logs" / f"spec-{time.strftime('%Y%m%d-%H%M%S')}.toml")
-    from stimuli_models.errors import StimuliModelsError
-    from stimuli_models.models import resolve_torch_device
-
-    from .encoding.backend import choose_backend
-    from .errors import from_library_error
-
-    try:
-        device = resolve_torch_device(options.device)
-    except StimuliModelsError as exc:  # --device cuda without a GPU
-        raise from_library_error(exc) from None
-    backend = choose_backend(spec.encoding.backend, options.device)
     from .workflows.base import init_brainenc_wf
 
     nprocs = options.nprocs or os.cpu_count() or 1
@@ -221,15 +245,31 @@ def run_workflow(workflow, options, work_dir: Path, nprocs: int) -> dict:
         "monitoring": {"enabled": False},
     })
     nipype_logging.update_logging(nipype_config)
+    _apply_config(workflow, nipype_config)
     for name in ("nipype.workflow", "nipype.interface", "nipype.utils"):
         logging.getLogger(name).propagate = False
     plugin, plugin_args = _plugin(options, nprocs)
     try:
         workflow.run(plugin=plugin, plugin_args=plugin_args)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM (see bids_app.interrupt)
+        from .interrupt import clean_after_interrupt
+
+        clean_after_interrupt(options.output_dir)
+        raise
     except RuntimeError:
         if not crash_dir.exists():  # nipype failed before any node ran
             raise
     return parse_crashes(crash_dir)
+
+
+def _apply_config(engine, nipype_config) -> None:
+    """Give a workflow built earlier (it copied the global config then) the settings now."""
+    if engine.config is not None:
+        for section in ("execution", "logging", "monitoring"):
+            engine.config.setdefault(section, {}).update(nipype_config._sections[section])
+    graph = getattr(engine, "_graph", None)
+    for child in (graph.nodes() if graph is not None else ()):
+        _apply_config(child, nipype_config)
 
 
 def _plugin(options, nprocs: int):
@@ -244,20 +284,46 @@ def _plugin(options, nprocs: int):
         if not isinstance(settings, dict) or "plugin" not in settings:
             raise UsageError(f"the plugin file '{options.use_plugin}' must hold 'plugin:' (and "
                              "optionally 'plugin_args:'), e.g. 'plugin: SLURM'.")
-        return settings["plugin"], settings.get("plugin_args", {}) or {}
+        name, args = settings["plugin"], settings.get("plugin_args") or {}
+        _check_plugin(name, args, options.use_plugin)
+        if name == "MultiProc":  # the command line's settings unless the file sets them
+            args = {**_multiproc_args(options, nprocs), **args}
+        return name, args
+    if nprocs == 1:
+        return "Linear", {}
+    return "MultiProc", _multiproc_args(options, nprocs)
+
+
+def _check_plugin(name, args, path: Path) -> None:
+    from nipype.pipeline import plugins
+
+    known = sorted(n[:-len("Plugin")] for n in dir(plugins)
+                   if n.endswith("Plugin") and n != "Plugin")
+    if not isinstance(name, str) or name not in known:
+        raise UsageError(f"'plugin' must be one of {{{', '.join(known)}}}; got '{name}' (in "
+                         f"'{path}').")
+    if not isinstance(args, dict):
+        raise UsageError(f"'plugin_args' in '{path}' must be a mapping of settings, e.g. "
+                         "'plugin_args: {n_procs: 8}'.")
+
+
+def _multiproc_args(options, nprocs: int) -> dict:
+    """Return the settings of nipype's MultiProc plugin.
+
+    Nodes that use the GPU declare it (their ``use_gpu`` input); one GPU slot makes
+    MultiProc run one of them at a time, as they all use the first visible device.
+    """
     # Workers are started by a fork server: forking a process that already runs torch or
     # BLAS thread pools (e.g. when brainenc is called from Python) can deadlock the child.
     args = {"n_procs": nprocs, "raise_insufficient": False, "maxtasksperchild": 1,
-            "mp_context": "forkserver"}
+            "mp_context": "forkserver", "n_gpu_procs": 1}
     if options.mem_mb:
         args["memory_gb"] = options.mem_mb / 1024.0
-    if nprocs == 1:
-        return "Linear", {}
-    return "MultiProc", args
+    return args
 
 
 _NODE = re.compile(r"^Node: (\S+)", re.MULTILINE)
-_ERROR = re.compile(r"^(?:[\w.]+\.)?(\w+Error|\w+Exception): (.+)$", re.MULTILINE)
+_ERROR = re.compile(r"^[ \t]*(?:[\w.]+\.)?(\w+Error|\w+Exception): (.+)$", re.MULTILINE)
 
 
 def parse_crashes(crash_dir: Path) -> dict:
@@ -275,15 +341,33 @@ def parse_crashes(crash_dir: Path) -> dict:
             match = re.search(r"\.sub_([A-Za-z0-9]+)_wf\.", node.group(1))
             subject = match.group(1) if match else ""
         found = _ERROR.findall(text)
+        # the interface's own error (indented inside nipype's) names the file and the fix
+        own = [f for f in found if _error_class(f[0]) is not None]
+        found = own or [f for f in found if f[0] != "NodeExecutionError"] or found
         name, message = found[-1] if found else ("ProcessingError", "see " + str(crash))
-        cls = getattr(errors, name, None)
-        if isinstance(cls, type) and issubclass(cls, BrainencError):
+        cls = _error_class(name)
+        if cls is not None and issubclass(cls, BrainencError):
             error = cls(message.strip())
+        elif cls is not None:
+            error = errors.from_library_error(cls(message.strip()))
         else:
             error = errors.ProcessingError(
                 f"{name}: {message.strip()} (details in '{crash}')")
         failures.setdefault(subject, error)
     return failures
+
+
+def _error_class(name: str):
+    """Return the project's error class called ``name`` (None for other exceptions)."""
+    from stimuli_models import errors as sm_errors
+
+    from . import errors
+
+    for module, base in ((errors, BrainencError), (sm_errors, sm_errors.StimuliModelsError)):
+        cls = getattr(module, name, None)
+        if isinstance(cls, type) and issubclass(cls, base):
+            return cls
+    return None
 
 
 def run_group_level(options, spec) -> int:
@@ -293,7 +377,12 @@ def run_group_level(options, spec) -> int:
     if not (options.output_dir / "dataset_description.json").exists():
         raise NoMatchError(f"'{options.output_dir}' holds no brainenc outputs; run the "
                            "participant level first.")
+    if options.config_file is None:  # the spec the participant level saved in OUTPUT_DIR/logs
+        from .group.run import saved_spec
+
+        spec = saved_spec(options.output_dir) or spec
     result = run_group(str(options.output_dir), participants=options.participant_label or None,
-                       fdr_alpha=spec.statistics.fdr_alpha)
+                       fdr_alpha=spec.statistics.fdr_alpha, statistics=spec.statistics,
+                       seed=options.random_seed)
     LOGGER.info("group report: %s", result["report"])
     return EXIT_OK

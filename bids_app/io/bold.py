@@ -141,7 +141,7 @@ def analysis_mask(runs):
     img : nibabel.Nifti1Image or None
         The NIfTI mask of volume runs (None otherwise).
     """
-    from .surfaces import cifti_info
+    from .surfaces import cifti_info, gifti_n_vertices
 
     kinds = {r.kind for r in runs}
     if len(kinds) != 1:
@@ -154,12 +154,7 @@ def analysis_mask(runs):
     if kind == "cifti":
         size = cifti_info(runs[0].bold_file)["n_grayordinates"]
     else:
-        size = 0
-        for hemi in ("L", "R"):
-            arrays = _load(runs[0].surface_files[hemi]).darrays
-            if not arrays:
-                raise DatasetError(f"'{runs[0].surface_files[hemi]}' holds no data arrays.")
-            size += int(np.asarray(arrays[0].data).shape[0])
+        size = sum(gifti_n_vertices(runs[0].surface_files[h]) for h in ("L", "R"))
     return np.ones(size, dtype=bool), None
 
 
@@ -213,7 +208,7 @@ def clean_run(data: np.ndarray, *, tr: float, detrend: bool = True, standardize:
         bad_part = ~finite | constant
         del kept
         part = np.where(np.isfinite(part) & ~bad_part[None, :], part, 0.0).astype(np.float32)
-        out = clean(part, detrend=detrend, standardize="zscore_sample" if standardize else False,
+        out = clean(part, detrend=detrend, standardize="zscore_sample" if standardize else None,
                     high_pass=high_pass or None, t_r=tr, ensure_finite=False,
                     sample_mask=sample_mask, confounds=confounds)
         out = np.asarray(out, dtype=np.float32)
@@ -241,7 +236,7 @@ def clean_confounds(confounds: np.ndarray, *, tr: float, detrend: bool = True,
     keep = np.ones(len(confounds), dtype=bool) if keep is None else np.asarray(keep, bool)
     values = np.nan_to_num(np.asarray(confounds, dtype=np.float64))
     constant = np.ptp(values[keep], axis=0) <= 0
-    out = clean(values, detrend=detrend, standardize=False, high_pass=high_pass or None, t_r=tr,
+    out = clean(values, detrend=detrend, standardize=None, high_pass=high_pass or None, t_r=tr,
                 sample_mask=None if keep.all() else np.flatnonzero(keep))
     out = np.asarray(out)
     std = out.std(axis=0)

@@ -56,6 +56,14 @@ def count_gifti_arrays(path: str | Path) -> int:
     return count
 
 
+def gifti_n_vertices(path: str | Path) -> int:
+    """Vertices of a GIFTI file (size of its first data array)."""
+    arrays = getattr(_load(Path(path)), "darrays", None)
+    if not arrays:
+        raise DatasetError(f"'{path}' holds no GIFTI data arrays; give a .func.gii time series.")
+    return int(np.asarray(arrays[0].data).shape[0])
+
+
 def load_gifti_series(path: str | Path) -> np.ndarray:
     """Time series of one hemisphere.
 
