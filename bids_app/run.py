@@ -239,7 +239,8 @@ def run_workflow(workflow, options, work_dir: Path, nprocs: int) -> dict:
                       # reruns reuse finished nodes when their input files have the same
                       # content, even if an upstream step rewrote them
                       "hash_method": "content"},
-        "logging": {"workflow_level": "INFO" if options.verbose else "WARNING",
+        # without -v, failed nodes are summarised by brainenc (no nipype tracebacks)
+        "logging": {"workflow_level": "INFO" if options.verbose else "CRITICAL",
                     "interface_level": "INFO" if options.verbose else "WARNING",
                     "utils_level": "WARNING", "log_to_file": False},
         "monitoring": {"enabled": False},

@@ -12,10 +12,70 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+_HOST = re.sub(r"[^A-Za-z0-9_-]", "", socket.gethostname().split(".")[0]) or "host"
+#: Temporary names: ``.<final name>.<pid>@<host>.<random>.tmp[<ext>]``.
+_TEMP_NAME = re.compile(
+    r"^\..+\.(?P<pid>\d+)@(?P<host>[A-Za-z0-9_-]+)\.[A-Za-z0-9_]+\.tmp(\.\S*)?$")
+
+
+def temp_prefix(final: str | os.PathLike) -> str:
+    """Prefix of a temporary name for ``final``: hidden, and naming this process and host.
+
+    Temporaries left behind by a killed process are recognised (and removed) by
+    :func:`remove_stale_temporaries`.
+    """
+    return f".{Path(final).name}.{os.getpid()}@{_HOST}."
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
+def remove_stale_temporaries(root: str | os.PathLike) -> list[Path]:
+    """Remove temporary files and folders left under ``root`` by killed processes.
+
+    Only temporaries made on this host by a process that no longer runs are removed;
+    those of live processes (concurrent jobs) and of other hosts are left alone.
+
+    Parameters
+    ----------
+    root : path-like
+        Folder to clean (e.g. OUTPUT_DIR).
+
+    Returns
+    -------
+    list of Path
+        What was removed.
+    """
+    removed = []
+    for folder, dirs, files in os.walk(root):
+        for name in list(dirs) + files:
+            match = _TEMP_NAME.match(name)
+            if (match is None or match["host"] != _HOST
+                    or _process_alive(int(match["pid"]))):
+                continue
+            path = Path(folder) / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+                dirs.remove(name)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            removed.append(path)
+    return removed
 
 
 def stable_hash(*parts: object, length: int | None = None) -> str:
@@ -84,7 +144,7 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(final), suffix=".tmp", dir=final.parent))
     try:
         yield tmp
         os.replace(tmp, final)
@@ -111,7 +171,7 @@ def atomic_file(final: str | os.PathLike, mode: str = "wb") -> Iterator:
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(final), suffix=".tmp", dir=final.parent)
     try:
         encoding = None if "b" in mode else "utf-8"
         with os.fdopen(fd, mode, encoding=encoding) as handle:

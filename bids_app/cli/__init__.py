@@ -14,6 +14,7 @@ import click
 
 from .._version import __version__
 from ..errors import EXIT_CODES, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, BrainencError
+from ..interrupt import sigterm_as_interrupt
 from .options import RunOptions, normalise_argv, parse_labels, parse_memory
 
 _EPILOG = "Exit codes:\n\n" + "\n\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
@@ -105,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     verbose = sum(a.count("v") for a in argv if a.startswith("-v") and set(a[1:]) == {"v"})
     verbose += argv.count("--verbose")
     try:
-        code = command.main(args=argv, prog_name="brainenc", standalone_mode=False)
+        with sigterm_as_interrupt():  # kill / scancel / docker stop: stop like Ctrl-C
+            code = command.main(args=argv, prog_name="brainenc", standalone_mode=False)
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.ClickException as exc:

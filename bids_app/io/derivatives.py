@@ -65,7 +65,9 @@ def subject_dir(output_dir: Path, entities: dict) -> Path:
 
 def _tmp_path(final: Path) -> Path:
     ext = "".join(final.suffixes[-2:]) if final.name.endswith(".nii.gz") else final.suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".tmp{ext}", dir=final.parent)
+    from stimuli_models.cache import temp_prefix
+
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(final), suffix=f".tmp{ext}", dir=final.parent)
     os.close(fd)
     return Path(tmp)
 

@@ -1,0 +1,300 @@
+"""The container recipe and the Boutiques descriptor, checked without a Docker engine.
+
+The image cannot be built here; these tests check what can be: the Dockerfile lints
+clean, its entrypoint is the installed console script, it installs the project the
+way ``make test`` does, its environment keeps every cache under /tmp, and the
+Boutiques descriptor is valid and matches the command line.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "Dockerfile"
+DESCRIPTOR = ROOT / "descriptor.json"
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed (pip install '.[test]')")
+    return path
+
+
+def _pyproject() -> dict:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def parse_dockerfile(path: Path = DOCKERFILE) -> list[dict]:
+    """Stages of a Dockerfile: ``{'name', 'base', 'instructions': [(KEYWORD, text)]}``."""
+    lines, current = [], ""
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        stripped = raw.strip()
+        if not current and (not stripped or stripped.startswith("#")):
+            continue
+        if current and stripped.startswith("#"):
+            continue  # comment inside a continued instruction
+        if stripped.endswith("\\"):
+            current += stripped[:-1] + " "
+            continue
+        lines.append(current + stripped)
+        current = ""
+    stages: list[dict] = []
+    global_args = {}
+    for line in lines:
+        keyword, _, rest = line.partition(" ")
+        keyword = keyword.upper()
+        if keyword == "FROM":
+            words = rest.split()
+            name = words[2] if len(words) > 2 and words[1].upper() == "AS" else None
+            stages.append({"name": name, "base": words[0], "instructions": []})
+        elif not stages:
+            if keyword == "ARG" and "=" in rest:
+                key, value = rest.split("=", 1)
+                global_args[key.strip()] = value.strip()
+        else:
+            stages[-1]["instructions"].append((keyword, rest.strip()))
+    for stage in stages:
+        stage["global_args"] = global_args
+    return stages
+
+
+def _stage(stages, name):
+    return next(s for s in stages if s["name"] == name)
+
+
+def _env(stage) -> dict:
+    env = {}
+    for keyword, text in stage["instructions"]:
+        if keyword == "ENV":
+            for item in shlex.split(text):
+                key, _, value = item.partition("=")
+                env[key] = value
+    return env
+
+
+def _pip_installs(commands: list[str]) -> list[str]:
+    """What each ``pip install`` installs, in order (non-option arguments)."""
+    found = []
+    for command in commands:
+        lexer = shlex.shlex(command, posix=True, punctuation_chars=";&|")
+        lexer.whitespace_split = True
+        simple, words = [], []
+        for token in lexer:
+            if token in ("&&", ";", "||", "|"):
+                simple.append(words)
+                words = []
+            else:
+                words.append(token)
+        simple.append(words)
+        for words in simple:
+            if "pip" in " ".join(words[:4]) and "install" in words:
+                found.extend(w for w in words[words.index("install") + 1:]
+                             if not w.startswith("-"))
+    return found
+
+
+def _run_commands(stage) -> list[str]:
+    return [text for keyword, text in stage["instructions"] if keyword == "RUN"]
+
+
+def _makefile():
+    text = (ROOT / "Makefile").read_text(encoding="utf-8")
+    version = re.search(r"^TORCH_VERSION\s*\?=\s*(\S+)", text, re.MULTILINE).group(1)
+    recipe = [line.strip() for line in text.splitlines() if line.startswith("\t")
+              and "pip install" in line and "--upgrade pip" not in line]
+    return version, recipe
+
+
+def test_hadolint_passes():
+    proc = subprocess.run([_tool("hadolint"), "--no-color", str(DOCKERFILE)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_entrypoint_is_the_installed_console_script():
+    from importlib.metadata import entry_points
+
+    scripts = _pyproject()["project"]["scripts"]
+    assert scripts["brainenc"] == "bids_app.cli:entrypoint"
+    runtime = _stage(parse_dockerfile(), "runtime")
+    entrypoints = [text for keyword, text in runtime["instructions"] if keyword == "ENTRYPOINT"]
+    assert len(entrypoints) == 1
+    assert json.loads(entrypoints[0]) == ["brainenc"]  # exec form, nothing before it
+    installed = {e.name: e.value for e in entry_points(group="console_scripts")}
+    assert installed.get("brainenc") == scripts["brainenc"]
+    # the console script exits with the code main() returns
+    proc = subprocess.run([_tool("brainenc"), "--version"], capture_output=True, text=True,
+                          timeout=120)
+    from bids_app import __version__
+
+    assert proc.returncode == 0 and proc.stdout.strip() == f"brainenc v{__version__}"
+
+
+def test_dockerfile_installs_like_the_makefile():
+    torch_version, recipe = _makefile()
+    stages = parse_dockerfile()
+    builder, test = _stage(stages, "builder"), _stage(stages, "test")
+    args = dict(a.split("=", 1) for k, a in builder["instructions"] if k == "ARG" and "=" in a)
+    assert args["TORCH_VERSION"] == torch_version
+    make_steps = _pip_installs(recipe)
+    assert make_steps == ["torch==$(TORCH_VERSION)", ".[test]"]
+    docker_steps = _pip_installs(_run_commands(builder))
+    assert docker_steps == ["torch==${TORCH_VERSION}", "/src"]  # torch first, then the project
+    assert _pip_installs(_run_commands(test)) == ["/src[test]"]  # the extras `make test` uses
+    # the runtime image copies the venv built this way, and the test stage builds on it
+    runtime = _stage(stages, "runtime")
+    copies = [t for k, t in runtime["instructions"] if k == "COPY"]
+    assert "--from=builder /opt/venv /opt/venv" in copies
+    assert test["base"] == "runtime"
+    assert any("pytest" in command for command in _run_commands(test))
+
+
+def test_dockerfile_copies_what_the_package_needs():
+    project = _pyproject()
+    stages = parse_dockerfile()
+    copied = " ".join(t for k, t in _stage(stages, "builder")["instructions"] if k == "COPY")
+    for pattern in project["tool"]["setuptools"]["packages"]["find"]["include"]:
+        assert pattern.rstrip("*") in copied
+    assert project["project"]["readme"] in copied and "pyproject.toml" in copied
+    ignored = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")]
+    sources = []
+    for stage in stages:
+        for keyword, text in stage["instructions"]:
+            if keyword == "COPY" and not text.startswith("--from"):
+                sources.extend(text.split()[:-1])
+    for source in sources:
+        assert (ROOT / source).exists(), source
+        assert not any(fnmatch.fnmatch(source, p) for p in ignored), source
+
+
+def test_image_environment():
+    stages = parse_dockerfile()
+    assert len(stages) >= 3 and {"builder", "runtime", "test"} <= {s["name"] for s in stages}
+    for stage in stages:
+        base = stage["base"].replace("${BASE_IMAGE}", stage["global_args"].get("BASE_IMAGE", ""))
+        assert "nvidia/cuda" not in base
+    runtime = _stage(stages, "runtime")
+    env = _env(runtime)
+    assert env["HF_HUB_OFFLINE"] == env["TRANSFORMERS_OFFLINE"] == "1"
+    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1"
+    for key in ("HOME", "MPLCONFIGDIR", "HF_HOME", "NUMBA_CACHE_DIR", "XDG_CACHE_HOME",
+                "TORCH_HOME"):
+        assert env[key] == "/tmp" or env[key].startswith("/tmp/"), key
+    users = [t for k, t in runtime["instructions"] if k == "USER"]
+    assert users and users[-1].split(":")[0].isdigit() and users[-1].split(":")[0] != "0"
+    labels = " ".join(t for k, t in runtime["instructions"] if k == "LABEL")
+    for key in ("title", "description", "version", "source", "licenses", "revision", "created"):
+        assert f"org.opencontainers.image.{key}=" in labels
+    runs = " ".join(_run_commands(runtime) + _run_commands(_stage(stages, "builder")))
+    assert "/version" in runs
+    assert "/opt/brainenc/models/" in runs and "HF_HUB_OFFLINE=1" in runs
+
+
+def test_image_environment_runs_offline_from_tmp(tmp_path):
+    """With the image's environment (caches under a fresh /tmp), the app starts and the
+    default model loads offline, writing only under the cache folders."""
+    env_image = _env(_stage(parse_dockerfile(), "runtime"))
+    fake_tmp = tmp_path / "tmp"
+    fake_tmp.mkdir()
+    env = {"PATH": os.environ["PATH"]}
+    for key, value in env_image.items():
+        if key == "PATH":
+            continue
+        env[key] = value.replace("/tmp", str(fake_tmp), 1) if value.startswith("/tmp") else value
+    code = ("import matplotlib.pyplot, nipype;"
+            "from stimuli_models.models import DEFAULT_MODEL, resolve_model, load_tokenizer;"
+            "tok = load_tokenizer(resolve_model(DEFAULT_MODEL));"
+            "print(len(tok('a story')['input_ids']))")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert int(proc.stdout.strip().splitlines()[-1]) >= 3
+
+
+def _descriptor() -> dict:
+    return json.loads(DESCRIPTOR.read_text(encoding="utf-8"))
+
+
+def test_descriptor_validates():
+    proc = subprocess.run([_tool("bosh"), "validate", str(DESCRIPTOR)], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    from bids_app import __version__
+
+    desc = _descriptor()
+    assert desc["tool-version"] == __version__
+    assert desc["container-image"]["image"].endswith(f":{__version__}")
+
+
+def test_descriptor_matches_the_command_line():
+    import click
+
+    from bids_app.cli import command
+    from bids_app.errors import EXIT_CODES
+
+    desc = _descriptor()
+    inputs = {i["id"]: i for i in desc["inputs"]}
+    params = {p.name: p for p in command.params if p.name not in ("help", "version")}
+    assert set(inputs) == set(params)
+    words = desc["command-line"].split()
+    assert words[0] == "brainenc"
+    arguments = [p.name for p in command.params if isinstance(p, click.Argument)]
+    assert words[1:1 + len(arguments)] == [inputs[n]["value-key"] for n in arguments]
+    for name, param in params.items():
+        entry = inputs[name]
+        assert entry["value-key"] in words
+        if isinstance(param, click.Argument):
+            assert "command-line-flag" not in entry and not entry.get("optional", False)
+            continue
+        assert entry["command-line-flag"] in param.opts, name
+        assert entry.get("optional") is True
+        assert (entry["type"] == "Flag") == (param.is_flag or param.count), name
+        assert bool(entry.get("list")) == bool(param.multiple), name
+        if isinstance(param.type, click.Choice):
+            assert entry["value-choices"] == list(param.type.choices)
+        if param.type is click.INT:
+            assert entry["type"] == "Number" and entry["integer"] is True
+    assert {e["code"]: e["description"] for e in desc["error-codes"]} == {
+        c: t for c, t in EXIT_CODES.items() if c}
+
+
+def test_descriptor_command_parses(tmp_path):
+    """A command line Boutiques generates is one the CLI accepts, with the same values."""
+    from bids_app.cli import command
+    from bids_app.cli.options import normalise_argv
+
+    invocation = {"bids_dir": str(tmp_path), "output_dir": str(tmp_path / "out"),
+                  "analysis_level": "participant", "participant_label": ["01", "02"],
+                  "task_id": ["listening"], "nprocs": 4, "device": "cuda", "mem": "16G",
+                  "work_dir": str(tmp_path / "work"), "skip_bids_validation": True,
+                  "random_seed": 7, "use_plugin": str(tmp_path / "plugin.yml"), "verbose": True}
+    path = tmp_path / "invocation.json"
+    path.write_text(json.dumps(invocation))
+    proc = subprocess.run([_tool("bosh"), "exec", "simulate", str(DESCRIPTOR), "-i", str(path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("brainenc "))
+    args = normalise_argv(shlex.split(line)[1:])
+    params = command.make_context("brainenc", args).params
+    assert params["participant_label"] == ("01", "02")
+    assert params["task_id"] == ("listening",)
+    assert params["nprocs"] == 4 and params["device"] == "cuda" and params["mem"] == "16G"
+    assert params["random_seed"] == 7 and params["skip_bids_validation"] is True
+    assert params["verbose"] == 1
+    assert str(params["work_dir"]) == invocation["work_dir"]
+    assert str(params["use_plugin"]) == invocation["use_plugin"]
