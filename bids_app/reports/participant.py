@@ -25,6 +25,8 @@ def _inputs_section(runs, word_tables, bold_info) -> str:
         rows.append({
             "run": run.name, "TR (s)": run.tr, "volumes": run.n_volumes,
             "volumes used": info_runs[i]["volumes"] if i < len(info_runs) else run.n_volumes,
+            "volumes removed": info_runs[i].get("removed_volumes", 0) if i < len(info_runs)
+            else 0,
             "words": len(words), "stories": ", ".join(sorted(set(words["story"]))),
             "first word (s)": float(words["onset"].min()) if len(words) else float("nan"),
             "last word (s)": float(words["onset"].max()) if len(words) else float("nan"),
@@ -33,9 +35,20 @@ def _inputs_section(runs, word_tables, bold_info) -> str:
     frame = pd.DataFrame(rows)
     text = (f"<p>{len(runs)} runs, {int(frame['volumes used'].sum())} volumes and "
             f"{int(frame['words'].sum())} words; {bold_info.get('n_voxels', 0)} voxels analysed "
-            f"({bold_info.get('n_bad_voxels_removed', 0)} removed as NaN/constant).</p>")
+            f"({bold_info.get('n_bad_voxels_removed', 0)} removed as NaN/constant); "
+            f"{bold_info.get('n_volumes_removed', 0)} volumes removed (dummy scans, "
+            f"non-steady state, scrubbing); {_confounds_text(bold_info)}.</p>")
     return "<h2 id='inputs'>Inputs</h2>" + text + table(frame, "{:.2f}") + _timing_plot(
         runs, word_tables)
+
+
+def _confounds_text(bold_info: dict) -> str:
+    strategy = str(bold_info.get("confounds", "none"))
+    if strategy == "none":
+        return "no confound regression"
+    where = ("with coefficients fitted on the training runs of each fold"
+             if bold_info.get("confound_regression", "fold") == "fold" else "within each run")
+    return f"confounds ('{esc(strategy)}' strategy) regressed {where}"
 
 
 def _timing_plot(runs, word_tables) -> str:
