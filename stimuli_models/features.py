@@ -1,15 +1,18 @@
 """Contextual word and sentence features from any layer of a Hugging Face model.
 
-The story is tokenized once; tokens are mapped back to words through character
-offsets (which also works for scripts written without spaces and for
-character-level tokenizers). Word-level features are computed in windows: each
-window holds up to ``stride`` *target* words preceded (``causal``) or surrounded
-(``bidirectional``) by ``context_words`` words of context, so that cost grows with
-``n_words * (context_words + stride) / stride`` rather than with
-``n_words * context_words``. All hidden layers come out of one forward pass; the
-requested ones are kept. Sub-tokens are pooled into words (``mean``, ``first``,
-``last``). Sentence-level features embed each sentence alone (mean of its tokens
-or the ``[CLS]`` state) and give that vector to every word of the sentence.
+The story is tokenized once and tokens are mapped back to words through character
+offsets (see :mod:`stimuli_models.windows`). Word-level features are computed in
+windows: each window holds up to ``stride`` *target* words preceded (``causal``)
+or surrounded (``bidirectional``) by ``context_words`` words (or tokens) of
+context, so that cost grows with ``n_words * (context + stride) / stride`` rather
+than with ``n_words * context``. Windows that one forward pass can serve are
+merged (identical ranges; for causal models, ranges that start at the same
+token), so a window covering the whole story with ``stride=1`` costs one pass and
+gives exactly the full-context features. All hidden layers come out of one
+forward pass; the requested ones are kept. Sub-tokens are pooled into words
+(``mean``, ``first``, ``last``). Sentence-level features embed each sentence
+alone (mean of its tokens or the ``[CLS]`` state) and give that vector to every
+word of the sentence.
 """
 
 from __future__ import annotations
@@ -19,14 +22,22 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .errors import SettingsError, check_choice
+from .windows import (  # noqa: F401  (re-exported: part of this module's API)
+    group_windows,
+    plan_windows,
+    sentence_ids,
+    sentence_windows,
+    special_tokens,
+    tokenize_words,
+)
 
 UNITS = ("word", "sentence")
 POOLINGS = ("mean", "first", "last")
 SENTENCE_POOLINGS = ("mean", "cls")
 DIRECTIONS = ("causal", "bidirectional")
+CONTEXT_UNITS = ("words", "tokens")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-_SENTENCE_END = tuple(".!?。！？…") + ("...",)
-_CLOSERS = "\"'”’)]」』"
+_PADDED_POSITIONS = {"camembert", "longformer", "data2vec-text", "mpnet", "ibert", "luke"}
 
 
 @dataclass(frozen=True)
@@ -45,11 +56,11 @@ class FeatureSettings:
     sentence_pooling : {'mean', 'cls'}
         How a sentence's tokens are pooled (sentence unit).
     context_words : int
-        Words of context on the preceding side (and the following side when
-        ``direction='bidirectional'``).
+        Size of the context on the preceding side (and the following side when
+        ``direction='bidirectional'``), counted in ``context_unit``.
     stride : int
-        Target words per window; 1 gives every word exactly ``context_words`` of
-        context, larger values trade exactness for speed.
+        Target words per window; 1 gives every word exactly its context, larger
+        values share one window between several words (faster).
     direction : {'causal', 'bidirectional'}
         Context before the word only, or on both sides.
     batch_size : int
@@ -57,7 +68,10 @@ class FeatureSettings:
     max_tokens : int, optional
         Cap on window length in tokens (default: what the model accepts).
     dtype : {'auto', 'float32', 'bfloat16', 'float16'}
-        Compute dtype; ``auto`` is float32 on CPU and bfloat16 on GPU.
+        Compute dtype; ``auto`` is float32 on CPU and bfloat16 (float16 where
+        bfloat16 is not supported) on GPU. Half precision is refused on CPU.
+    context_unit : {'words', 'tokens'}
+        Unit of ``context_words``.
     """
 
     layers: tuple | str = (0.5,)
@@ -70,6 +84,7 @@ class FeatureSettings:
     batch_size: int = 16
     max_tokens: int | None = None
     dtype: str = "auto"
+    context_unit: str = "words"
 
     def __post_init__(self):
         check_choice("unit", self.unit, UNITS)
@@ -77,6 +92,7 @@ class FeatureSettings:
         check_choice("sentence_pooling", self.sentence_pooling, SENTENCE_POOLINGS)
         check_choice("direction", self.direction, DIRECTIONS)
         check_choice("dtype", self.dtype, DTYPES)
+        check_choice("context_unit", self.context_unit, CONTEXT_UNITS)
         for name in ("context_words", "stride", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < (name != "context_words"):
@@ -108,7 +124,7 @@ class StoryFeatures:
     layers : tuple of int
         Hidden-state index of each slice (0 = embeddings).
     info : dict
-        Counts: tokens, windows, tokens processed, words without tokens.
+        Counts: tokens, windows, forward passes, tokens processed, words without tokens.
     """
 
     features: np.ndarray
@@ -154,150 +170,55 @@ def resolve_layers(layers: tuple | str, n_layers: int) -> tuple[int, ...]:
     return tuple(sorted(out))
 
 
-def sentence_ids(words: list[str]) -> np.ndarray:
-    """Number sentences from punctuation at word ends.
+def resolve_dtype(dtype: str, device: str) -> str:
+    """The compute dtype to load a model with on ``device``.
 
     Parameters
     ----------
-    words : list of str
-        Words of a story.
+    dtype : {'auto', 'float32', 'bfloat16', 'float16'}
+        Requested dtype.
+    device : str
+        Torch device ('cpu', 'cuda', 'cuda:1', ...).
 
     Returns
     -------
-    ndarray of shape (n_words,)
-        Sentence index of every word (starting at 0).
+    str
+        ``'float32'`` on CPU; on GPU the requested dtype, ``auto`` giving
+        bfloat16 where supported and float16 otherwise.
     """
-    ids = np.zeros(len(words), dtype=np.int64)
-    current = 0
-    for i, word in enumerate(words):
-        ids[i] = current
-        if word.rstrip(_CLOSERS).endswith(_SENTENCE_END):
-            current += 1
-    return ids
+    check_choice("dtype", dtype, DTYPES)
+    if not str(device).startswith("cuda"):
+        if dtype in ("bfloat16", "float16"):
+            raise SettingsError(
+                f"'dtype' {dtype!r} is only used on a GPU (on CPU it is slower and less exact); "
+                "use 'float32' or 'auto'."
+            )
+        return "float32"
+    if dtype != "auto":
+        return dtype
+    import torch
 
-
-def tokenize_words(tokenizer, words: list[str], separator: str = " "):
-    """Tokenize a word sequence once and map every token to its word.
-
-    Parameters
-    ----------
-    tokenizer : PreTrainedTokenizerFast
-        A fast tokenizer (character offsets are needed).
-    words : list of str
-        The words, in order.
-    separator : str
-        Joins words into the text given to the tokenizer (``''`` for scripts
-        written without spaces).
-
-    Returns
-    -------
-    token_ids : ndarray of shape (n_tokens,)
-    token_word : ndarray of shape (n_tokens,)
-        Index of the word each token belongs to (non-decreasing).
-    """
-    starts = np.empty(len(words), dtype=np.int64)
-    pieces, position = [], 0
-    for i, word in enumerate(words):
-        if i:
-            pieces.append(separator)
-            position += len(separator)
-        starts[i] = position
-        pieces.append(word)
-        position += len(word)
-    text = "".join(pieces)
-    encoding = tokenizer(
-        text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
-    )
-    ids = np.asarray(encoding["input_ids"], dtype=np.int64)
-    offsets = np.asarray(encoding["offset_mapping"], dtype=np.int64).reshape(-1, 2)
-    last_char = np.maximum(offsets[:, 1] - 1, offsets[:, 0])
-    token_word = np.searchsorted(starts, last_char, side="right") - 1
-    token_word = np.clip(np.maximum.accumulate(token_word) if len(token_word) else token_word,
-                         0, max(len(words) - 1, 0))
-    return ids, token_word
-
-
-def _word_token_bounds(token_word: np.ndarray, n_words: int):
-    """First and one-past-last token of each word (empty range for words without tokens)."""
-    start = np.searchsorted(token_word, np.arange(n_words), side="left")
-    end = np.searchsorted(token_word, np.arange(n_words), side="right")
-    return start, end
-
-
-def plan_windows(token_word: np.ndarray, n_words: int, settings: FeatureSettings,
-                 max_len: int) -> list[tuple[int, int, int, int]]:
-    """Split a story into model windows.
-
-    Parameters
-    ----------
-    token_word : ndarray of shape (n_tokens,)
-        Word index of each token.
-    n_words : int
-        Number of words.
-    settings : FeatureSettings
-        Context, stride and direction.
-    max_len : int
-        Maximum number of (non-special) tokens in a window.
-
-    Returns
-    -------
-    list of (token_start, token_end, word_start, word_end)
-        Token range fed to the model and the target words whose features it gives.
-    """
-    tok_start, tok_end = _word_token_bounds(token_word, n_words)
-    windows = []
-    s = 0
-    while s < n_words:
-        e = min(s + settings.stride, n_words)
-        while e > s + 1 and tok_end[e - 1] - tok_start[s] > max_len:
-            e -= 1
-        c0 = max(0, s - settings.context_words)
-        c1 = e if settings.direction == "causal" else min(n_words, e + settings.context_words)
-        t0, t1 = int(tok_start[c0]), int(tok_end[c1 - 1])
-        target0, target1 = int(tok_start[s]), int(tok_end[e - 1])
-        if t1 - t0 > max_len:  # trim context, never targets
-            excess = t1 - t0 - max_len
-            if settings.direction == "causal":
-                t0 = min(t0 + excess, target0)
-            else:
-                right = min(excess // 2, t1 - target1)
-                t1 -= right
-                t0 = min(t0 + (excess - right), target0)
-            if t1 - t0 > max_len:  # a single word longer than the window
-                t1 = t0 + max_len
-        windows.append((t0, t1, s, e))
-        s = e
-    return windows
+    return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
 
 
 def _model_max_len(model, tokenizer, n_special: int, cap: int | None) -> int:
     limits = []
+    config = model.config
+    # RoBERTa-style position ids start after the padding index
+    offset = 0
+    if "roberta" in str(getattr(config, "model_type", "")) or getattr(
+            config, "model_type", "") in _PADDED_POSITIONS:
+        offset = int(getattr(config, "pad_token_id", 1) or 0) + 1
     for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
-        value = getattr(model.config, name, None)
+        value = getattr(config, name, None)
         if isinstance(value, int) and value > 0:
-            limits.append(value)
+            limits.append(value - offset)
     model_max = getattr(tokenizer, "model_max_length", None)
     if isinstance(model_max, int) and 0 < model_max < 1_000_000:
         limits.append(model_max)
     if cap:
         limits.append(int(cap) + n_special)
     return (min(limits) if limits else 512) - n_special
-
-
-def special_tokens(tokenizer) -> tuple[list[int], list[int]]:
-    """Special token ids the tokenizer puts before and after a single sequence.
-
-    Found by encoding a probe with and without special tokens, which works for
-    every fast tokenizer (BERT: ``[CLS] ... [SEP]``, RoBERTa: ``<s> ... </s>``,
-    GPT-2: nothing).
-    """
-    probe = "a"
-    plain = tokenizer(probe, add_special_tokens=False)["input_ids"]
-    full = tokenizer(probe, add_special_tokens=True)["input_ids"]
-    for start in range(len(full) - len(plain) + 1):
-        if full[start:start + len(plain)] == plain:
-            return list(full[:start]), list(full[start + len(plain):])
-    return [], []
 
 
 def compute_features(
@@ -339,128 +260,76 @@ def compute_features(
     Returns
     -------
     StoryFeatures
-        ``features`` of shape (n_layers_kept, n_words, hidden_size).
+        ``features`` of shape (n_layers_kept, n_words, hidden_size), float32.
     """
+    from ._forward import causal_probe, run_groups
+
     if not words:
         raise SettingsError("a story must contain at least one word.")
     layers = resolve_layers(settings.layers, n_layers)
     token_ids, token_word = tokenize_words(tokenizer, list(words), separator)
     n_words = len(words)
     prefix, suffix = special_tokens(tokenizer)
-    before = len(prefix)
     max_len = _model_max_len(model, tokenizer, len(prefix) + len(suffix) + n_virtual_tokens,
                              settings.max_tokens)
     if settings.unit == "word":
         windows = plan_windows(token_word, n_words, settings, max_len)
         pool = settings.pooling
     else:
-        sent = sentence_ids(words) if sentences is None else np.asarray(sentences)
-        windows = _sentence_windows(token_word, sent, max_len)
+        if sentences is None:
+            sent = sentence_ids(words)
+        else:
+            sent = np.asarray(sentences)
+            if sent.shape != (n_words,):
+                raise SettingsError(f"'sentences' must give one sentence index per word "
+                                    f"({n_words}); got shape {sent.shape}.")
+        windows = sentence_windows(token_word, sent, max_len)
         pool = "cls" if settings.sentence_pooling == "cls" else "sentence-mean"
-        if pool == "cls" and before == 0:
+        if pool == "cls" and not prefix:
             raise SettingsError(
                 "sentence_pooling 'cls' needs a model that adds a [CLS]-like first token; "
                 "use sentence_pooling = 'mean' for this model."
             )
-    hidden = _run_windows(model, tokenizer, token_ids, token_word, windows, layers, pool,
-                          settings, (prefix, suffix), n_virtual_tokens, device, n_words)
-    empty = int(np.sum(~_has_tokens(token_word, n_words)))
+    starts = [w[0] for w in windows if w[1] > w[0]]
+    mergeable = len(set(starts)) < len(starts) and pool not in ("cls",)
+    causal = mergeable and causal_probe(model, token_ids, prefix, n_virtual_tokens, device)
+    groups = group_windows(windows, causal_model=causal)
+    features, done = run_groups(
+        model, tokenizer, token_ids, token_word, groups, layers, pool,
+        batch_size=settings.batch_size, specials=(prefix, suffix),
+        n_virtual=n_virtual_tokens, device=device, n_words=n_words,
+    )
+    if features is None:
+        raise SettingsError("no word of the story gives any token with this tokenizer; check "
+                            "the story's words and the 'separator'.")
+    missing = _fill_missing(features, done)
     info = {
         "n_words": n_words,
         "n_tokens": int(len(token_ids)),
         "n_windows": len(windows),
-        "tokens_processed": int(sum(t1 - t0 for t0, t1, _, _ in windows)),
-        "words_without_tokens": empty,
+        "n_forward_windows": len(groups),
+        "tokens_processed": int(sum(t1 - t0 for t0, t1, _ in groups)),
+        "words_without_tokens": int(missing),
         "max_window_tokens": int(max_len),
+        "causal_model": bool(causal),
     }
-    return StoryFeatures(features=hidden, layers=layers, info=info)
+    return StoryFeatures(features=features, layers=layers, info=info)
 
 
-def _has_tokens(token_word: np.ndarray, n_words: int) -> np.ndarray:
-    mask = np.zeros(n_words, dtype=bool)
-    mask[np.unique(token_word)] = True
-    return mask
+def _fill_missing(out: np.ndarray, done: np.ndarray) -> int:
+    """Give words without features those of the nearest preceding word (else following).
 
-
-def _sentence_windows(token_word, sent, max_len):
-    n_words = len(sent)
-    tok_start, tok_end = _word_token_bounds(token_word, n_words)
-    windows = []
-    bounds = np.flatnonzero(np.diff(sent)) + 1
-    for w0, w1 in zip(np.r_[0, bounds], np.r_[bounds, n_words]):
-        t0, t1 = int(tok_start[w0]), int(tok_end[w1 - 1])
-        windows.append((t0, min(t1, t0 + max_len), int(w0), int(w1)))
-    return windows
-
-
-def _run_windows(model, tokenizer, token_ids, token_word, windows, layers, pool, settings,
-                 specials, n_virtual, device, n_words):
-    import torch
-
-    prefix, suffix = specials
-    before = len(prefix)
-    out = None
-    order = sorted(range(len(windows)), key=lambda i: windows[i][1] - windows[i][0])
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    with torch.inference_mode():
-        for b0 in range(0, len(order), settings.batch_size):
-            batch = [windows[i] for i in order[b0:b0 + settings.batch_size]]
-            seqs = [prefix + token_ids[t0:t1].tolist() + suffix for t0, t1, _, _ in batch]
-            width = max(len(s) for s in seqs)
-            ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(seqs), width), dtype=torch.long)
-            for row, seq in enumerate(seqs):
-                ids[row, :len(seq)] = torch.tensor(seq)
-                mask[row, :len(seq)] = 1
-            result = model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                           output_hidden_states=True)
-            states = torch.stack([result.hidden_states[k] for k in layers])  # (L, B, T, H)
-            states = states[:, :, n_virtual:].float()
-            if out is None:
-                out = np.zeros((len(layers), n_words, states.shape[-1]), dtype=np.float32)
-            for row, (t0, t1, w0, w1) in enumerate(batch):
-                _pool_window(out, states[:, row], token_word[t0:t1], t0, w0, w1, before, pool)
-    _fill_missing(out, token_word, n_words)
-    return out
-
-
-def _pool_window(out, states, window_words, t0, w0, w1, before, pool):
-    """Pool the states of one window (L, T, H) into ``out[:, w0:w1]``."""
-    if pool == "cls":
-        out[:, w0:w1] = states[:, 0].cpu().numpy()[:, None, :]
-        return
-    positions = np.arange(len(window_words)) + before
-    if pool == "sentence-mean":
-        out[:, w0:w1] = states[:, positions].mean(dim=1).cpu().numpy()[:, None, :]
-        return
-    keep = (window_words >= w0) & (window_words < w1)
-    if not keep.any():
-        return
-    words = window_words[keep]
-    pos = positions[keep]
-    uniq, first = np.unique(words, return_index=True)
-    if pool == "first":
-        out[:, uniq] = states[:, pos[first]].cpu().numpy()
-    elif pool == "last":
-        last = np.r_[first[1:], len(words)] - 1
-        out[:, uniq] = states[:, pos[last]].cpu().numpy()
-    else:
-        selected = states[:, pos].cpu().numpy()
-        sums = np.add.reduceat(selected, first, axis=1)
-        counts = np.diff(np.r_[first, len(words)])
-        out[:, uniq] = sums / counts[None, :, None]
-
-
-def _fill_missing(out, token_word, n_words):
-    """Give words the tokenizer dropped the features of the preceding word (or the next)."""
-    missing = np.flatnonzero(~_has_tokens(token_word, n_words))
-    for w in missing:
-        source = w - 1 if w > 0 else None
-        while source is not None and source in set(missing) and source > 0:
-            source -= 1
-        if source is None or source in set(missing):
-            later = np.setdiff1d(np.arange(w + 1, n_words), missing)
-            if not len(later):
-                continue
-            source = int(later[0])
-        out[:, w] = out[:, source]
+    Returns
+    -------
+    int
+        Number of words filled.
+    """
+    n_words = len(done)
+    missing = int(n_words - done.sum())
+    if missing == 0 or missing == n_words:
+        return missing
+    index = np.where(done, np.arange(n_words), -1)
+    index = np.maximum.accumulate(index)
+    index[index < 0] = int(np.flatnonzero(done)[0])
+    out[:] = out[:, index]
+    return missing

@@ -63,6 +63,15 @@ def _package_model_dir(source: str) -> Path | None:
     return Path(path) if path is not None else None
 
 
+def hub_cache_dir() -> str:
+    """The Hugging Face hub cache folder searched for hub ids (honours ``HF_HUB_CACHE``/``HF_HOME``)."""
+    try:
+        from huggingface_hub import constants
+    except ImportError:  # pragma: no cover - huggingface_hub ships with transformers
+        return os.environ.get("HF_HOME", "~/.cache/huggingface")
+    return str(constants.HF_HUB_CACHE)
+
+
 def _hub_cache_dir(repo_id: str, allow_download: bool) -> Path | None:
     try:
         from huggingface_hub import snapshot_download
@@ -107,9 +116,6 @@ def resolve_model(
     text = str(source).strip()
     if not text:
         raise ModelNotAvailableError("A model source is empty; name a model directory or package.")
-    packaged = _package_model_dir(text)
-    if packaged is not None:
-        return packaged.resolve()
     path = Path(text).expanduser()
     if not path.is_absolute() and base_dir is not None:
         path = Path(base_dir) / path
@@ -120,15 +126,18 @@ def resolve_model(
                 "give a directory saved with save_pretrained()."
             )
         return path.resolve()
+    packaged = _package_model_dir(text)
+    if packaged is not None:
+        return packaged.resolve()
     if _HUB_ID.match(text):
         cached = _hub_cache_dir(text, allow_download)
         if cached is not None:
             return cached.resolve()
-        hf_home = os.environ.get("HF_HOME", "~/.cache/huggingface")
         raise ModelNotAvailableError(
-            f"The model '{text}' is not in the local Hugging Face cache ({hf_home}); download "
-            f"it once with 'huggingface-cli download {text}' on a machine with internet access "
-            "(or save it to a directory and name that directory)."
+            f"The model '{text}' is not in the local Hugging Face cache ({hub_cache_dir()}) "
+            f"and downloading is off; run 'hf download {text}' once on a machine with internet "
+            "access and mount that cache (HF_HOME), save the model to a directory and name the "
+            "directory, or set allow_download = true for this model in the experiment spec."
         )
     raise ModelNotAvailableError(
         f"The model '{text}' is neither a local directory, an installed model package nor a "
