@@ -19,10 +19,20 @@ def _vmax(values: np.ndarray, floor: float = 1e-3) -> float:
     return float(max(np.percentile(finite, 99.5), floor)) if finite.size else 1.0
 
 
+def _max_abs_projection(data: np.ndarray, axis: int) -> np.ndarray:
+    """Signed value of largest magnitude along ``axis`` (a maximum-intensity projection)."""
+    index = np.nanargmax(np.abs(data), axis=axis)
+    return np.take_along_axis(data, np.expand_dims(index, axis), axis).squeeze(axis)
+
+
 def glass_brain(path: str | Path, title: str, caption: str, fig_id: str, *,
                 cmap: str = "RdBu_r", threshold: float | str | None = "auto",
-                symmetric: bool = True, transform=None) -> str:
-    """Glass-brain figure of a NIfTI map (values optionally transformed first).
+                symmetric: bool = True, transform=None, projection: str = "max") -> str:
+    """Glass-brain figure of a NIfTI map: sagittal, coronal and axial projections.
+
+    Each panel shows, along one axis, the value of largest magnitude (a
+    maximum-intensity projection, as nilearn's glass brains do) inside the
+    outline of the map's analysed voxels, in millimetres of the image's space.
 
     Parameters
     ----------
@@ -38,29 +48,53 @@ def glass_brain(path: str | Path, title: str, caption: str, fig_id: str, *,
         Diverging colour scale around 0 (else from the minimum).
     transform : callable, optional
         Applied to the non-zero values before plotting (e.g. ``np.log10``).
+    projection : {'max', 'mean'}
+        Value of largest magnitude along each line of sight, or the mean of the
+        analysed voxels on it (for maps such as alpha where extremes mislead).
     """
     import nibabel as nib
-    from nilearn import plotting
+    from nilearn.image import reorder_img
 
-    matplotlib_agg()
-    img = nib.load(str(path))
+    plt = matplotlib_agg()
+    img = reorder_img(nib.load(str(path)), resample="nearest")
     data = np.asanyarray(img.dataobj).astype(np.float32)
+    if data.ndim == 4:
+        data = data[..., 0]
+    support = (data != 0) & np.isfinite(data)
     if transform is not None:
-        inside = data != 0
-        data[inside] = transform(data[inside])
-        img = nib.Nifti1Image(data, img.affine)
-    vmax = _vmax(data)
+        data[support] = transform(data[support])
+    vmax = _vmax(data[support]) if symmetric else float(np.max(data[support], initial=1.0))
+    vmin = -vmax if symmetric else float(np.min(data[support], initial=0.0))
     if threshold == "auto":
-        threshold = vmax / 10
-    kwargs = {"plot_abs": False, "symmetric_cbar": symmetric}
-    if not symmetric:
-        inside = data[data != 0]
-        kwargs["vmin"] = float(inside.min()) if inside.size else 0.0
-    display = plotting.plot_glass_brain(img, colorbar=True, cmap=cmap, vmax=vmax,
-                                        threshold=threshold, title=title, **kwargs)
-    uri = figure_data_uri(display.frame_axes.figure)
-    display.close()
-    return figure(uri, caption, fig_id)
+        threshold = vmax / 10 if symmetric else None
+    shown = np.where(support, data, np.nan)
+    if threshold is not None:
+        shown[np.abs(shown) < threshold] = np.nan
+    shown_filled = np.nan_to_num(shown, nan=0.0)
+    origin = img.affine[:3, 3]
+    size = np.diag(img.affine)[:3] * np.array(data.shape)
+    extents = {0: (origin[1], origin[1] + size[1], origin[2], origin[2] + size[2]),
+               1: (origin[0], origin[0] + size[0], origin[2], origin[2] + size[2]),
+               2: (origin[0], origin[0] + size[0], origin[1], origin[1] + size[1])}
+    fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.3),
+                             gridspec_kw={"width_ratios": [size[1], size[0], size[0]]})
+    for ax, axis, name in zip(axes, (0, 1, 2), ("sagittal", "coronal", "axial"), strict=True):
+        if projection == "mean":
+            with np.errstate(invalid="ignore"):
+                projection_values = np.nanmean(shown, axis=axis).T
+        else:
+            projection_values = _max_abs_projection(shown_filled, axis).T
+        projection_values[projection_values == 0] = np.nan
+        outline = support.any(axis=axis).T.astype(float)
+        ax.contour(outline, levels=[0.5], colors="#999", linewidths=0.8, origin="lower",
+                   extent=extents[axis])
+        image = ax.imshow(projection_values, origin="lower", extent=extents[axis], cmap=cmap,
+                          vmin=vmin, vmax=vmax, interpolation="nearest", aspect="equal")
+        ax.set_title(name, fontsize=9)
+        ax.set_axis_off()
+    fig.colorbar(image, ax=axes, shrink=0.8, pad=0.02)
+    fig.suptitle(title, fontsize=10)
+    return figure(figure_data_uri(fig), caption, fig_id)
 
 
 def surface_map(path: str | Path, title: str, caption: str, fig_id: str, *,
