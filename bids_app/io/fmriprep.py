@@ -93,18 +93,25 @@ def _matches(entities: dict, wanted: dict) -> bool:
 
 
 def _raw_metadata(raw_layout, entities: dict) -> dict:
-    """The raw run's merged sidecar (TR, SliceTiming...) when the raw dataset has it."""
+    """The raw run's sidecar metadata (TR, SliceTiming...), with BIDS inheritance."""
     query = {k: entities[k] for k in RUN_ENTITIES if entities.get(k) not in (None, "")}
     files = raw_layout.get(suffix="bold", extension=[".nii", ".nii.gz"], scope="raw", **query)
     if files:
         return dict(files[0].get_metadata())
-    sidecars = raw_layout.get(suffix="bold", extension=".json", scope="raw", **query)
-    if sidecars:
+    wanted = {k: str(v) for k, v in query.items()}
+    applicable = []
+    for sidecar in raw_layout.get(suffix="bold", extension=".json", scope="raw"):
+        own = {k: str(v) for k, v in sidecar.get_entities().items() if k in RUN_ENTITIES}
+        if all(wanted.get(k) == v for k, v in own.items()):
+            applicable.append((len(own), sidecar.path))
+    metadata: dict = {}
+    for _, path in sorted(applicable):  # the most specific file wins
         try:
-            return json.loads(Path(sidecars[0].path).read_text(encoding="utf-8"))
+            metadata.update(json.loads(Path(path).read_text(encoding="utf-8")))
         except (OSError, ValueError):
-            return {}
-    return {}
+            raise DatasetError(f"cannot read the sidecar '{path}'; it must be valid JSON.") \
+                from None
+    return metadata
 
 
 def _companion(layout, entities: dict, **query):
