@@ -8,6 +8,7 @@ their results in the working directory.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,11 @@ def prepare_bold(runs_json: str, bold_spec: dict, out_dir: str) -> tuple[str, li
         del cleaned
     # voxels unusable in any run are left out of the mask altogether
     if bad_any.any():
+        per_run = ", ".join(f"{r['run']}: {r['bad_voxels']}" for r in info["runs"]
+                            if r["bad_voxels"])
+        logging.getLogger("brainenc").warning(
+            "sub-%s: %d voxel(s) NaN, infinite or constant in some run were dropped from the "
+            "analysis mask (%s).", runs[0].subject, int(bad_any.sum()), per_run)
         keep_vox = ~bad_any
         for path in cleaned_files:
             np.save(path, np.load(path)[:, keep_vox])

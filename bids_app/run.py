@@ -101,6 +101,10 @@ def execute(options) -> int:
     from .config import load_spec
 
     spec = load_spec(options.config_file)
+    from .spec_paths import check_spec_paths
+
+    check_spec_paths(spec, roots=[options.bids_dir, options.output_dir,
+                                  options.work_dir or Path.cwd() / "work"])
     if options.dummy_scans is not None:
         if options.dummy_scans < 0:
             raise UsageError(f"--dummy-scans must be >= 0; got {options.dummy_scans}.")

@@ -8,6 +8,7 @@ done elsewhere. Every problem a user can cause is raised as a
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -265,6 +266,11 @@ def _tr_of(bold_file: Path, metadata: dict, header) -> float:
         )
     if not isinstance(tr, (int, float)) or tr <= 0:
         raise DatasetError(f"RepetitionTime of '{bold_file.name}' must be a positive number; got {tr!r}.")
+    if header_tr > 0 and abs(header_tr - tr) > 0.01 * tr:  # BIDS: the sidecar is authoritative
+        logging.getLogger("brainenc").warning(
+            "RepetitionTime of '%s' is %g s in its sidecar but %g s in the NIfTI header; using "
+            "the sidecar's %g s (fix the header or the sidecar if that is wrong).",
+            bold_file.name, tr, header_tr, tr)
     return float(tr)
 
 

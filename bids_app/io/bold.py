@@ -7,6 +7,7 @@ float32, so the peak memory is one run in its on-disk dtype plus the masked copy
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -62,12 +63,28 @@ def compute_brain_mask(bold_files: list[Path], mask_files: list[Path | None]):
                 f"'{path.name}' and '{bold_files[0].name}' are on different grids; runs of a "
                 "participant must share one voxel grid (resample or use preprocessed data)."
             )
-    mask = compute_multi_epi_mask([str(p) for p in bold_files], threshold=0.5, n_jobs=1)
+    try:
+        mask = compute_multi_epi_mask([str(p) for p in bold_files], threshold=0.5, n_jobs=1)
+    except (EOFError, OSError, ValueError, zlib.error):  # name the unreadable run
+        for path in bold_files:
+            _read_data(path)
+        raise
     data = np.asanyarray(mask.dataobj).astype(np.uint8)
     if not data.any():
         raise DatasetError(f"the brain mask computed from '{bold_files[0].name}' is empty; "
                            "check that the images hold BOLD signal.")
     return nib.Nifti1Image(data, reference.affine)
+
+
+def _read_data(path: Path, img=None) -> np.ndarray:
+    """All voxel data of an image, or a :class:`DatasetError` naming the broken file."""
+    img = _load(path) if img is None else img
+    try:
+        return np.asanyarray(img.dataobj)
+    except Exception as exc:  # truncated gzip streams raise EOFError/zlib.error/OSError
+        raise DatasetError(f"cannot read the voxel data of '{path}' ({type(exc).__name__}: "
+                           f"{exc}); the file is truncated or corrupt: re-export or remove "
+                           "it.") from None
 
 
 def load_masked(bold_file: Path, mask: np.ndarray) -> np.ndarray:
@@ -91,11 +108,7 @@ def load_masked(bold_file: Path, mask: np.ndarray) -> np.ndarray:
     if img.shape[:3] != mask.shape:
         raise DatasetError(f"'{bold_file.name}' has grid {img.shape[:3]} but the mask has "
                            f"{mask.shape}; all runs must share one grid.")
-    try:
-        raw = np.asanyarray(img.dataobj)
-    except Exception as exc:  # truncated gzip streams raise EOFError/zlib.error/OSError
-        raise DatasetError(f"cannot read the voxel data of '{bold_file}' ({type(exc).__name__}: "
-                           f"{exc}); the file is truncated or corrupt.") from None
+    raw = _read_data(bold_file, img)
     data = raw[mask].T
     del raw
     return np.ascontiguousarray(data, dtype=np.float32)

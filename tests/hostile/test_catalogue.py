@@ -1,0 +1,539 @@
+"""A catalogue of broken inputs: each row breaks the valid base dataset one way.
+
+Every row gives the expected exit code and a pattern of the message (which names
+the file or value). For every row the run must also: print no traceback (no
+``-v``), leave no temporary file in OUTPUT_DIR, and write no stat map for the
+participant that failed. Rows that run both participants check that the good one
+completes and that the bad one is reported at the end.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bids_app.errors import (
+    EXIT_DATASET,
+    EXIT_FAILED,
+    EXIT_NO_MATCH,
+    EXIT_OK,
+    EXIT_RESOURCE,
+    EXIT_USAGE,
+)
+
+from .conftest import Case
+
+
+# --------------------------------------------------------------------------- paths
+def missing_bids(case: Case) -> list[str]:
+    return [str(case.root / "nowhere"), *case.argv()[1:]]
+
+
+def bids_is_file(case: Case) -> list[str]:
+    (case.root / "ds.txt").write_text("not a folder")
+    return [str(case.root / "ds.txt"), *case.argv()[1:]]
+
+
+def out_equals_bids(case: Case) -> list[str]:
+    argv = case.argv()
+    argv[1] = str(case.bids)
+    return argv
+
+
+def out_inside_bids(case: Case) -> list[str]:
+    argv = case.argv()
+    argv[1] = str(case.bids / "results")
+    return argv
+
+
+def out_in_derivatives(case: Case) -> list[str]:
+    """Allowed by design; an unknown participant then stops the run (fast)."""
+    argv = case.argv("--participant-label", "77")
+    argv[1] = str(case.bids / "derivatives" / "brainenc")
+    return argv
+
+
+def out_is_file(case: Case) -> list[str]:
+    case.out.parent.mkdir(parents=True, exist_ok=True)
+    case.out.write_text("a file")
+    return case.argv()
+
+
+def out_not_writable(case: Case) -> list[str]:
+    blocker = case.root / "blocker"
+    blocker.write_text("a file where a folder is needed")
+    argv = case.argv()
+    argv[1] = str(blocker / "out")
+    return argv
+
+
+def not_bids(case: Case) -> list[str]:
+    (case.bids / "dataset_description.json").unlink()
+    return case.argv()
+
+
+def bad_description(case: Case) -> list[str]:
+    (case.bids / "dataset_description.json").write_text("{'Name': oops", encoding="utf-8")
+    return case.argv()
+
+
+def unknown_participant(case: Case) -> list[str]:
+    return case.argv("--participant-label", "01", "77")
+
+
+def bad_label(case: Case) -> list[str]:
+    return case.argv("--participant-label", "sub-0!1")
+
+
+def unknown_task(case: Case) -> list[str]:
+    return case.argv("--task-id", "reading")
+
+
+def unknown_space(case: Case) -> list[str]:
+    return case.argv("--space", "MNI999")
+
+
+# --------------------------------------------------------------------------- images
+def no_bold(case: Case) -> list[str]:
+    for path in case.func("02").glob("*_bold.nii.gz"):
+        path.unlink()
+    return case.argv()
+
+
+def no_tr(case: Case) -> list[str]:
+    sidecar = case.bids / "task-listening_bold.json"
+    meta = json.loads(sidecar.read_text())
+    del meta["RepetitionTime"]
+    sidecar.write_text(json.dumps(meta))
+
+    def zero_tr(data, header):
+        header["pixdim"][4] = 0.0
+        return data
+
+    case.edit_image(case.bold("02", 2), zero_tr)
+    return case.argv("--participant-label", "02")
+
+
+def three_d(case: Case) -> list[str]:
+    case.edit_image(case.bold("02", 1), lambda data, header: data[..., 0])
+    return case.argv("--participant-label", "02")
+
+
+def garbage_nifti(case: Case) -> list[str]:
+    case.bold("02", 3).write_bytes(gzip.compress(b"this is not a NIfTI image" * 20))
+    return case.argv("--participant-label", "02")
+
+
+def truncated_nifti(case: Case) -> list[str]:
+    path = case.bold("02", 2)
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2])
+    return case.argv("--participant-label", "02")
+
+
+def truncated_nifti_two_subjects(case: Case) -> list[str]:
+    truncated_nifti(case)
+    return case.argv()
+
+
+def different_grids(case: Case) -> list[str]:
+    import nibabel as nib
+
+    path = case.bold("02", 2)
+    img = nib.load(path)
+    nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj)[1:, 1:], img.affine, img.header), path)
+    return case.argv("--participant-label", "02")
+
+
+def all_nan(case: Case) -> list[str]:
+    case.edit_image(case.bold("02", 1),
+                    lambda data, header: np.full(data.shape, np.nan, dtype=np.float32))
+    return case.argv("--participant-label", "02")
+
+
+def bad_voxels(case: Case) -> list[str]:
+    """NaN, Inf and constant voxels are dropped from the mask with a warning."""
+
+    def spoil(data, header):
+        data = data.astype(np.float32)
+        data[19, 24, 4, 3] = np.nan
+        data[18, 24, 4, :] = np.inf
+        data[17, 24, 4, :] = 800.0
+        return data
+
+    case.edit_image(case.bold("02", 1), spoil)
+    return case.argv("--participant-label", "02")
+
+
+def bad_voxels_dropped(case: Case) -> None:
+    import nibabel as nib
+
+    mask_file = next((case.out / "sub-02" / "func").glob("*_desc-brain_mask.nii.gz"))
+    mask = np.asanyarray(nib.load(mask_file).dataobj) > 0
+    assert not mask[17:20, 24, 4].any() and mask[20:23, 24, 4].all()
+    r_map = next((case.out / "sub-02" / "func").glob("*_stat-r_*_statmap.nii.gz"))
+    assert np.isfinite(np.asanyarray(nib.load(r_map).dataobj)).all()
+
+
+def one_run(case: Case) -> list[str]:
+    for run in (2, 3):
+        case.bold("02", run).unlink()
+    return case.argv("--participant-label", "02")
+
+
+def duplicate_run(case: Case) -> list[str]:
+    import nibabel as nib
+
+    source = case.bold("02", 1)
+    nib.save(nib.load(source), str(source).replace(".nii.gz", ".nii"))
+    return case.argv("--participant-label", "02")
+
+
+def tr_disagrees(case: Case) -> list[str]:
+    """The sidecar wins (BIDS), with a warning naming both values."""
+
+    def header_tr(data, header):
+        header["pixdim"][4] = 2.5
+        return data
+
+    case.edit_image(case.bold("02", 1), header_tr)
+    return case.argv("--participant-label", "02")
+
+
+# --------------------------------------------------------------------------- events
+def _rewrite_events(case: Case, sub: str, run: int, func) -> None:
+    path = case.events(sub, run)
+    path.write_bytes(func(path.read_text(encoding="utf-8")))
+
+
+def events_without_words(case: Case) -> list[str]:
+    _rewrite_events(case, "02", 2, lambda text: "\n".join(
+        "\t".join(line.split("\t")[:2]) for line in text.splitlines()).encode())
+    return case.argv("--participant-label", "02")
+
+
+def events_empty_words(case: Case) -> list[str]:
+    _rewrite_events(case, "02", 2, lambda text: "\n".join(
+        [text.splitlines()[0]] + [line.rsplit("\t", 1)[0] + "\tn/a"
+                                  for line in text.splitlines()[1:]]).encode())
+    return case.argv("--participant-label", "02")
+
+
+def events_ragged(case: Case) -> list[str]:
+    def ragged(text):
+        lines = text.splitlines()
+        lines[5] = lines[5] + "\textra"
+        return "\n".join(lines).encode()
+
+    _rewrite_events(case, "02", 3, ragged)
+    return case.argv()
+
+
+def events_non_numeric(case: Case) -> list[str]:
+    def spoil(text):
+        lines = text.splitlines()
+        lines[4] = "1,5" + lines[4][lines[4].index("\t"):]
+        return "\n".join(lines).encode()
+
+    _rewrite_events(case, "02", 1, spoil)
+    return case.argv("--participant-label", "02")
+
+
+def events_nan_onset(case: Case) -> list[str]:
+    def spoil(text):
+        lines = text.splitlines()
+        lines[3] = "n/a" + lines[3][lines[3].index("\t"):]
+        return "\n".join(lines).encode()
+
+    _rewrite_events(case, "02", 1, spoil)
+    return case.argv("--participant-label", "02")
+
+
+def events_latin1(case: Case) -> list[str]:
+    def spoil(text):
+        lines = text.splitlines()
+        lines[2] = lines[2].rsplit("\t", 1)[0] + "\tcafé"
+        return "\n".join(lines).encode("latin-1")
+
+    _rewrite_events(case, "02", 1, spoil)
+    return case.argv("--participant-label", "02")
+
+
+def events_bom_crlf(case: Case) -> list[str]:
+    """A UTF-8 BOM and CRLF line ends are read as plain UTF-8 (common from spreadsheets)."""
+    _rewrite_events(case, "02", 1, lambda text: b"\xef\xbb\xbf" + text.encode())
+    _rewrite_events(case, "02", 2, lambda text: text.replace("\n", "\r\n").encode())
+    return case.argv("--participant-label", "02")
+
+
+def words_after_run(case: Case) -> list[str]:
+    def shift(text):
+        lines = text.splitlines()
+        rows = [line.split("\t") for line in lines[1:]]
+        return "\n".join([lines[0]] + ["\t".join([str(float(r[0]) + 5000), *r[1:]])
+                                       for r in rows]).encode()
+
+    _rewrite_events(case, "02", 2, shift)
+    return case.argv("--participant-label", "02")
+
+
+def no_events(case: Case) -> list[str]:
+    case.events("02", 3).unlink()
+    return case.argv("--participant-label", "02")
+
+
+# --------------------------------------------------------------------------- spec
+def spec_invalid_toml(case: Case) -> list[str]:
+    case.write_spec("[[models]\nname = 'x'\n")
+    return case.argv()
+
+
+def spec_unknown_key(case: Case) -> list[str]:
+    case.write_spec((case.spec.read_text() + "\n[encoding]\nalpha = 3\n").replace(
+        "[encoding]\nalphas = [1.0, 100.0, 10000.0]\ninner_folds = 2\n", ""))
+    return case.argv()
+
+
+def spec_unknown_section(case: Case) -> list[str]:
+    case.write_spec(case.spec.read_text() + "\n[optimizer]\nlr = 1\n")
+    return case.argv()
+
+
+def spec_wrong_type(case: Case) -> list[str]:
+    case.write_spec(case.spec.read_text().replace("inner_folds = 2", "inner_folds = 'two'"))
+    return case.argv()
+
+
+def spec_missing(case: Case) -> list[str]:
+    argv = case.argv()
+    argv[argv.index("--config-file") + 1] = str(case.root / "nope.toml")
+    return argv
+
+
+def spec_device_path(case: Case) -> list[str]:
+    case.write_spec(case.spec.read_text().replace(str(case.model), "/dev/zero"))
+    return case.argv()
+
+
+def spec_outside_roots(case: Case, monkeypatch) -> list[str]:
+    monkeypatch.setenv("BRAINENC_ALLOWED_ROOTS", str(case.bids))
+    return case.argv()
+
+
+def spec_inside_roots(case: Case, monkeypatch) -> list[str]:
+    monkeypatch.setenv("BRAINENC_ALLOWED_ROOTS", str(case.model.parent))
+    return case.argv("--participant-label", "77")
+
+
+# --------------------------------------------------------------------------- models
+def _model_copy(case: Case) -> Path:
+    model = case.root / "model"
+    shutil.copytree(case.model, model)
+    case.write_spec(case.spec.read_text().replace(str(case.model), str(model)))
+    return model
+
+
+def model_missing(case: Case) -> list[str]:
+    case.write_spec(case.spec.read_text().replace(str(case.model), str(case.root / "nomodel")))
+    return case.argv()
+
+
+def model_no_tokenizer(case: Case) -> list[str]:
+    model = _model_copy(case)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt",
+                 "special_tokens_map.json"):
+        (model / name).unlink(missing_ok=True)
+    return case.argv()
+
+
+def model_no_weights(case: Case) -> list[str]:
+    model = _model_copy(case)
+    for path in model.glob("*.safetensors"):
+        path.unlink()
+    return case.argv()
+
+
+def model_no_config(case: Case) -> list[str]:
+    model = _model_copy(case)
+    (model / "config.json").unlink()
+    return case.argv()
+
+
+def model_pickle_only(case: Case) -> list[str]:
+    model = _model_copy(case)
+    for path in model.glob("*.safetensors"):
+        path.unlink()
+    (model / "pytorch_model.bin").write_bytes(b"\x80\x04pickled")
+    return case.argv()
+
+
+def model_pickle_allowed(case: Case) -> list[str]:
+    """Opting in passes the safety check (an unknown participant then stops the run)."""
+    model_pickle_only(case)
+    case.write_spec(case.spec.read_text().replace('method = "frozen"', 'method = "frozen"')
+                    .replace("[[variants]]", "allow_pickle = true\n\n[[variants]]", 1))
+    return case.argv("--participant-label", "77")
+
+
+def model_remote_code(case: Case) -> list[str]:
+    model = _model_copy(case)
+    config = json.loads((model / "config.json").read_text())
+    config["auto_map"] = {"AutoModel": "modeling_evil.EvilModel"}
+    (model / "config.json").write_text(json.dumps(config))
+    (model / "modeling_evil.py").write_text("raise SystemExit('remote code ran')\n")
+    return case.argv()
+
+
+def model_remote_code_allowed(case: Case) -> list[str]:
+    model_remote_code(case)
+    case.write_spec(case.spec.read_text().replace(
+        "[[variants]]", "trust_remote_code = true\n\n[[variants]]", 1))
+    return case.argv("--participant-label", "77")
+
+
+# --------------------------------------------------------------------------- table
+@dataclass
+class Row:
+    """One broken input: builder, expected exit code, message pattern."""
+
+    id: str
+    build: object
+    code: int
+    message: str
+    bad: str | None = None  # participant that fails (no stat map may exist for it)
+    complete: tuple = ()  # participants that must complete
+    check: object = None  # further property of the outputs, check(case)
+    marks: tuple = field(default_factory=tuple)
+
+
+SLOW = (pytest.mark.slow,)
+CATALOGUE = [
+    # paths and command line
+    Row("missing-bids-dir", missing_bids, EXIT_USAGE, r"nowhere.* does not exist"),
+    Row("bids-dir-is-file", bids_is_file, EXIT_USAGE, r"ds\.txt.* is not a directory"),
+    Row("output-equals-input", out_equals_bids, EXIT_USAGE, r"OUTPUT_DIR must differ"),
+    Row("output-inside-input", out_inside_bids, EXIT_USAGE,
+        r"results.* inside BIDS_DIR but not under its derivatives/"),
+    Row("output-in-derivatives-allowed", out_in_derivatives, EXIT_NO_MATCH,
+        r"participant label\(s\) 77 not found"),
+    Row("output-is-file", out_is_file, EXIT_USAGE, r"OUTPUT_DIR '.*out' exists and is not a"),
+    Row("output-not-writable", out_not_writable, EXIT_RESOURCE,
+        r"cannot write to OUTPUT_DIR '.*blocker/out'"),
+    Row("not-bids", not_bids, EXIT_DATASET, r"is not a BIDS dataset.*dataset_description"),
+    Row("bad-dataset-description", bad_description, EXIT_DATASET,
+        r"dataset_description\.json.*valid JSON"),
+    Row("unknown-participant", unknown_participant, EXIT_NO_MATCH,
+        r"participant label\(s\) 77 not found.*available: 01, 02"),
+    Row("bad-participant-label", bad_label, EXIT_USAGE, r"sub-0!1.* not a valid BIDS label"),
+    Row("unknown-task", unknown_task, EXIT_NO_MATCH, r"task\(s\) reading not found.*listening"),
+    Row("unknown-space", unknown_space, EXIT_NO_MATCH, r"--space 'MNI999'"),
+    # images
+    Row("no-bold-for-a-participant", no_bold, EXIT_FAILED,
+        r"sub-02 failed: .*no BOLD runs? .*'02'", bad="02", complete=("01",), marks=SLOW),
+    Row("no-tr-anywhere", no_tr, EXIT_DATASET, r"no RepetitionTime for 'sub-02_.*run-2_bold",
+        bad="02"),
+    Row("3d-image", three_d, EXIT_DATASET, r"run-1_bold\.nii\.gz' is not a 4-D BOLD run",
+        bad="02"),
+    Row("not-a-nifti", garbage_nifti, EXIT_DATASET, r"cannot read the image '.*run-3_bold",
+        bad="02"),
+    Row("truncated-nifti", truncated_nifti, EXIT_DATASET,
+        r"run-2_bold\.nii\.gz.* truncated or corrupt", bad="02"),
+    Row("truncated-nifti-others-complete", truncated_nifti_two_subjects, EXIT_FAILED,
+        r"sub-02 failed: .*run-2_bold\.nii\.gz.* truncated or corrupt", bad="02",
+        complete=("01",)),
+    Row("different-grids", different_grids, EXIT_DATASET, r"run-2_bold.*different grids",
+        bad="02"),
+    Row("all-nan-run", all_nan, EXIT_DATASET, r"no usable voxel.*02", bad="02"),
+    Row("nan-inf-constant-voxels", bad_voxels, EXIT_OK,
+        r"sub-02: 3 voxel\(s\) NaN, infinite or constant .*dropped.*run-1: 3",
+        complete=("02",), check=bad_voxels_dropped, marks=SLOW),
+    Row("fewer-runs-than-cv", one_run, EXIT_DATASET, r"sub-02 has 1 BOLD run.* at least 2",
+        bad="02"),
+    Row("duplicated-run", duplicate_run, EXIT_DATASET, r"run-1.* same entities", bad="02"),
+    Row("tr-sidecar-vs-header", tr_disagrees, EXIT_OK,
+        r"RepetitionTime of 'sub-02_.*run-1_bold.nii.gz' is 2 s in its sidecar but 2\.5 s in "
+        r"the NIfTI header; using the sidecar", complete=("02",), marks=SLOW),
+    # events
+    Row("events-without-word-column", events_without_words, EXIT_DATASET,
+        r"run-2_events\.tsv' has no column.*word", bad="02"),
+    Row("events-without-words", events_empty_words, EXIT_DATASET,
+        r"run-2_events\.tsv' lists no words", bad="02"),
+    Row("events-ragged-others-complete", events_ragged, EXIT_FAILED,
+        r"sub-02 failed: .*run-3_events\.tsv' line 6 has 4 tab-separated", bad="02",
+        complete=("01",)),
+    Row("events-non-numeric-onset", events_non_numeric, EXIT_DATASET,
+        r"run-1_events\.tsv' column 'onset' row 5 is not a number \('1,5'\)", bad="02"),
+    Row("events-nan-onset", events_nan_onset, EXIT_DATASET,
+        r"run-1_events\.tsv' has a word without an onset", bad="02"),
+    Row("events-latin1", events_latin1, EXIT_DATASET,
+        r"run-1_events\.tsv' is not UTF-8.*iconv", bad="02"),
+    Row("events-bom-crlf-accepted", events_bom_crlf, EXIT_OK, r"^", complete=("02",),
+        marks=SLOW),
+    Row("events-missing", no_events, EXIT_DATASET, r"no events\.tsv for '.*run-3_bold",
+        bad="02"),
+    Row("words-after-end-of-run", words_after_run, EXIT_DATASET,
+        r"run-2_events\.tsv'\) end at 50\d\d\.\d s but run .*run-2' ends at 52\.0 s",
+        bad="02"),
+    # experiment spec
+    Row("spec-not-toml", spec_invalid_toml, EXIT_USAGE, r"spec\.toml' is not valid TOML"),
+    Row("spec-unknown-key", spec_unknown_key, EXIT_USAGE,
+        r"unknown key\(s\) 'alpha' in \[encoding\]"),
+    Row("spec-unknown-section", spec_unknown_section, EXIT_USAGE,
+        r"unknown section\(s\) 'optimizer'"),
+    Row("spec-wrong-type", spec_wrong_type, EXIT_USAGE,
+        r"'encoding\.inner_folds' must be of type int; got 'two'"),
+    Row("spec-missing", spec_missing, EXIT_USAGE, r"nope\.toml' does not exist"),
+    Row("spec-device-file", spec_device_path, EXIT_USAGE,
+        r"'models\[0\]\.source' = '/dev/zero' points into the system folder '/dev'"),
+    Row("spec-outside-allowed-roots", spec_outside_roots, EXIT_USAGE,
+        r"'models\[0\]\.source' = '.*tiny_bert\d*' is outside the allowed roots.*"
+        r"BRAINENC_ALLOWED_ROOTS"),
+    Row("spec-inside-allowed-roots", spec_inside_roots, EXIT_NO_MATCH, r"label\(s\) 77 not"),
+    # models
+    Row("model-missing", model_missing, EXIT_RESOURCE, r"nomodel"),
+    Row("model-no-config", model_no_config, EXIT_RESOURCE, r"model.*no config\.json"),
+    Row("model-no-tokenizer", model_no_tokenizer, EXIT_RESOURCE, r"model' has no tokenizer"),
+    Row("model-no-weights", model_no_weights, EXIT_RESOURCE, r"model' holds no weights"),
+    Row("model-pickle-only", model_pickle_only, EXIT_USAGE,
+        r"model' has only pickle weights.*allow_pickle = true"),
+    Row("model-pickle-opt-in", model_pickle_allowed, EXIT_NO_MATCH, r"label\(s\) 77 not found"),
+    Row("model-remote-code", model_remote_code, EXIT_USAGE,
+        r"model' asks to run its own Python code.*trust_remote_code = true"),
+    Row("model-remote-code-opt-in", model_remote_code_allowed, EXIT_NO_MATCH,
+        r"label\(s\) 77 not found"),
+]
+
+
+def _params():
+    return [pytest.param(row, id=row.id, marks=row.marks) for row in CATALOGUE]
+
+
+@pytest.mark.parametrize("row", _params())
+def test_catalogue(row: Row, case: Case, run_cli, monkeypatch):
+    build = row.build
+    argv = build(case, monkeypatch) if build.__code__.co_argcount == 2 else build(case)
+    code, err = run_cli(argv)
+    assert code == row.code, err
+    assert re.search(row.message, err, re.DOTALL), err
+    assert "Traceback" not in err, err
+    assert not case.leftovers(), case.leftovers()
+    if row.bad:
+        assert not case.statmaps(row.bad)
+    for sub in row.complete:
+        maps = case.statmaps(sub)
+        assert len(maps) >= 3, f"sub-{sub} did not complete:\n{err}"
+        assert (case.out / f"sub-{sub}.html").exists()
+    if row.complete and row.bad:  # the failure is summarised after everything else ran
+        tail = err.strip().splitlines()[-3:]
+        assert any(f"sub-{row.bad} failed" in line for line in tail), err
+    if code == EXIT_USAGE:  # refused before anything was written
+        assert not (case.out / "sub-01").exists()
+    if row.check is not None:
+        row.check(case)
