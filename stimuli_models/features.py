@@ -95,7 +95,8 @@ class FeatureSettings:
         check_choice("context_unit", self.context_unit, CONTEXT_UNITS)
         for name in ("context_words", "stride", "batch_size"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < (name != "context_words"):
+            minimum = 0 if name == "context_words" else 1
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
                 raise SettingsError(f"'{name}' must be a non-negative integer (stride, batch_size "
                                     f"at least 1); got {value!r}.")
         if isinstance(self.layers, str):
@@ -107,7 +108,7 @@ class FeatureSettings:
                 raise SettingsError("'layers' must name at least one layer.")
 
     def to_dict(self) -> dict:
-        """Settings as a JSON-serialisable dictionary."""
+        """Return the settings as a JSON-serialisable dictionary."""
         out = asdict(self)
         out["layers"] = list(self.layers) if not isinstance(self.layers, str) else self.layers
         return out
@@ -164,14 +165,15 @@ def resolve_layers(layers: tuple | str, n_layers: int) -> tuple[int, ...]:
             index = layer if layer >= 0 else n_layers + 1 + layer
         if not 0 <= index <= n_layers:
             raise SettingsError(
-                f"layer {layer!r} does not exist: the model has layers 0 (embeddings) to {n_layers}."
+                f"layer {layer!r} does not exist: the model has layers 0 (embeddings) to "
+                f"{n_layers}."
             )
         out.add(index)
     return tuple(sorted(out))
 
 
 def resolve_dtype(dtype: str, device: str) -> str:
-    """The compute dtype to load a model with on ``device``.
+    """Choose the compute dtype to load a model with on ``device``.
 
     Parameters
     ----------

@@ -64,7 +64,7 @@ def _package_model_dir(source: str) -> Path | None:
 
 
 def hub_cache_dir() -> str:
-    """The Hugging Face hub cache folder searched for hub ids (honours ``HF_HUB_CACHE``/``HF_HOME``)."""
+    """Return the Hugging Face hub cache searched for hub ids (``HF_HUB_CACHE``, ``HF_HOME``)."""
     try:
         from huggingface_hub import constants
     except ImportError:  # pragma: no cover - huggingface_hub ships with transformers
@@ -174,7 +174,9 @@ def check_model_dir(
             "save_pretrained() or point to the right folder."
         ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidModelError(f"Cannot read '{config_file}' ({exc}); re-save the model.") from None
+        raise InvalidModelError(
+            f"Cannot read '{config_file}' ({exc}); re-save the model."
+        ) from None
     if not isinstance(config, dict):
         raise InvalidModelError(f"'{config_file}' does not hold a JSON object; re-save the model.")
     if ("auto_map" in config or config.get("trust_remote_code")) and not trust_remote_code:
@@ -354,7 +356,7 @@ def load_model(
 
 
 def model_n_layers(config: dict) -> int:
-    """Number of transformer layers in a configuration dictionary."""
+    """Return the number of transformer layers in a configuration dictionary."""
     for key in ("num_hidden_layers", "n_layer", "num_layers", "n_layers"):
         if isinstance(config.get(key), int):
             return int(config[key])

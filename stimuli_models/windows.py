@@ -16,7 +16,7 @@ _CLOSERS = "\"'”’)]」』"
 
 
 def sentence_ids(words: list[str]) -> np.ndarray:
-    """Number sentences from punctuation at word ends.
+    """Give every word the index of its sentence, from punctuation at word ends.
 
     Parameters
     ----------
@@ -89,7 +89,7 @@ def tokenize_words(tokenizer, words: list[str], separator: str = " "):
 
 
 def special_tokens(tokenizer) -> tuple[list[int], list[int]]:
-    """Special token ids the tokenizer puts before and after a single sequence.
+    """Find the special token ids a tokenizer puts before and after a single sequence.
 
     Found by encoding a probe with and without special tokens, which works for
     every fast tokenizer (BERT: ``[CLS] ... [SEP]``, RoBERTa: ``<s> ... </s>``,
@@ -201,7 +201,7 @@ def sentence_windows(token_word: np.ndarray, sentences: np.ndarray, max_len: int
     tok_start, tok_end = word_token_bounds(token_word, n_words)
     bounds = np.flatnonzero(np.diff(sentences)) + 1
     windows = []
-    for w0, w1 in zip(np.r_[0, bounds], np.r_[bounds, n_words]):
+    for w0, w1 in zip(np.r_[0, bounds], np.r_[bounds, n_words], strict=False):
         t0, t1 = int(tok_start[w0]), int(tok_end[w1 - 1])
         windows.append((t0, min(t1, t0 + max_len), int(w0), int(w1)))
     return windows

@@ -47,6 +47,7 @@ def get_method(name: str, **settings) -> TuningMethod:
         When ``name`` is unknown or a setting is invalid.
     """
     methods = registered_methods()
+    name = name.replace("_", "-") if isinstance(name, str) else name
     if name not in _REGISTRY:
         raise SettingsError(
             "'method' must be one of {" + ", ".join(repr(m) for m in methods) + f"}}; got {name!r}."
@@ -103,8 +104,11 @@ class TuningMethod:
             self.settings[key] = value
 
     def tune(self, model_dir: Path, task, out_dir: Path, *, seed: int, device: str,
-             training) -> TuningResult:
-        """Tune the model and save the variant into ``out_dir``."""
+             training=None, allow_pickle: bool = False, trust_remote_code: bool = False,
+             log=None) -> TuningResult:
+        """Tune the model on ``task`` (a :class:`~stimuli_models.tasks.TaskData`) and save
+        the variant into ``out_dir``; ``training`` is a
+        :class:`~stimuli_models.training.TrainingSettings` or its dictionary."""
         raise NotImplementedError
 
     def load_for_features(self, model_dir: Path, variant_dir: Path | None, *, device: str,

@@ -17,7 +17,7 @@ class Frozen(TuningMethod):
     settings_schema: dict = {}
 
     def tune(self, model_dir: Path, task, out_dir: Path, *, seed: int, device: str,
-             training=None) -> TuningResult:
+             training=None, **kwargs) -> TuningResult:
         """Count parameters; nothing is trained or saved."""
         import torch  # noqa: F401
         from transformers import AutoConfig, AutoModel

@@ -96,7 +96,7 @@ def make_tiny_chinese_bert(path: Path, *, hidden: int = 32, layers: int = 2, see
 
 
 def make_tiny_roberta(path: Path, *, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
-    """A 2-layer RoBERTa with a byte-level BPE tokenizer (``<s> ... </s>``) trained on a small corpus."""
+    """Build a 2-layer RoBERTa with a byte-level BPE tokenizer (``<s> ... </s>``)."""
     import torch
     from tokenizers import ByteLevelBPETokenizer, processors
     from transformers import RobertaConfig, RobertaModel, RobertaTokenizerFast

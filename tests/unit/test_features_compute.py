@@ -150,7 +150,7 @@ def test_sentence_features_embed_each_sentence_alone(bert, pooling):
     result = _features(bert, unit="sentence", sentence_pooling=pooling)
     bounds = [0, 11, 17, 29, len(STORY)]  # sentences end at '.', '.', '!', '.'
     assert result.info["n_windows"] == 4
-    for s0, s1 in zip(bounds[:-1], bounds[1:]):
+    for s0, s1 in zip(bounds[:-1], bounds[1:], strict=False):
         states = _hidden(model, tokenizer(" ".join(STORY[s0:s1]))["input_ids"])
         expected = states[:, 0] if pooling == "cls" else states[:, 1:-1].mean(axis=1)
         for w in range(s0, s1):
