@@ -51,7 +51,8 @@ def method_task_bars(regions: pd.DataFrame, table: pd.DataFrame, region: str = "
     variants = list(dict.fromkeys(frame.sort_values(["method", "layer"])["variant"]))
     methods = list(dict.fromkeys(frame.sort_values("method")["method"].astype(str)))
     colors = plt.get_cmap("tab10")
-    width = 0.8 / max(1, len(variants))
+    per_task = frame.groupby(frame["nlu_task"].astype(str))["variant"].nunique()
+    width = 0.8 / max(1, int(per_task.max()))
     fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(tasks) + 2.5), 3.8))
     rng = np.random.default_rng(0)
     labelled = set()
@@ -65,6 +66,10 @@ def method_task_bars(regions: pd.DataFrame, table: pd.DataFrame, region: str = "
             x = i + (j - (len(present) - 1) / 2) * width
             label = method if method not in labelled else None
             labelled.add(method)
+            layers = rows["layer"].dropna()
+            if frame["layer"].nunique() > 1 and len(layers):
+                ax.annotate(f"L{int(layers.iloc[0])}", (x, 0), fontsize=7, ha="center",
+                            va="bottom", xytext=(0, 2), textcoords="offset points")
             ax.bar(x, values.mean(), width * 0.9, yerr=_ci95(values), capsize=3,
                    color=colors(methods.index(method) % 10), label=label, alpha=0.85)
             ax.plot(x + rng.uniform(-width / 5, width / 5, len(values)), values, "o",
@@ -72,7 +77,8 @@ def method_task_bars(regions: pd.DataFrame, table: pd.DataFrame, region: str = "
     ax.set_xticks(range(len(tasks)), tasks)
     ax.axhline(0, color="k", lw=0.8)
     ax.set(xlabel="NLU task tuned on", ylabel=f"mean r ({REGION_LABELS.get(region, region)})")
-    ax.legend(title="tuning method", fontsize=8, frameon=False, loc="best")
+    ax.legend(title="tuning method", fontsize=8, frameon=False, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0))
     return figure(figure_data_uri(fig),
                   f"Mean held-out r ({REGION_LABELS.get(region, region)}) by NLU task and tuning "
                   "method: bars are means over participants with 95% t confidence intervals, "

@@ -20,6 +20,7 @@ figure{margin:1em 0}figcaption{font-size:.9em;color:#555}
 .methods{background:#f6f8fa;padding:.8em 1em;border-radius:4px}
 nav a{margin-right:1em}
 .note{color:#555;font-style:italic}
+.table-wrap{overflow-x:auto;max-width:100%}
 .matrix td{min-width:4.5em}
 """
 
@@ -61,7 +62,8 @@ def table(frame: pd.DataFrame, float_format: str = "{:.3f}", table_id: str = "",
     head = "".join(f"<th>{esc(c)}</th>" for c in frame.columns)
     body = "".join("<tr>" + "".join(f"<td>{fmt(v)}</td>" for v in row) + "</tr>"
                    for row in frame.itertuples(index=False))
-    return f"<table{attrs}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return (f"<div class='table-wrap'><table{attrs}><thead><tr>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table></div>")
 
 
 def note(text: str) -> str:

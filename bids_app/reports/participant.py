@@ -127,7 +127,8 @@ def _variant_section(label: str, maps: dict, scores_file: str, fdr_alpha: float 
         parts.append(brain_map(maps["alpha"], f"{label}: log10 alpha",
                                f"Regularisation chosen per voxel (log10 alpha) for {label}.",
                                f"fig-alpha-{label}", cmap="viridis", threshold=None,
-                               symmetric=False, transform=np.log10))
+                               symmetric=False, transform=np.log10,
+                               projection="mean"))
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
     axes[0].hist(r, bins=60, color="#345")
     axes[0].axvline(0, color="k", lw=0.8)

@@ -1,0 +1,62 @@
+"""The participant report: inputs, tuning, maps, significance, warnings, methods."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bids_app.reports.participant import collect_warnings, tuning_summary
+from tests.helpers.fake_reports import REPORT_VARIANTS, make_participant_report
+
+
+@pytest.fixture(scope="module")
+def html(tmp_path_factory):
+    return make_participant_report(tmp_path_factory.mktemp("participant")).read_text()
+
+
+def test_sections_and_figures(html):
+    for anchor in ("id='inputs'", "id='warnings'", "id='methods'", 'id="fig-timing"'):
+        assert anchor in html, anchor
+    for label in REPORT_VARIANTS[:2]:
+        for fig in ("fig-glass", "fig-alpha", "fig-hist"):
+            assert f'id="{fig}-{label}"' in html, (fig, label)
+        assert f"id='variant-{label}'" in html
+    assert "<h3>Significance</h3>" in html and "<h3>Tuning</h3>" in html
+
+
+def test_self_contained(html):
+    assert html.count("data:image/png;base64,") >= 7
+    assert not re.search(r"<script[^>]*src=|<link[^>]*href=|src=\"http", html)
+
+
+def test_inputs_and_warnings(html):
+    assert "2 runs, 300 volumes and 800 words" in html
+    assert "run 2 has 4 dummy scans" in html  # given by the workflow
+    assert "3 words fall after the last volume" in html  # read from OUTPUT_DIR/logs
+    assert "INFO fitting" not in html
+
+
+def test_methods_paragraph_has_versions(html):
+    methods = html[html.index("id='methods'"):]
+    assert re.search(r"brainenc \S+ \(Python 3\.\d+", methods)
+    assert "himalaya 0." in methods and "leave-one-run-out" in methods
+
+
+def test_tuning_summary_reads_sidecar_keys():
+    frame = tuning_summary("x", {"ModelName": "m", "TuningMethod": "lora", "TaskName": "sst",
+                                 "Layer": 3, "DevMetric": {"accuracy": 0.9},
+                                 "TrainableParameterShare": 0.01, "CKA": [1, 1, 1, 0.8],
+                                 "TuningSettings": {"r": 8}})
+    row = frame.iloc[0]
+    assert row["dev metric"] == "accuracy: 0.900" and row["CKA to pretrained"] == 0.8
+    assert row["settings"] == "r=8" and row["NLU task"] == "sst"
+
+
+def test_collect_warnings_filters_by_subject(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "brainenc.log").write_text("WARNING sub-02: odd\nWARNING sub-01: fine\nINFO sub-01\n")
+    (logs / "sub-01_x.log").write_text("ERROR something\nINFO other\n")
+    found = collect_warnings(tmp_path, "01", ["given"])
+    assert found == ["given", "WARNING sub-01: fine", "ERROR something"]
