@@ -76,7 +76,8 @@ def _confounds(rng, n_volumes: int, n_steady: int = 2):
     real = pd.read_csv(nilearn_confounds_file(), sep="\t")
     rows = rng.integers(0, len(real), n_volumes)
     frame = real.iloc[rows].reset_index(drop=True)
-    for column in ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"):  # smooth, small motion traces in place of shuffled rows
+    # smooth, small motion traces in place of shuffled rows
+    for column in ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"):
         frame[column] = np.cumsum(rng.standard_normal(n_volumes)) * 0.05
     frame["framewise_displacement"] = np.abs(rng.standard_normal(n_volumes)) * 0.1
     frame.loc[0, "framewise_displacement"] = np.nan
@@ -107,8 +108,6 @@ def make_fmriprep_dataset(root: Path, *, kinds=("volume",), n_runs: int = 3,
     -------
     Synthetic
     """
-    import nibabel as nib
-
     from bids_app.alignment import align_run, frame_times
 
     rng = np.random.default_rng(seed)
@@ -131,7 +130,8 @@ def make_fmriprep_dataset(root: Path, *, kinds=("volume",), n_runs: int = 3,
             raw.mkdir(parents=True, exist_ok=True)
             (raw / f"{stem}_events.tsv").write_text(
                 "onset\tduration\tword\n" + "".join(
-                    f"{o:.3f}\t0.300\t{w}\n" for o, w in zip(onsets, run_words)), "utf-8")
+                    f"{o:.3f}\t0.300\t{w}\n" for o, w in zip(onsets, run_words, strict=True)),
+                "utf-8")
             rate = align_run(onsets, np.full(len(onsets), 0.3), np.ones((len(onsets), 1)),
                              times, TR)[:, 0]
             frame = _confounds(rng, n_volumes)
