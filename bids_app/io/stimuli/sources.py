@@ -119,21 +119,33 @@ def _fill(pattern: str, run, stim: str | None) -> str:
                          f"{{{', '.join(_FIELDS)}}} ({{stim}} only with story rows).") from None
 
 
-def story_rows(events_file: Path, *, annotations_only: bool = False) -> list[tuple[float, str]]:
-    """``(onset, stim_file)`` of the story rows of an events file."""
+_MEDIA = AUDIO_EXTENSIONS + (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".svg", ".tif", ".tiff",
+                            ".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg")
+
+
+def story_rows(events_file: Path, *, annotations_only: bool = False,
+               text_column: str = "word") -> list[tuple[float, str]]:
+    """``(onset, stim_file)`` of the story rows of an events file.
+
+    With ``annotations_only``, rows naming annotation files, and (when the file has
+    no word column) rows naming anything that is not audio, image or video.
+    Otherwise, rows naming audio or annotation files.
+    """
     from ..annotations import numeric_column, read_tsv
 
     frame = read_tsv(events_file)
     if "stim_file" not in frame.columns or "onset" not in frame.columns:
         return []
     onsets = numeric_column(frame, "onset", events_file)
+    unknown_ok = annotations_only and text_column not in frame.columns
     rows = []
-    for onset, value in zip(onsets, frame["stim_file"]):
+    for onset, value in zip(onsets, frame["stim_file"], strict=True):
         value = str(value).strip()
         if value in ("", "n/a"):
             continue
         suffix = Path(value).suffix.lower()
-        if is_annotation(value) or (not annotations_only and suffix in AUDIO_EXTENSIONS):
+        if (is_annotation(value) or (not annotations_only and suffix in AUDIO_EXTENSIONS)
+                or (unknown_ok and suffix not in _MEDIA)):
             if not np.isfinite(onset):
                 raise DatasetError(f"the story row '{value}' of '{events_file}' has no onset; "
                                    "give the time the story starts.")
@@ -232,7 +244,7 @@ def story_sources(run, spec, bids_dir: Path) -> list[StorySource]:
             f"no events.tsv for '{run.bold_file.name}'; add '{run.name}_events.tsv' with the "
             "word timings of the run (or map the run to an annotation file in the spec's "
             "[annotations] mapping).")
-    rows = story_rows(run.events_file, annotations_only=True)
+    rows = story_rows(run.events_file, annotations_only=True, text_column=spec.text_column)
     if rows:
         root = bids_dir / "stimuli"
         out = []

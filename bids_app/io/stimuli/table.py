@@ -22,8 +22,10 @@ def read_rows(path: Path) -> list[list[str]]:
     suffix = path.suffix.lower()
     first = text.split("\n", 1)[0]
     delimiter = "\t" if suffix == ".tsv" or (suffix != ".csv" and "\t" in first) else ","
+    # tab-separated files are not quoted (BIDS); quotes in CSV follow RFC 4180
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     try:
-        return [r for r in csv.reader(io.StringIO(text), delimiter=delimiter)
+        return [r for r in csv.reader(io.StringIO(text), delimiter=delimiter, quoting=quoting)
                 if any(c.strip() for c in r)]
     except csv.Error as exc:
         raise DatasetError(f"'{path}' is not a valid delimited table ({exc}); fix the file.") from None

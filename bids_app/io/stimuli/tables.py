@@ -45,6 +45,18 @@ def _clean(value: str) -> str:
     return str(value).replace("\t", " ").replace("\n", " ").replace("\r", " ") or "n/a"
 
 
+def _tsv(frame: pd.DataFrame) -> str:
+    """A TSV without quoting (BIDS tables are not quoted; tabs/newlines were replaced)."""
+    def fmt(value) -> str:
+        if isinstance(value, float):
+            return f"{value:.4f}" if value == value else "n/a"
+        return str(value)
+
+    lines = ["\t".join(frame.columns)]
+    lines += ["\t".join(fmt(v) for v in row) for row in frame.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
 def write_story_table(output_dir: Path, story) -> Path:
     """Write the TSV and JSON of one story (only when their content changed)."""
     from ..derivatives import write_text
@@ -53,7 +65,7 @@ def write_story_table(output_dir: Path, story) -> Path:
     for column in ("word", "source_text"):
         frame[column] = frame[column].map(_clean)
     target = Path(output_dir) / "stimuli" / f"stim-{story.name}_annot-words_events.tsv"
-    text = frame.to_csv(sep="\t", index=False, float_format="%.4f", lineterminator="\n")
+    text = _tsv(frame)
     sidecar = dict(DESCRIPTIONS)
     sidecar.update({
         "Sources": list(dict.fromkeys(story.sources)),
