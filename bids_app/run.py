@@ -388,6 +388,7 @@ def run_group_level(options, spec) -> int:
         spec = saved_spec(options.output_dir) or spec
     result = run_group(str(options.output_dir), participants=options.participant_label or None,
                        fdr_alpha=spec.statistics.fdr_alpha, statistics=spec.statistics,
-                       seed=options.random_seed)
+                       seed=options.random_seed,
+                       work_dir=str(options.work_dir) if options.work_dir else None)
     LOGGER.info("group report: %s", result["report"])
     return EXIT_OK

@@ -225,6 +225,23 @@ def _ceiling_values(inputs: GroupInputs, data: GroupData) -> np.ndarray | None:
     return values if values.shape == data.values.shape else None
 
 
+def _work_ceiling(work_dir, data: GroupData, output_dir: Path) -> np.ndarray | None:
+    """Noise ceiling from the work directory; its group mean is written as ``stat-ceiling``."""
+    from .ceiling import loso_ceiling_from_work
+
+    ceiling = loso_ceiling_from_work(work_dir, data.subjects, data.paths[0])
+    if ceiling is not None:
+        name = build_name({**data.entities, "stat": "ceiling", "desc": "loso"}, "statmap",
+                          EXTENSIONS[data.kind])
+        final = save_values(ceiling.mean(axis=0), data.paths[0], Path(output_dir) / "group" / name)
+        write_json(final.with_name(name.split(".")[0] + ".json"), {
+            "Statistic": "ceiling", "Participants": data.subjects,
+            "Description": "Inter-subject noise ceiling: mean over participants of the "
+                           "correlation of each participant's cleaned BOLD with the mean of "
+                           "the others (leave-one-subject-out), over the runs all share."})
+    return ceiling
+
+
 def region_rows(data: GroupData, regions: RegionSet, top_percent: float,
                 ceiling: np.ndarray | None) -> pd.DataFrame:
     """Per-subject region means of r (and ceiling-normalised means when possible)."""
@@ -251,7 +268,8 @@ def region_rows(data: GroupData, regions: RegionSet, top_percent: float,
 
 
 def run_group(output_dir: str, *, participants: list[str] | None = None,
-              fdr_alpha: float = 0.05, statistics=None, seed: int = 0) -> dict:
+              fdr_alpha: float = 0.05, statistics=None, seed: int = 0,
+              work_dir: str | None = None) -> dict:
     """Run the group stage and write ``OUTPUT_DIR/group``.
 
     Parameters
@@ -266,6 +284,9 @@ def run_group(output_dir: str, *, participants: list[str] | None = None,
         ``compare`` pairs, ``atlas``, ``n_permutations``, ``top_percent``.
     seed : int
         Seed of the sign-flip permutations.
+    work_dir : str, optional
+        The participant level's work directory: when it still holds the cleaned
+        BOLD, an inter-subject noise ceiling is computed (see :mod:`.ceiling`).
 
     Returns
     -------
@@ -285,6 +306,7 @@ def run_group(output_dir: str, *, participants: list[str] | None = None,
     r_maps = inputs.maps[inputs.maps["stat"] == "r"]
     summaries, datasets, region_frames, skipped = [], {}, [], []
     region_cache: dict = {}
+    ceiling_cache: dict = {}
     for key, rows in r_maps.groupby(["desc", "task", "space", "hemi", "kind"], sort=True):
         data = load_group_data(rows, inputs.masks)
         if isinstance(data, str):
@@ -297,8 +319,13 @@ def run_group(output_dir: str, *, participants: list[str] | None = None,
         shape = geometry(data.paths[0])
         if shape not in region_cache:
             region_cache[shape] = regions_for(data.paths[0], atlas)
-        region_frames.append(region_rows(data, region_cache[shape], top_percent,
-                                         _ceiling_values(inputs, data)))
+        ceiling = _ceiling_values(inputs, data)
+        if ceiling is None:
+            key_c = (tuple(data.subjects), shape, data.entities["task"])
+            if key_c not in ceiling_cache:
+                ceiling_cache[key_c] = _work_ceiling(work_dir, data, output_dir)
+            ceiling = ceiling_cache[key_c]
+        region_frames.append(region_rows(data, region_cache[shape], top_percent, ceiling))
     folder = output_dir / "group"
     regions = pd.concat(region_frames, ignore_index=True) if region_frames else pd.DataFrame()
     pairs = resolve_pairs(getattr(statistics, "compare", None) or [], summaries)

@@ -144,6 +144,31 @@ def _variant_section(label: str, maps: dict, scores_file: str, fdr_alpha: float 
     return "".join(parts)
 
 
+def bold_warnings(bold_info: dict) -> list[str]:
+    """Warnings implied by the BOLD preparation record (dropped voxels, removed volumes).
+
+    Parameters
+    ----------
+    bold_info : dict
+        The JSON written by :func:`bids_app.participant.prepare_bold`.
+
+    Returns
+    -------
+    list of str
+    """
+    found = []
+    for run in bold_info.get("runs", []):
+        if run.get("bad_voxels"):
+            found.append(f"{run['run']}: {run['bad_voxels']} voxel(s) were NaN, infinite or "
+                         "constant and were dropped from the analysis mask.")
+        total = run.get("volumes", 0) + run.get("removed_volumes", 0)
+        scrubbed = run.get("scrubbed_volumes", 0)
+        if total and scrubbed / total > 0.2:
+            found.append(f"{run['run']}: {scrubbed} of {total} volumes were scrubbed for "
+                         "motion; its estimates rest on fewer samples.")
+    return found
+
+
 def collect_warnings(output_dir: str | Path, subject: str, extra: list[str] | None = None) \
         -> list[str]:
     """Warnings of a participant's run: given ones plus those in ``OUTPUT_DIR/logs``.
@@ -235,7 +260,8 @@ def write_participant_report(output_dir: str, subject: str, runs, word_tables: l
                             for v in variant_outputs) + "</nav>"
     body = [nav, _inputs_section(runs, word_tables, bold_info),
             stimuli_section(runs, word_tables, spec)]
-    warnings = collect_warnings(output_dir, subject, warnings)
+    warnings = collect_warnings(output_dir, subject, list(warnings or [])
+                                + bold_warnings(bold_info))
     body.append("<h2 id='warnings'>Warnings</h2>" + ("".join(
         f"<p class='warn'>{esc(w)}</p>" for w in warnings) if warnings else note(
         "No warnings were raised for this participant.")))

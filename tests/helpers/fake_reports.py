@@ -39,7 +39,9 @@ def make_participant_report(root: Path, out: Path | None = None, subject: str = 
         runs.append(run)
         tables.append(str(path))
     info = root / "bold_info.json"
-    info.write_text(json.dumps({"runs": [{"volumes": 150}, {"volumes": 150}],
+    info.write_text(json.dumps({"runs": [{"run": runs[0].name, "volumes": 150},
+                                         {"run": runs[1].name, "volumes": 150,
+                                          "bad_voxels": 12}],
                                 "n_voxels": 28000, "n_bad_voxels_removed": 12}))
     (out / "logs").mkdir(exist_ok=True)
     (out / "logs" / f"sub-{subject}_run.log").write_text(

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bids_app.reports.participant import collect_warnings, tuning_summary
+from bids_app.reports.participant import bold_warnings, collect_warnings, tuning_summary
 from tests.helpers.fake_reports import REPORT_VARIANTS, make_participant_report
 
 
@@ -35,6 +35,7 @@ def test_inputs_and_warnings(html):
     assert "run 2 has 4 dummy scans" in html  # given by the workflow
     assert "3 words fall after the last volume" in html  # read from OUTPUT_DIR/logs
     assert "INFO fitting" not in html
+    assert "12 voxel(s) were NaN, infinite or constant" in html  # from the BOLD record
 
 
 def test_methods_paragraph_has_versions(html):
@@ -60,3 +61,10 @@ def test_collect_warnings_filters_by_subject(tmp_path):
     (logs / "sub-01_x.log").write_text("ERROR something\nINFO other\n")
     found = collect_warnings(tmp_path, "01", ["given"])
     assert found == ["given", "WARNING sub-01: fine", "ERROR something"]
+
+
+def test_bold_warnings():
+    info = {"runs": [{"run": "r1", "volumes": 70, "removed_volumes": 30, "scrubbed_volumes": 30},
+                     {"run": "r2", "volumes": 100, "bad_voxels": 0}]}
+    assert bold_warnings(info) == ["r1: 30 of 100 volumes were scrubbed for motion; its "
+                                   "estimates rest on fewer samples."]
