@@ -73,19 +73,22 @@ def _tmp_path(final: Path) -> Path:
 
 
 def _guard_io(final: Path, func):
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(final)
+    tmp = None
     try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _tmp_path(final)
         func(tmp)
         os.replace(tmp, final)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise ResourceError(
             f"cannot write '{final}' ({exc.strerror or exc}); free disk space or make the "
             "output folder writable, then rerun the same command to resume."
         ) from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise
 
 

@@ -119,7 +119,8 @@ class Case:
         if not self.out.exists():
             return []
         pattern = re.compile(r"(\.tmp|\.part|\.partial|~)(\.|$)")
-        return [p for p in self.out.rglob("*") if p.is_file() and pattern.search(p.name)]
+        return [p for p in self.out.rglob("*")
+                if any(pattern.search(part) for part in p.relative_to(self.out).parts)]
 
 
 @pytest.fixture
