@@ -144,6 +144,9 @@ def variant_table(summaries: list[dict], regions: pd.DataFrame, scores: pd.DataF
                 row[f"mean_r_normalised{suffix}"] = float(normalised.mean())
         for key in ("n_significant_fdr", "n_significant_perm", "n_significant_fwe"):
             row[key] = summary.get(key)
+        if not scores.empty and "n_significant" in scores and "region" in scores:
+            brain = scores[scores["region"] == "brain"]
+            row["n_significant_subject_mean"] = _score_column(brain, variant, "n_significant")
         rows.append(row)
     return pd.DataFrame(rows)
 

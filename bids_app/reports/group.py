@@ -17,6 +17,7 @@ VARIANT_COLUMNS = ["variant", "task", "hemi", "method", "nlu_task", "layer", "de
                    "dev_metric", "trainable_share", "n_subjects", "mean_r", "ci95_r",
                    "mean_r_language", "mean_r_top", "mean_r_normalised",
                    "mean_r_normalised_language", "n_significant_fdr", "n_significant_perm",
+                   "n_significant_subject_mean",
                    "cka_drift"]
 
 
