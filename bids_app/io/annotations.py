@@ -29,7 +29,7 @@ import pandas as pd
 
 from ..errors import DatasetError
 from .stimuli import WordTimings, is_no_space
-from .stimuli.normalise import normalise_words, normalisation_record
+from .stimuli.normalise import normalisation_record, normalise_words
 from .stimuli.sources import StorySource, story_sources
 
 WORD_COLUMNS = ["onset", "duration", "word", "story", "word_index"]
@@ -95,7 +95,7 @@ def read_tsv(path: Path) -> pd.DataFrame:
 
 
 def numeric_column(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
-    """A column of a TSV as floats (``n/a`` and empty as NaN; other text is an error)."""
+    """Return a TSV column as floats (``n/a`` and empty as NaN; other text is an error)."""
     values = pd.to_numeric(frame[column].replace({"n/a": np.nan, "": np.nan}), errors="coerce")
     bad = values.isna() & ~frame[column].isin(["n/a", ""])
     if bad.any():
@@ -164,7 +164,7 @@ _NON_ALNUM = re.compile(r"[^A-Za-z0-9]+")
 
 
 def story_label(*parts: str) -> str:
-    """An alphanumeric story name built from labels (e.g. task and run)."""
+    """Build an alphanumeric story name from labels (e.g. task and run)."""
     label = "".join(_NON_ALNUM.sub("", str(p)) for p in parts if p)
     return label or "story"
 
@@ -199,7 +199,7 @@ class StoryRegistry:
 
 
 def resolve_separator(spec) -> str:
-    """The word separator: ``""`` for languages written without spaces when 'auto'."""
+    """Return the word separator (``""`` for languages written without spaces when 'auto')."""
     if spec.separator != "auto":
         return spec.separator
     return "" if is_no_space(getattr(spec, "language", "")) else " "
@@ -220,7 +220,7 @@ def _register(source: StorySource, registry: StoryRegistry, spec, shift: float,
     if not keep.any():
         raise DatasetError(f"no word of '{timings.source}' is left after normalisation "
                            f"(annotations.numbers = '{spec.numbers}'); change the setting.")
-    words = [w for w, k in zip(words, keep) if k]
+    words = [w for w, k in zip(words, keep, strict=True) if k]
     onsets, offsets = timings.onsets[keep], timings.offsets[keep]
     if timings.time_reference == "run":
         events_onsets = onsets - shift
@@ -231,7 +231,7 @@ def _register(source: StorySource, registry: StoryRegistry, spec, shift: float,
     story_frame = pd.DataFrame({
         "onset": story_times, "duration": offsets - onsets,
         "source_index": timings.source_index[keep],
-        "source_text": [t for t, k in zip(timings.source_text, keep) if k],
+        "source_text": [t for t, k in zip(timings.source_text, keep, strict=True) if k],
         "aligned": timings.aligned[keep].astype(int)})
     meta = {"format": timings.fmt, "time_reference": timings.time_reference,
             "normalisation": normalisation_record(spec, separator), "notes": timings.notes}
@@ -289,7 +289,7 @@ def annotate_run(run, registry: StoryRegistry, spec, *, bids_dir: Path | None = 
     table = pd.concat(tables, ignore_index=True)
     table = table.sort_values(["story_onset", "story", "word_index"], kind="stable")
     table = table.reset_index(drop=True)[RUN_COLUMNS]
-    files = {t["story"].iloc[0]: s.timings.source for t, s in zip(tables, sources)}
+    files = {t["story"].iloc[0]: s.timings.source for t, s in zip(tables, sources, strict=True)}
     found = check_run_words(table, run, used_window(run, dummy_scans),
                             tolerance=spec.end_tolerance, sources=files)
     if warnings is not None:

@@ -25,7 +25,8 @@ def textgrid_text(tiers: dict, *, short: bool = False, xmax: float | None = None
     lines = ['File type = "ooTextFile"', 'Object class = "TextGrid"', "", "xmin = 0",
              f"xmax = {end}", "tiers? <exists>", f"size = {len(tiers)}", "item []:"]
     for k, (name, items) in enumerate(tiers.items(), start=1):
-        lines += [f"    item [{k}]:", '        class = "IntervalTier"', f"        name = {_q(name)}",
+        lines += [f"    item [{k}]:", '        class = "IntervalTier"',
+                  f"        name = {_q(name)}",
                   "        xmin = 0", f"        xmax = {end}",
                   f"        intervals: size = {len(items)}"]
         for j, (start, stop, label) in enumerate(items, start=1):

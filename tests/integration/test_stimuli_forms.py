@@ -12,8 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.helpers.stimuli import (word_intervals, write_gentle_json, write_mat, write_table,
-                                   write_textgrid)
+from tests.helpers.stimuli import (
+    word_intervals,
+    write_gentle_json,
+    write_mat,
+    write_table,
+    write_textgrid,
+)
 
 STORY_ONSET = 4.0
 
@@ -116,7 +121,7 @@ def test_plan_reads_every_form_in_scanner_time(tmp_path, form):
     for run, table_file in zip("123", plan.subjects[0].word_tables, strict=True):
         table = pd.read_csv(table_file, sep="\t", keep_default_na=False)
         assert table["story"].nunique() == len(truth[run])
-        for (name, onsets, story_onset), (_, part) in zip(
+        for (_name, onsets, story_onset), (_, part) in zip(
                 truth[run], table.groupby("story_onset", sort=True), strict=True):
             assert part["story_onset"].iloc[0] == story_onset
             assert len(part) == len(TEXT) and part["word"].iloc[0] in TEXT

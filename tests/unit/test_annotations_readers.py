@@ -9,8 +9,13 @@ from bids_app.errors import DatasetError
 from bids_app.io.stimuli import read_annotation, read_segmentation
 from bids_app.io.stimuli.gentle import interpolate_missing
 from bids_app.io.stimuli.segment import is_no_space, max_match, segment
-from tests.helpers.stimuli import (write_gentle_csv, write_gentle_json, write_mat, write_table,
-                                   write_textgrid)
+from tests.helpers.stimuli import (
+    write_gentle_csv,
+    write_gentle_json,
+    write_mat,
+    write_table,
+    write_textgrid,
+)
 
 WORDS = ["Once", "upon", "a", "time", "there", "was", "a", "lighthouse."]
 ONSETS = np.array([0.5, 0.9, 1.3, 1.5, 2.2, 2.6, 2.9, 3.1])

@@ -231,7 +231,8 @@ def test_normalisation_is_applied_and_recorded(tmp_path):
     sidecar = json.loads(target.with_suffix(".json").read_text())
     assert sidecar["Normalisation"]["Numbers"] == "spell"
     assert sidecar["Normalisation"]["Lowercase"] is True
-    assert sidecar["Sources"] == ["stimuli/a.TextGrid"] and sidecar["AnnotationFormat"] == "textgrid"
+    assert sidecar["Sources"] == ["stimuli/a.TextGrid"]
+    assert sidecar["AnnotationFormat"] == "textgrid"
     dropped = annotate_run(run, StoryRegistry(), AnnotationConfig(numbers="drop",
                                                                   strip_punctuation=True),
                            bids_dir=tmp_path)

@@ -38,7 +38,7 @@ __all__ = ["ANNOTATION_EXTENSIONS", "AUDIO_EXTENSIONS", "DEFAULT_DROP_LABELS", "
 
 
 def is_annotation(name: str) -> bool:
-    """True when a file name has an annotation extension."""
+    """Tell whether a file name has an annotation extension."""
     return Path(str(name)).suffix.lower() in ANNOTATION_EXTENSIONS
 
 

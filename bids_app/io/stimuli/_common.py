@@ -1,5 +1,4 @@
-"""Shared pieces of the annotation readers: the word-timing container, text decoding
-and label cleaning.
+"""Shared pieces of the annotation readers: timing container, decoding, label cleaning.
 
 Every reader returns a :class:`WordTimings` whose times are in seconds on the clock
 of the file (story start, or the run's clock for files already in scanner time) and
@@ -129,7 +128,7 @@ def decode_text(raw: bytes, path: Path) -> str:
 
 
 def clean_label(text: str, drop: set, label_separator: str = " / ") -> str | None:
-    """The word of an annotation label, or None when the label is a silence or marker.
+    """Return the word of an annotation label, or None for a silence or marker.
 
     ``"YOU / 1.2"`` (word / token id) gives ``"YOU"``; labels in ``drop``
     (lower-cased), and labels wholly in ``{}``, ``<>`` (also unclosed, e.g. ``<s``) or ``[]``

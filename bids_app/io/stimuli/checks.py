@@ -13,7 +13,7 @@ from ...errors import DatasetError
 
 
 def story_checks(words: pd.DataFrame, window: tuple[float, float]) -> dict:
-    """Timing summary of one story in one run.
+    """Summarise the timing of one story in one run.
 
     Parameters
     ----------

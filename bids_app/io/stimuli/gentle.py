@@ -81,7 +81,7 @@ def _finish(words, onsets, offsets, aligned, index, path, interpolate: bool) -> 
             notes.append(f"{missing} word(s) not aligned by Gentle; times interpolated")
         else:
             keep = aligned
-            words = [w for w, k in zip(words, keep) if k]
+            words = [w for w, k in zip(words, keep, strict=True) if k]
             onsets, offsets, index = onsets[keep], offsets[keep], np.asarray(index)[keep]
             aligned = aligned[keep]
             notes.append(f"{missing} word(s) not aligned by Gentle; dropped")

@@ -129,7 +129,8 @@ def _extract_isolated(path: Path, timeout: float = 120.0) -> dict:
                               timeout=timeout, env=env, check=False)
     except subprocess.TimeoutExpired:
         raise DatasetError(f"reading the MATLAB file '{path}' took more than {timeout:.0f} s; "
-                           "the file is corrupt or huge, re-save it with save(..., '-v7').") from None
+                           "the file is corrupt or huge, re-save it with save(..., "
+                           "'-v7').") from None
     try:
         result = json.loads(done.stdout.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):

@@ -54,7 +54,7 @@ def spell_number(token: str) -> str:
 
 
 def is_number(word: str) -> bool:
-    """True for a word written only with digits (and separators)."""
+    """Tell whether a word is written only with digits (and separators)."""
     return bool(_NUMBER.match(word.strip()))
 
 
@@ -107,7 +107,7 @@ def normalise_words(words: list[str], spec) -> list[str]:
 
 
 def normalisation_record(spec, separator: str) -> dict:
-    """What was done to the text, for sidecars."""
+    """Describe what was done to the text, for sidecars."""
     return {"Lowercase": bool(spec.lowercase),
             "StripPunctuation": bool(spec.strip_punctuation),
             "Numbers": getattr(spec, "numbers", "keep"),

@@ -25,12 +25,12 @@ NO_SPACE_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "km", "my", "bo", "yue",
 
 
 def is_no_space(language: str) -> bool:
-    """True for languages written without spaces (``zh``, ``zh-Hans``, ``ja`` ...)."""
+    """Tell whether a language is written without spaces (``zh``, ``zh-Hans``, ``ja`` ...)."""
     return str(language).split("-")[0].split("_")[0].lower() in NO_SPACE_LANGUAGES
 
 
 def _content(char: str) -> bool:
-    return not unicodedata.category(char)[0] in ("P", "Z", "C", "S")
+    return unicodedata.category(char)[0] not in ("P", "Z", "C", "S")
 
 
 def split_characters(timings: WordTimings) -> WordTimings:

@@ -27,8 +27,15 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DatasetError, UsageError
-from . import (AUDIO_EXTENSIONS, WordTimings, is_annotation, read_annotation, read_segmentation,
-               resolve_under, segment)
+from . import (
+    AUDIO_EXTENSIONS,
+    WordTimings,
+    is_annotation,
+    read_annotation,
+    read_segmentation,
+    resolve_under,
+    segment,
+)
 
 _KEYS = {"sub": "subject", "ses": "session", "task": "task", "acq": "acquisition", "run": "run"}
 _FIELDS = ("subject", "session", "task", "acquisition", "run", "run_int", "stim")
@@ -108,7 +115,8 @@ def _fill(pattern: str, run, stim: str | None) -> str:
     run_label = entities.get("run", "")
     values = {"subject": entities.get("subject", ""), "session": entities.get("session", ""),
               "task": entities.get("task", ""), "acquisition": entities.get("acquisition", ""),
-              "run": run_label, "run_int": str(int(run_label)) if run_label.isdigit() else run_label}
+              "run": run_label,
+              "run_int": str(int(run_label)) if run_label.isdigit() else run_label}
     if stim is not None:
         values["stim"] = stim
     try:
@@ -196,7 +204,7 @@ def _segment(timings: WordTimings, spec, run, stim, root, bids_dir) -> WordTimin
 
 
 def story_sources(run, spec, bids_dir: Path) -> list[StorySource]:
-    """The stories of a run with their timings and onsets.
+    """Find the stories of a run with their timings and onsets.
 
     Parameters
     ----------
@@ -222,8 +230,8 @@ def story_sources(run, spec, bids_dir: Path) -> list[StorySource]:
         for entry in entries:
             if "{stim" in entry["file"]:
                 if run.events_file is None:
-                    raise DatasetError(f"the annotation pattern '{entry['file']}' uses {{stim}} but "
-                                       f"'{run.name}' has no events.tsv naming its stories.")
+                    raise DatasetError(f"the annotation pattern '{entry['file']}' uses {{stim}} "
+                                       f"but '{run.name}' has no events.tsv naming its stories.")
                 rows = story_rows(run.events_file)
                 if not rows:
                     raise DatasetError(f"'{run.events_file}' has no story row (stim_file naming "

@@ -28,11 +28,12 @@ def read_rows(path: Path) -> list[list[str]]:
         return [r for r in csv.reader(io.StringIO(text), delimiter=delimiter, quoting=quoting)
                 if any(c.strip() for c in r)]
     except csv.Error as exc:
-        raise DatasetError(f"'{path}' is not a valid delimited table ({exc}); fix the file.") from None
+        raise DatasetError(f"'{path}' is not a valid delimited table ({exc}); fix the "
+                           "file.") from None
 
 
 def has_onset_header(rows: list[list[str]]) -> bool:
-    """True when the first row names an onset column (a plain table, not Gentle's CSV)."""
+    """Tell whether the first row names an onset column (a table, not Gentle's CSV)."""
     return bool(rows) and any(c.strip().lower() in ONSET_NAMES for c in rows[0])
 
 

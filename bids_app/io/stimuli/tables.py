@@ -29,7 +29,7 @@ DESCRIPTIONS = {
 
 
 def story_table(story) -> pd.DataFrame:
-    """Canonical table of a registered story (words only when no timings are known)."""
+    """Build the canonical table of a registered story (n/a times when none are known)."""
     if story.timings is not None:
         frame = story.timings.copy()
         frame["word"] = story.words
@@ -46,7 +46,7 @@ def _clean(value: str) -> str:
 
 
 def _tsv(frame: pd.DataFrame) -> str:
-    """A TSV without quoting (BIDS tables are not quoted; tabs/newlines were replaced)."""
+    """Format a TSV without quoting (BIDS tables are not quoted; tabs were replaced)."""
     def fmt(value) -> str:
         if isinstance(value, float):
             return f"{value:.4f}" if value == value else "n/a"

@@ -108,7 +108,7 @@ def parse_textgrid(text: str, path: Path) -> list[dict]:
 
 
 def choose_tier(tiers: list[dict], tier, path: Path) -> dict:
-    """The word tier: by name, by 1-based index, or the tier named like 'words'."""
+    """Choose the word tier: by name, by 1-based index, or the tier named like 'words'."""
     names = [t["name"] for t in tiers]
     shown = ", ".join(repr(n) for n in names) or "none"
     if isinstance(tier, int) and not isinstance(tier, bool):
