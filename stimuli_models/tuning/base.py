@@ -106,9 +106,11 @@ class TuningMethod:
     def tune(self, model_dir: Path, task, out_dir: Path, *, seed: int, device: str,
              training=None, allow_pickle: bool = False, trust_remote_code: bool = False,
              log=None) -> TuningResult:
-        """Tune the model on ``task`` (a :class:`~stimuli_models.tasks.TaskData`) and save
-        the variant into ``out_dir``; ``training`` is a
-        :class:`~stimuli_models.training.TrainingSettings` or its dictionary."""
+        """Tune the model on ``task`` and save the variant into ``out_dir``.
+
+        ``task`` is a :class:`~stimuli_models.tasks.TaskData`; ``training`` is a
+        :class:`~stimuli_models.training.TrainingSettings` or its dictionary.
+        """
         raise NotImplementedError
 
     def load_for_features(self, model_dir: Path, variant_dir: Path | None, *, device: str,
