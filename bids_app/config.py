@@ -368,6 +368,7 @@ def validate_spec(spec: ExperimentSpec) -> None:
             spec.task(variant.task)
         if variant.label and not _LABEL.match(variant.label):
             raise UsageError(f"variant label '{variant.label}' must be alphanumeric; rename it.")
+    _validate_tuning(spec)
     try:
         spec.features.settings()
     except SettingsError as exc:
@@ -457,6 +458,32 @@ def _check_statistics(stats: StatisticsConfig) -> None:
     if not all(isinstance(a, str) for a in atlases):
         raise UsageError("'statistics.atlas' must be a path or a list of paths; "
                          f"got {stats.atlas!r}.")
+
+
+def _validate_tuning(spec: ExperimentSpec) -> None:
+    """Check tasks, tuning methods with their settings, and [training]."""
+    from stimuli_models.errors import SettingsError
+    from stimuli_models.tasks import check_task_options
+    from stimuli_models.training import TrainingSettings
+    from stimuli_models.tuning import get_method
+
+    for task in spec.tasks:
+        try:
+            check_task_options(task.type, task.options)
+        except SettingsError as exc:
+            raise UsageError(f"[[tasks]] '{task.name}': {exc}") from None
+    for variant in spec.variants:
+        try:
+            method = get_method(variant.method, **variant.settings)
+        except SettingsError as exc:
+            raise UsageError(f"[[variants]] with method '{variant.method}': {exc}") from None
+        if method.needs_task and not variant.task:
+            raise UsageError(f"a variant with tuning method '{variant.method}' needs a 'task' "
+                             "naming one of the spec's [[tasks]].")
+    try:
+        TrainingSettings.from_dict(dataclasses.asdict(spec.training))
+    except SettingsError as exc:
+        raise UsageError(f"[training]: {exc}") from None
 
 
 def _check_choice(name, value, choices):

@@ -172,6 +172,10 @@ def write_variant_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun],
     table = region_summary(result)
     table.insert(0, "variant", metadata["variant"])
     table.insert(1, "layer", metadata.get("Layer"))
+    dev = metadata.get("DevMetric") or {}
+    table["dev_metric"] = next(iter(dev.values())) if isinstance(dev, dict) and dev else None
+    table["trainable_share"] = metadata.get("TrainableParameterShare")
+    table["cka"] = metadata.get("CKA")
     scores = folder / build_name(entities, "scores", ".tsv")
     write_text(scores, table.to_csv(sep="\t", index=False, float_format="%.6g", na_rep="n/a"))
     write_json(scores.with_suffix(".json"), {
@@ -225,6 +229,40 @@ def write_surface_maps(folder: Path, entities: dict, values: np.ndarray, mask_fi
     return files
 
 
+def tuning_sidecar(tuning: dict, layer: int) -> dict:
+    """Sidecar keys taken from a tuning record (``models/<variant>/tuning.json``).
+
+    Parameters
+    ----------
+    tuning : dict
+        The record written by :func:`bids_app.tuning.tune_extractor`.
+    layer : int
+        Hidden-state index of the variant (selects its CKA value).
+
+    Returns
+    -------
+    dict
+        ``TuningSettings``, ``TaskName``, ``TaskType``, ``DevMetric`` ({name: value}),
+        ``TrainableParameters``, ``TrainableParameterShare``, ``TuningHash``, ``CKA``
+        (linear CKA of the variant's layer with the pretrained model's) and more.
+    """
+    name, value = tuning.get("dev_metric_name"), tuning.get("dev_metric")
+    cka = tuning.get("cka") or {}
+    return {
+        "ModelSHA256": tuning.get("model_sha256"),
+        "TuningSettings": tuning.get("settings", {}),
+        "TaskName": tuning.get("task"),
+        "TaskType": tuning.get("task_type"),
+        "DevMetric": {name: value} if name else {},
+        "DevMetrics": tuning.get("dev_metrics", {}),
+        "TrainableParameters": tuning.get("trainable_params"),
+        "TrainableParameterShare": tuning.get("trainable_share"),
+        "TuningHash": tuning.get("tuning_hash"),
+        "TrainingSteps": tuning.get("steps"),
+        "CKA": cka.get(str(layer)),
+    }
+
+
 def variant_metadata(variant_label: str, extractor, layer: int, spec, seed: int,
                      backend: str) -> dict:
     """Provenance of one variant shared by all its sidecars (tuning details are added
@@ -235,6 +273,8 @@ def variant_metadata(variant_label: str, extractor, layer: int, spec, seed: int,
         "ModelName": extractor.model.name,
         "TuningMethod": extractor.method,
         "TaskName": extractor.task.name if extractor.task else None,
+        "TaskType": extractor.task.type if extractor.task else None,
+        "TuningSettings": dict(extractor.settings),
         "Layer": layer,
         "Features": {**spec.features.__dict__, "layers": [layer]},
         "Annotations": dict(spec.annotations.__dict__),

@@ -66,6 +66,17 @@ def _alnum(text: str) -> str:
     return _NON_ALNUM.sub("", text)
 
 
+def settings_tag(settings: dict) -> str:
+    """Short alphanumeric tag of method settings (``{'k': 2}`` -> ``'k2'``)."""
+    parts = []
+    for key in sorted(settings):
+        value = settings[key]
+        if isinstance(value, (list, tuple)):
+            value = "".join(str(v) for v in value)
+        parts.append(f"{key}{value}")
+    return _alnum("".join(parts))
+
+
 def plan_variants(spec: ExperimentSpec) -> tuple[list[Extractor], list[Variant]]:
     """Resolve models and layers and name every extractor and variant.
 
@@ -93,7 +104,11 @@ def plan_variants(spec: ExperimentSpec) -> tuple[list[Extractor], list[Variant]]
         except StimuliModelsError as exc:
             raise from_library_error(exc) from None
         task = spec.task(entry.task) if entry.task else None
-        base = entry.label or _alnum(model.name + entry.method + (task.name if task else ""))
+        if task is not None and base_dir is not None:  # task files relative to the spec
+            task = TaskEntry(name=task.name, type=task.type,
+                             options={**task.options, "base_dir": str(base_dir)})
+        base = entry.label or _alnum(model.name + entry.method + settings_tag(entry.settings)
+                                     + (task.name if task else ""))
         if base in labels:
             raise UsageError(f"two variants are both labelled '{base}'; give them distinct "
                              "'label's in the spec.")

@@ -28,6 +28,8 @@ class _TuneInput(BaseInterfaceInputSpec):
     device = traits.Str("cpu", usedefault=True)
     training = traits.Dict(desc="training settings")
     task_files = InputMultiObject(File(exists=True), desc="task data (hashed for reruns)")
+    story_files = InputMultiObject(File(exists=True), desc="stories (for the CKA drift)")
+    feature_settings = traits.Dict(desc="[features] of the spec (for the CKA drift)")
     use_gpu = traits.Bool(False, usedefault=True)
 
 
@@ -46,7 +48,9 @@ class TuneModel(SimpleInterface):
 
         self._results["tuning_json"] = tune_extractor(
             self.inputs.extractor_json, self.inputs.output_dir, seed=self.inputs.seed,
-            device=self.inputs.device, training=dict(self.inputs.training or {}))
+            device=self.inputs.device, training=dict(self.inputs.training or {}),
+            story_files=list(self.inputs.story_files or []),
+            feature_settings=dict(self.inputs.feature_settings or {}))
         return runtime
 
 
@@ -191,21 +195,13 @@ class WriteVariant(SimpleInterface):
     def _run_interface(self, runtime):
         from pathlib import Path
 
-        from ..outputs import write_mask, write_variant_outputs
+        from ..outputs import tuning_sidecar, write_mask, write_variant_outputs
         from ..participant import load_runs
 
         runs = load_runs(self.inputs.runs_json)
         tuning = json.loads(Path(self.inputs.tuning_json).read_text(encoding="utf-8"))
         metadata = dict(self.inputs.metadata)
-        metadata.update({
-            "ModelSHA256": tuning.get("model_sha256"),
-            "TuningSettings": tuning.get("settings", {}),
-            "Task": tuning.get("task"),
-            "DevMetric": tuning.get("dev_metric"),
-            "DevMetricName": tuning.get("dev_metric_name"),
-            "TrainableParameterShare": tuning.get("trainable_share"),
-            "TrainableParameters": tuning.get("trainable_params"),
-        })
+        metadata.update(tuning_sidecar(tuning, metadata.get("Layer")))
         write_mask(Path(self.inputs.output_dir), runs, self.inputs.mask_file,
                    Path(self.inputs.bids_dir))
         files = write_variant_outputs(self.inputs.output_dir, self.inputs.bids_dir, runs,

@@ -68,7 +68,9 @@ def init_brainenc_wf(*, plan, extractors, variants, spec, spec_file: str, output
         name = _node_name(extractor.label)
         tune = pe.Node(TuneModel(extractor_json=extractor.to_json(), output_dir=output_dir,
                                  seed=seed, device=device,
-                                 training=dataclasses.asdict(spec.training), use_gpu=use_gpu),
+                                 training=dataclasses.asdict(spec.training), use_gpu=use_gpu,
+                                 story_files=plan.story_files,
+                                 feature_settings=dataclasses.asdict(spec.features)),
                        name=f"tune_{name}")
         featurize = pe.Node(FeaturizeStories(
             extractor_json=extractor.to_json(), story_files=plan.story_files,
