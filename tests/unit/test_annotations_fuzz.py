@@ -12,7 +12,8 @@ from bids_app.errors import DatasetError
 from bids_app.io.stimuli import read_annotation, resolve_under
 from tests.helpers.stimuli import textgrid_text
 
-FUZZ = settings(max_examples=60, deadline=2000, derandomize=True,
+# no per-example deadline (the machine may be loaded); the module runs in about 30 s
+FUZZ = settings(max_examples=50, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
 VALID_GRID = textgrid_text({"words": [(0.0, 0.4, "HELLO / 1.1"), (0.4, 0.5, "sp"),
@@ -117,3 +118,44 @@ def test_undecodable_or_empty(tmp_path, data):
     path.write_bytes(data)
     with pytest.raises(DatasetError):
         read_annotation(path)
+
+
+@settings(FUZZ, max_examples=30)
+@given(data=st.binary(max_size=120) | st.text(max_size=80).map(lambda t: t.encode("utf-8")))
+def test_segmentation_and_dictionary_text_fuzz(tmp_path, data):
+    from bids_app.io.stimuli import read_segmentation
+    from bids_app.io.stimuli.segment import load_dictionary
+
+    path = tmp_path / "seg.txt"
+    path.write_bytes(data)
+    for reader in (read_segmentation, load_dictionary):
+        try:
+            words = reader(path)
+        except DatasetError:
+            continue
+        assert words and all(isinstance(w, str) and w for w in words)
+
+
+@settings(FUZZ, max_examples=25)
+@given(rows=st.lists(st.tuples(st.sampled_from(["0", "4.5", "x", "n/a", "", "-1", "1e400"]),
+                               st.sampled_from(["a.TextGrid", "../a.tsv", "/abs.tsv", "n/a",
+                                                "audio/s.wav", "b/../a.tsv", "nul\x00.tsv",
+                                                "x.png", "c.unknown", ""])),
+                     max_size=4))
+def test_events_story_rows_fuzz(tmp_path, rows):
+    from bids_app.config import AnnotationConfig
+    from bids_app.io.annotations import StoryRegistry, annotate_run
+    from bids_app.io.bids import BoldRun
+
+    (tmp_path / "stimuli").mkdir(exist_ok=True)
+    (tmp_path / "stimuli" / "a.TextGrid").write_bytes(VALID_GRID)
+    events = tmp_path / "run_events.tsv"
+    events.write_text("onset\tduration\tstim_file\n" + "".join(
+        f"{o}\t1\t{s}\n" for o, s in rows), encoding="utf-8")
+    run = BoldRun(subject="01", session="", task="t", run="1", bold_file=tmp_path / "b.nii",
+                  events_file=events, tr=2.0, n_volumes=10, entities={"task": "t"})
+    try:
+        table = annotate_run(run, StoryRegistry(), AnnotationConfig(), bids_dir=tmp_path)
+    except DatasetError:
+        return
+    assert set(table["word"]) == {"HELLO", "WORLD"}
