@@ -7,16 +7,34 @@ import warnings
 
 import numpy as np
 
+SCHEMES = ("leave-one-run-out", "leave-one-story-out", "<K>-fold")
 
-def outer_splits(groups: np.ndarray, scheme: str = "leave-one-run-out"):
-    """Outer folds: each run (or block of runs) is held out once.
+
+def _units(runs: np.ndarray, labels) -> list[list]:
+    """Group runs that must stay together (all runs of a story when labels are given)."""
+    if labels is None:
+        return [[r] for r in runs]
+    labels = list(labels)
+    order = []
+    for run in runs:
+        if labels[int(run)] not in order:
+            order.append(labels[int(run)])
+    return [[r for r in runs if labels[int(r)] == lab] for lab in order]
+
+
+def outer_splits(groups: np.ndarray, scheme: str = "leave-one-run-out", labels=None):
+    """Outer folds: each run (or block of runs, or story) is held out once.
 
     Parameters
     ----------
     groups : ndarray of shape (n_samples,)
         Run index of every volume.
     scheme : str
-        ``'leave-one-run-out'`` or ``'<K>-fold'`` (K blocks of consecutive runs).
+        ``'leave-one-run-out'``, ``'<K>-fold'`` (K blocks of consecutive runs) or
+        ``'leave-one-story-out'`` (all runs of a story held out together).
+    labels : sequence of str, optional
+        Story of each run (indexed by run). When given, runs of the same story are
+        never split between training and test, whatever the scheme.
 
     Returns
     -------
@@ -27,16 +45,21 @@ def outer_splits(groups: np.ndarray, scheme: str = "leave-one-run-out"):
     runs = np.unique(groups)
     if len(runs) < 2:
         raise ValueError("cross-validation needs at least 2 runs")
-    if scheme == "leave-one-run-out":
-        blocks = [[r] for r in runs]
+    if scheme == "leave-one-story-out" and labels is None:
+        raise ValueError("'leave-one-story-out' needs the story of every run")
+    units = _units(runs, labels)
+    if len(units) < 2:
+        raise ValueError("cross-validation needs at least 2 runs of different stories")
+    if scheme in ("leave-one-run-out", "leave-one-story-out"):
+        blocks = units
     else:
         match = re.fullmatch(r"(\d+)-fold", scheme)
         if not match:
-            raise ValueError(f"unknown outer cross-validation scheme {scheme!r}")
-        k = min(int(match.group(1)), len(runs))
+            raise ValueError(f"'outer_cv' must be one of {SCHEMES}; got {scheme!r}")
+        k = min(int(match.group(1)), len(units))
         if k < 2:
             raise ValueError("K-fold cross-validation needs K >= 2")
-        blocks = [list(b) for b in np.array_split(runs, k)]
+        blocks = [sum(b, []) for b in _split_list(units, k)]
     splits = []
     for block in blocks:
         test = np.isin(groups, block)
@@ -44,7 +67,11 @@ def outer_splits(groups: np.ndarray, scheme: str = "leave-one-run-out"):
     return splits
 
 
-def inner_splits(groups: np.ndarray, n_folds: int = 5):
+def _split_list(items: list, k: int) -> list[list]:
+    return [[items[i] for i in part] for part in np.array_split(np.arange(len(items)), k)]
+
+
+def inner_splits(groups: np.ndarray, n_folds: int = 5, labels=None):
     """Inner folds over the training runs, for choosing the regularisation.
 
     With two or more training runs the folds are blocks of whole runs (at most one
@@ -57,6 +84,8 @@ def inner_splits(groups: np.ndarray, n_folds: int = 5):
         Run index of every training volume.
     n_folds : int
         Maximum number of folds.
+    labels : sequence of str, optional
+        Story of each run (indexed by run): runs of a story stay in one fold.
 
     Returns
     -------
@@ -65,16 +94,17 @@ def inner_splits(groups: np.ndarray, n_folds: int = 5):
     """
     groups = np.asarray(groups)
     runs = np.unique(groups)
-    if len(runs) >= 2:
-        k = min(n_folds, len(runs))
-        blocks = np.array_split(runs, k)
+    units = _units(runs, labels)
+    if len(units) >= 2:
+        k = min(n_folds, len(units))
+        blocks = [sum(b, []) for b in _split_list(units, k)]
         masks = [np.isin(groups, block) for block in blocks]
     else:
         warnings.warn("only one training run: the regularisation is chosen on contiguous "
                       "blocks of that run", RuntimeWarning, stacklevel=2)
         edges = np.linspace(0, len(groups), n_folds + 1).astype(int)
         masks = []
-        for a, b in zip(edges[:-1], edges[1:]):
+        for a, b in zip(edges[:-1], edges[1:], strict=True):
             mask = np.zeros(len(groups), dtype=bool)
             mask[a:b] = True
             masks.append(mask)

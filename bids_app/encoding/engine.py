@@ -1,20 +1,34 @@
-"""Cross-validated voxel-wise ridge regression with himalaya.
+"""Cross-validated voxel-wise ridge regression.
 
-Outer folds hold out whole runs; within the training runs, inner folds of whole
-runs choose one regularisation strength per voxel among ``alphas``. The model
-refitted on all training runs predicts the held-out run, and Pearson r and R²
-are computed per voxel. Scores are averaged over outer folds.
+Outer folds hold out whole runs (or stories); within the training runs, inner
+folds of whole runs choose one regularisation strength per voxel among
+``alphas``. The model refitted on all training runs predicts the held-out runs,
+and Pearson r and R² are computed per voxel and averaged over outer folds. The
+solver (:mod:`bids_app.encoding.solver`) returns what himalaya's ``RidgeCV``
+returns on the same folds, with less arithmetic, one voxel batch at a time.
+
+Optionally: several candidate designs (e.g. layers) with the best one chosen
+per voxel on the inner folds (nested, so the choice never sees the test run);
+confounds regressed out within each fold; a permutation test of the held-out
+correlations (:mod:`bids_app.encoding.permutation`); the held-out predictions
+written to an on-disk array for model comparison.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .backend import use_backend
 from .cv import inner_splits, outer_splits
+from .permutation import combine_fold_z, fold_z, permutation_indices, pseudo_null_rows
 from .scoring import pearson_r, r2_score
+from .solver import RidgePlan, batch_size_for
+from .stats import fdr_bh
+
+_OPTIONAL = ("p", "q", "layer_folds", "r2_split")
 
 
 @dataclass
@@ -32,7 +46,14 @@ class EncodingResult:
     test_runs : list of list of int
         Runs held out in each outer fold.
     info : dict
-        Solver, backend and sizes.
+        Solver, backend, sizes, timings and statistics settings.
+    p, q : ndarray of shape (n_voxels,) or None
+        Permutation p values of ``r`` and their Benjamini–Hochberg q values.
+    layer_folds : ndarray of shape (n_folds, n_voxels) or None
+        Index of the candidate design chosen per voxel and fold.
+    r2_split : ndarray of shape (n_bands, n_voxels) or None
+        Banded ridge: R² of the held-out prediction partitioned between bands
+        (``info['bands']`` names them).
     """
 
     r: np.ndarray
@@ -43,29 +64,43 @@ class EncodingResult:
     alpha_folds: np.ndarray
     test_runs: list
     info: dict = field(default_factory=dict)
+    p: np.ndarray | None = None
+    q: np.ndarray | None = None
+    layer_folds: np.ndarray | None = None
+    r2_split: np.ndarray | None = None
 
     def save(self, path) -> None:
         """Save as ``.npz`` (atomically)."""
+        import json
+
         from stimuli_models.cache import atomic_file
 
+        extra = {k: getattr(self, k) for k in _OPTIONAL if getattr(self, k) is not None}
         with atomic_file(path) as handle:
             np.savez(handle, r=self.r, r2=self.r2, alpha=self.alpha, r_folds=self.r_folds,
                      r2_folds=self.r2_folds, alpha_folds=self.alpha_folds,
-                     test_runs=np.array([",".join(map(str, t)) for t in self.test_runs]))
+                     test_runs=np.array([",".join(map(str, t)) for t in self.test_runs]),
+                     info=np.array(json.dumps(self.info, default=str)), **extra)
 
     @classmethod
     def load(cls, path) -> EncodingResult:
         """Read a result saved by :meth:`save`."""
+        import json
+
         with np.load(path) as data:
             runs = [[int(x) for x in s.split(",")] for s in data["test_runs"]]
+            info = json.loads(str(data["info"])) if "info" in data else {}
+            extra = {k: data[k] for k in _OPTIONAL if k in data}
             return cls(r=data["r"], r2=data["r2"], alpha=data["alpha"], r_folds=data["r_folds"],
                        r2_folds=data["r2_folds"], alpha_folds=data["alpha_folds"],
-                       test_runs=runs)
+                       test_runs=runs, info=info, **extra)
 
 
 def fit_ridge_cv(X: np.ndarray, Y: np.ndarray, groups: np.ndarray, alphas, *,
                  inner_folds: int = 5, n_targets_batch: int | None = None):
-    """Fit himalaya's ridge with per-voxel alphas chosen on inner folds of whole runs.
+    """Fit himalaya's own ``RidgeCV``/``KernelRidgeCV`` on inner folds of whole runs.
+
+    Kept as the reference the fast solver is tested against.
 
     Returns
     -------
@@ -85,70 +120,198 @@ def fit_ridge_cv(X: np.ndarray, Y: np.ndarray, groups: np.ndarray, alphas, *,
     return model.fit(X, Y)
 
 
-def cross_validate(Xs: list[np.ndarray], Ys: list[np.ndarray], alphas, *,
-                   outer_cv: str = "leave-one-run-out", inner_folds: int = 5,
-                   backend: str = "torch", n_targets_batch: int | None = None,
-                   confounds: list[np.ndarray] | None = None) -> EncodingResult:
+def _trim_mask(lengths: list[int], trim) -> np.ndarray:
+    start, end = (int(t) for t in (trim or (0, 0)))
+    keep = []
+    for n in lengths:
+        mask = np.ones(n, dtype=bool)
+        mask[:start] = False
+        if end:
+            mask[n - end:] = False
+        if not mask.any():
+            raise ValueError(f"trimming {start} + {end} volumes leaves nothing of a run of {n}")
+        keep.append(mask)
+    return np.concatenate(keep)
+
+
+def _check_inputs(Xs, Ys):
+    if len(Xs) != len(Ys):
+        raise ValueError("one design matrix per BOLD run is needed")
+    for i, (x, y) in enumerate(zip(Xs, Ys, strict=True)):
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(f"run {i}: design has {x.shape[0]} rows, BOLD {y.shape[0]} volumes")
+
+
+def cross_validate(Xs, Ys, alphas, *, outer_cv: str = "leave-one-run-out",
+                   inner_folds: int = 5, backend: str = "torch",
+                   n_targets_batch: int | None = None, run_labels=None, confounds=None,
+                   trim=(0, 0), mem_gb: float | None = None, n_permutations: int = 0,
+                   permutation: str = "block", block_length: int = 10, random_state=0,
+                   predictions=None) -> EncodingResult:
     """Outer cross-validation over runs of a voxel-wise ridge model.
 
     Parameters
     ----------
-    Xs : list of ndarray of shape (n_volumes_i, n_features)
-        Design matrix of each run.
+    Xs : list of ndarray of shape (n_volumes_i, n_features), or list of such lists
+        Design matrix of each run; a list of several such lists gives candidate
+        designs (e.g. layers), one chosen per voxel on the inner folds.
     Ys : list of ndarray of shape (n_volumes_i, n_voxels)
-        BOLD of each run.
+        BOLD of each run (memory-mapped arrays are read one voxel batch at a time).
     alphas : sequence of float
         Candidate regularisation strengths.
     outer_cv : str
-        ``'leave-one-run-out'`` or ``'<K>-fold'``.
+        ``'leave-one-run-out'``, ``'leave-one-story-out'`` or ``'<K>-fold'``.
     inner_folds : int
         Folds (of whole training runs) for choosing alphas.
     backend : str
         himalaya backend.
     n_targets_batch : int, optional
-        Voxels solved at once (bounds memory).
-    confounds : list of ndarray of shape (n_volumes_i, n_confounds), optional
-        Confounds of each run, regressed out of the BOLD with coefficients fitted
-        on the training runs of each fold only (see :mod:`bids_app.encoding.confounds`).
+        Voxels solved at once; by default sized from ``mem_gb``.
+    run_labels : sequence of str, optional
+        Story of each run: runs of a story never straddle training and test.
+    confounds : list of ndarray of shape (n_volumes_i, n_confounds_i), optional
+        Regressed out of the BOLD within each outer fold, with coefficients fitted on
+        the training runs only (:mod:`bids_app.encoding.confounds`).
+    trim : (int, int)
+        Volumes left out at the start and end of every run (after alignment).
+    mem_gb : float, optional
+        Memory budget of the working buffers.
+    n_permutations : int
+        Permutations of each fold's held-out predictions for the test of r (0: none);
+        see :mod:`bids_app.encoding.permutation` for how folds are combined.
+    permutation : {'block', 'circular'}
+        Permutation scheme; ``block_length`` in volumes.
+    random_state : int
+        Seed of the permutations.
+    predictions : ndarray of shape (n_kept_volumes, n_voxels), optional
+        Writable (e.g. memory-mapped) array receiving the held-out predictions.
 
     Returns
     -------
     EncodingResult
     """
-    if len(Xs) != len(Ys):
-        raise ValueError("one design matrix per BOLD run is needed")
-    for i, (x, y) in enumerate(zip(Xs, Ys)):
-        if x.shape[0] != y.shape[0]:
-            raise ValueError(f"run {i}: design has {x.shape[0]} rows, BOLD {y.shape[0]} volumes")
+    started = time.perf_counter()
+    candidates = [Xs] if not isinstance(Xs[0], (list, tuple)) else list(Xs)
+    for cand in candidates:
+        _check_inputs(cand, Ys)
     be = use_backend(backend)
-    X = np.concatenate(Xs).astype(np.float32)
-    Y = np.concatenate(Ys).astype(np.float32)
-    groups = np.concatenate([np.full(len(x), i) for i, x in enumerate(Xs)])
-    r_folds, r2_folds, alpha_folds, test_runs = [], [], [], []
+    keep = _trim_mask([len(y) for y in Ys], trim)
+    designs = [np.concatenate(c).astype(np.float32)[keep] for c in candidates]
+    groups = np.concatenate([np.full(len(y), i) for i, y in enumerate(Ys)])[keep]
     C = None
     if confounds is not None:
         from .confounds import stack_confounds
 
-        C = stack_confounds(confounds, [len(x) for x in Xs])
-    for train, test in outer_splits(groups, outer_cv):
-        if C is not None:
-            from .confounds import residualize_fold
+        C = stack_confounds(confounds, [len(y) for y in Ys])[keep]
+    n, v = len(groups), Ys[0].shape[1]
+    alphas_np = np.asarray(alphas, dtype=np.float32)
+    in_memory = n * v * 4 <= (mem_gb or 4.0) * 1024 ** 3 / 3
+    Y_all = np.concatenate([np.asarray(y, dtype=np.float32) for y in Ys])[keep] if in_memory \
+        else None
 
-            Y_train, Y_test, _ = residualize_fold(C, Y, train, test)
-        else:
-            Y_train, Y_test = Y[train], Y[test]
-        model = fit_ridge_cv(X[train], Y_train, groups[train], alphas,
-                             inner_folds=inner_folds, n_targets_batch=n_targets_batch or None)
-        pred = np.asarray(be.to_numpy(model.predict(X[test])), dtype=np.float32)
-        r_folds.append(pearson_r(Y_test, pred))
-        r2_folds.append(r2_score(Y_test, pred))
-        alpha_folds.append(np.asarray(be.to_numpy(model.best_alphas_), dtype=np.float32))
+    def y_cols(cols):
+        if Y_all is not None:
+            return Y_all[:, cols]
+        return np.concatenate([np.asarray(y[:, cols], dtype=np.float32) for y in Ys])[keep]
+
+    splits = outer_splits(groups, outer_cv, labels=run_labels)
+    n_folds = len(splits)
+    r_folds = np.zeros((n_folds, v), np.float32)
+    r2_folds = np.zeros_like(r_folds)
+    alpha_folds = np.zeros_like(r_folds)
+    layer_folds = np.zeros((n_folds, v), np.int16) if len(designs) > 1 else None
+    z_folds = np.zeros((n_folds, v), np.float32) if n_permutations else None
+    Y_null = (_pseudo_null(y_cols, groups, v, permutation, block_length, random_state)
+              if n_permutations else None)
+    z_null = np.zeros((n_folds, Y_null.shape[1]), np.float32) if n_permutations else None
+    test_runs, flops, batch_used = [], 0.0, 0
+    for k, (train, test) in enumerate(splits):
+        cv = inner_splits(groups[train], inner_folds, labels=run_labels)
+        plans = [RidgePlan(X[train], X[test], alphas_np, cv, be) for X in designs]
+        flops += sum(p.n_flops for p in plans) * v
+        batch = n_targets_batch or batch_size_for(
+            v, len(train), len(test), max(len(c[1]) for c in cv), len(alphas_np), mem_gb)
+        batch_used = batch
+        perms = (permutation_indices(len(test), n_permutations, method=permutation,
+                                     block_length=block_length,
+                                     random_state=[int(random_state), k])
+                 if n_permutations else None)
+
+        for start in range(0, v, batch):
+            cols = slice(start, min(start + batch, v))
+            Yte, pred, alpha_idx, layer = _fit_fold_batch(y_cols(cols), train, test, C, plans, be)
+            r_folds[k, cols] = pearson_r(Yte, pred)
+            r2_folds[k, cols] = r2_score(Yte, pred)
+            alpha_folds[k, cols] = alphas_np[alpha_idx]
+            if layer_folds is not None:
+                layer_folds[k, cols] = layer
+            if z_folds is not None:
+                z_folds[k, cols] = fold_z(Yte, pred, perms)
+            if predictions is not None:
+                predictions[np.flatnonzero(keep)[test], cols] = pred
+        if z_null is not None:
+            Yte, pred, _, _ = _fit_fold_batch(Y_null, train, test, C, plans, be)
+            z_null[k] = fold_z(Yte, pred, perms)
         test_runs.append(sorted(int(g) for g in np.unique(groups[test])))
-    r_folds, r2_folds, alpha_folds = map(np.vstack, (r_folds, r2_folds, alpha_folds))
+    r = r_folds.mean(axis=0)
+    p = q = None
+    rho = None
+    if z_folds is not None:
+        p, rho = combine_fold_z(z_folds, z_null)
+        q = fdr_bh(p).astype(np.float32)
+    elapsed = time.perf_counter() - started
     return EncodingResult(
-        r=r_folds.mean(axis=0), r2=r2_folds.mean(axis=0),
+        r=r, r2=r2_folds.mean(axis=0),
         alpha=np.exp(np.log(alpha_folds).mean(axis=0)).astype(np.float32),
         r_folds=r_folds, r2_folds=r2_folds, alpha_folds=alpha_folds, test_runs=test_runs,
-        info={"backend": backend, "n_samples": int(X.shape[0]), "n_features": int(X.shape[1]),
-              "n_voxels": int(Y.shape[1]), "n_outer_folds": len(test_runs)},
+        info={"backend": backend, "solver": "eigendecomposition ridge, per-voxel alpha",
+              "n_samples": int(n), "n_features": [int(x.shape[1]) for x in designs],
+              "n_voxels": int(v), "n_outer_folds": n_folds, "voxel_batch": int(batch_used),
+              "seconds": round(elapsed, 3), "gflop": round(flops / 1e9, 3),
+              "n_permutations": int(n_permutations), "permutation": permutation,
+              "block_length": int(block_length), "null_fold_correlation": rho,
+              "trim": [int(t) for t in (trim or (0, 0))]},
+        p=p, q=q, layer_folds=layer_folds,
     )
+
+
+def _pseudo_null(y_cols, groups, v, method, block_length, seed, n_voxels=500):
+    """BOLD of random voxels with each run's time axis permuted (stimulus link broken)."""
+    rng = np.random.default_rng([int(seed), 7])
+    chosen = np.sort(rng.choice(v, size=min(v, n_voxels), replace=False))
+    Y = np.array(y_cols(chosen), dtype=np.float32)
+    return Y[pseudo_null_rows(groups, method, block_length, seed)]
+
+
+def _fit_fold_batch(Yb, train, test, C, plans, be):
+    """Confound removal (fitted on training rows), fit, and held-out prediction."""
+    Ytr, Yte = Yb[train], Yb[test]
+    if C is not None:
+        from .confounds import FoldConfoundRegressor
+
+        regressor = FoldConfoundRegressor().fit(C[train], Ytr)
+        Ytr, Yte = regressor.transform(C[train], Ytr), regressor.transform(C[test], Yte)
+    pred, alpha_idx, layer = _fit_batch(plans, be, Ytr.astype(np.float32))
+    return Yte, pred, alpha_idx, layer
+
+
+def _fit_batch(plans, be, Ytr):
+    """Choose alpha (and design) per voxel and predict the held-out volumes."""
+    Yb = be.asarray(Ytr)
+    best, best_score, best_pred, best_alpha = None, None, None, None
+    for index, plan in enumerate(plans):
+        scores = plan.cv_scores(Yb)
+        alpha_idx = plan.select(scores)
+        score = be.to_numpy(scores.max(0) if hasattr(scores, "dim") else scores.max(axis=0))
+        pred = np.asarray(be.to_numpy(plan.predict(Yb, alpha_idx)), dtype=np.float32)
+        alpha_idx = np.asarray(be.to_numpy(alpha_idx))
+        if best is None:
+            best = np.zeros(len(score), dtype=np.int16)
+            best_score, best_pred, best_alpha = score, pred, alpha_idx
+            continue
+        better = score > best_score
+        best[better] = index
+        best_score = np.where(better, score, best_score)
+        best_pred[:, better] = pred[:, better]
+        best_alpha[better] = alpha_idx[better]
+    return best_pred, best_alpha, best

@@ -1,0 +1,120 @@
+"""The fast ridge solver returns what himalaya's RidgeCV returns on the same folds."""
+
+import numpy as np
+import pytest
+
+from bids_app.encoding.cv import inner_splits, outer_splits
+from bids_app.encoding.engine import cross_validate
+from bids_app.encoding.solver import RidgePlan, batch_size_for, flops_per_voxel
+
+ALPHAS = np.logspace(0, 6, 13).astype(np.float32)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small problems: one BLAS thread avoids oversubscription on shared machines."""
+    from bids_app.threads import limit_threads
+
+    with limit_threads(1):
+        yield
+
+
+def _data(n_runs=6, n=50, p=40, v=120, seed=0):
+    rng = np.random.default_rng(seed)
+    W = rng.normal(size=(p, v)) * (rng.random(v) < 0.6)
+    Xs = [rng.normal(size=(n, p)).astype(np.float32) for _ in range(n_runs)]
+    scale = rng.uniform(0.2, 5.0, size=v)
+    Ys = [(x @ W / np.sqrt(p) + scale * rng.normal(size=(n, v))).astype(np.float32) for x in Xs]
+    return Xs, Ys
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("p", [40, 400])  # primal (n > p) and kernel (n < p) forms
+def test_alphas_and_predictions_equal_himalaya(backend, p):
+    from himalaya.backend import set_backend
+    from himalaya.ridge import RidgeCV
+
+    be = set_backend(backend)
+    Xs, Ys = _data(p=p)
+    X, Y = np.concatenate(Xs), np.concatenate(Ys)
+    groups = np.concatenate([np.full(len(x), i) for i, x in enumerate(Xs)])
+    train, test = outer_splits(groups)[0]
+    cv = inner_splits(groups[train], 5)
+    ref = RidgeCV(alphas=ALPHAS, cv=cv).fit(X[train], Y[train])
+    ref_pred = np.asarray(be.to_numpy(ref.predict(X[test])))
+    plan = RidgePlan(X[train], X[test], ALPHAS, cv, be)
+    Yb = be.asarray(Y[train])
+    scores = plan.cv_scores(Yb)
+    idx = plan.select(scores)
+    pred = np.asarray(be.to_numpy(plan.predict(Yb, idx)))
+    chosen = ALPHAS[np.asarray(be.to_numpy(idx))]
+    same = np.isclose(chosen, np.asarray(be.to_numpy(ref.best_alphas_)), rtol=1e-5)
+    assert same.mean() >= 0.99
+    np.testing.assert_allclose(np.asarray(be.to_numpy(scores)).max(0),
+                               np.asarray(be.to_numpy(ref.cv_scores_)), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(pred[:, same], ref_pred[:, same], rtol=1e-3, atol=2e-4)
+
+
+def test_engine_scores_equal_himalaya_on_the_same_folds():
+    from himalaya.backend import set_backend
+    from himalaya.ridge import RidgeCV
+
+    from bids_app.encoding.scoring import pearson_r
+
+    Xs, Ys = _data(seed=4)
+    result = cross_validate(Xs, Ys, ALPHAS, backend="numpy", inner_folds=5)
+    be = set_backend("numpy")
+    X, Y = np.concatenate(Xs), np.concatenate(Ys)
+    groups = np.concatenate([np.full(len(x), i) for i, x in enumerate(Xs)])
+    for k, (train, test) in enumerate(outer_splits(groups)):
+        ref = RidgeCV(alphas=ALPHAS, cv=inner_splits(groups[train], 5)).fit(X[train], Y[train])
+        r_ref = pearson_r(Y[test], be.to_numpy(ref.predict(X[test])))
+        np.testing.assert_allclose(result.r_folds[k], r_ref, atol=1e-3)
+        assert np.mean(np.isclose(result.alpha_folds[k], ref.best_alphas_, rtol=1e-5)) >= 0.99
+
+
+def test_weights_equal_a_direct_solution():
+    from himalaya.backend import set_backend
+
+    be = set_backend("numpy")
+    for p in (30, 300):
+        Xs, Ys = _data(p=p, v=8)
+        X, Y = np.concatenate(Xs), np.concatenate(Ys)
+        cv = inner_splits(np.repeat(np.arange(6), 50), 3)
+        plan = RidgePlan(X, X[:5], ALPHAS, cv, be)
+        idx = np.full(8, 4)
+        W = plan.weights(X, Y, idx)
+        direct = np.linalg.solve(X.T.astype(float) @ X + ALPHAS[4] * np.eye(p), X.T @ Y)
+        np.testing.assert_allclose(W, direct, rtol=2e-3, atol=2e-4)
+
+
+def test_batches_do_not_change_the_result():
+    Xs, Ys = _data(seed=2)
+    whole = cross_validate(Xs, Ys, ALPHAS, backend="numpy", inner_folds=3)
+    batched = cross_validate(Xs, Ys, ALPHAS, backend="numpy", inner_folds=3, n_targets_batch=7)
+    np.testing.assert_allclose(whole.r_folds, batched.r_folds, atol=1e-6)
+    np.testing.assert_array_equal(whole.alpha_folds, batched.alpha_folds)
+
+
+def test_flop_model_and_batch_size():
+    cost = flops_per_voxel(1280, 320, 1536, 13)
+    assert cost["hat"] == 2 * 13 * 320 * 1280
+    assert cost["project"] > cost["hat"]  # more features than volumes: hat matrices win
+    assert flops_per_voxel(20000, 5000, 768, 13)["project"] < flops_per_voxel(
+        20000, 5000, 768, 13)["hat"]
+    small = batch_size_for(10**6, 1600, 400, 320, 13, mem_gb=1)
+    large = batch_size_for(10**6, 1600, 400, 320, 13, mem_gb=8)
+    assert 64 <= small < large <= 10**6
+    assert batch_size_for(100, 1600, 400, 320, 13, mem_gb=8) == 100
+
+
+@pytest.mark.gpu
+def test_cuda_backend_equals_cpu():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    Xs, Ys = _data(p=400, seed=5)
+    cpu = cross_validate(Xs, Ys, ALPHAS, backend="torch", inner_folds=3)
+    gpu = cross_validate(Xs, Ys, ALPHAS, backend="torch_cuda", inner_folds=3)
+    np.testing.assert_allclose(cpu.r_folds, gpu.r_folds, atol=1e-3)
+    assert np.mean(cpu.alpha_folds == gpu.alpha_folds) >= 0.99
