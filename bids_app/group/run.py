@@ -242,6 +242,32 @@ def _work_ceiling(work_dir, data: GroupData, output_dir: Path) -> np.ndarray | N
     return ceiling
 
 
+#: Voxels whose group noise ceiling is below this are left out of normalised values.
+MIN_CEILING = 0.1
+
+
+def _normalise(frame: pd.DataFrame, data: GroupData, regions: RegionSet, ceiling: np.ndarray,
+               top_percent: float) -> pd.DataFrame:
+    """Add ``ceiling`` and ``mean_r_normalised`` columns to region rows.
+
+    The normalised value is mean r over mean ceiling, per subject and region, on the
+    voxels whose group ceiling is at least :data:`MIN_CEILING`.
+    """
+    reliable = data.valid & (ceiling.mean(axis=0) >= MIN_CEILING)
+    r_means = region_means(data.values, reliable, regions) if reliable.any() else pd.DataFrame()
+    c_means = region_means(ceiling, reliable, regions) if reliable.any() else pd.DataFrame()
+    frame["ceiling"], frame["mean_r_normalised"] = np.nan, np.nan
+    if r_means.empty:
+        return frame
+    ratio = (r_means.set_index(["subject_index", "region"])["mean_r"]
+             / c_means.set_index(["subject_index", "region"])["mean_r"])
+    ceil = c_means.set_index(["subject_index", "region"])["mean_r"]
+    keys = pd.MultiIndex.from_arrays([frame["subject_index"], frame["region"]])
+    frame["ceiling"] = ceil.reindex(keys).to_numpy()
+    frame["mean_r_normalised"] = ratio.reindex(keys).to_numpy()
+    return frame
+
+
 def region_rows(data: GroupData, regions: RegionSet, top_percent: float,
                 ceiling: np.ndarray | None) -> pd.DataFrame:
     """Per-subject region means of r (and ceiling-normalised means when possible)."""
@@ -252,12 +278,7 @@ def region_rows(data: GroupData, regions: RegionSet, top_percent: float,
                              "mean_r": top})
     frame = pd.concat([frame, top_rows], ignore_index=True)
     if ceiling is not None:
-        norm = region_means(ceiling, data.valid, regions).set_index(["subject_index", "region"])
-        keyed = frame.set_index(["subject_index", "region"])
-        ceil = norm["mean_r"].reindex(keyed.index)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            frame["ceiling"] = ceil.to_numpy()
-            frame["mean_r_normalised"] = (keyed["mean_r"] / ceil.where(ceil > 0)).to_numpy()
+        frame = _normalise(frame, data, regions, ceiling, top_percent)
     frame.insert(0, "subject", [data.subjects[i] for i in frame.pop("subject_index")])
     frame.insert(1, "variant", data.variant)
     frame.insert(2, "task", data.entities["task"])

@@ -105,6 +105,10 @@ def one_sample_test(x: np.ndarray, *, two_sided: bool = False, n_permutations: i
     flips = _flips(n, n_permutations, np.random.default_rng(seed))
     observed = np.abs(t) if two_sided else t
     observed = np.where(np.isfinite(observed), observed, np.inf)
+    # t of a flip is recomputed from sums, which can differ from ``t`` by rounding when the
+    # variance is small against the mean: compare with a relative tolerance.
+    floor = observed - 1e-6 * np.maximum(1.0, np.abs(np.where(np.isfinite(observed),
+                                                              observed, 0.0)))
     # Sign flips leave the sum of squares unchanged: t follows from the flipped means.
     sum_sq = (x ** 2).sum(axis=0)
     exceed = np.zeros(x.shape[1])
@@ -117,13 +121,13 @@ def one_sample_test(x: np.ndarray, *, two_sided: bool = False, n_permutations: i
             t_perm = means / np.sqrt(var / n)
         t_perm = np.nan_to_num(np.abs(t_perm) if two_sided else t_perm, nan=-np.inf,
                                posinf=np.inf, neginf=-np.inf)
-        exceed += (t_perm >= observed[None, :] - 1e-12).sum(axis=0)
+        exceed += (t_perm >= floor[None, :]).sum(axis=0)
         max_t[start:start + len(block)] = t_perm.max(axis=1) if t_perm.size else -np.inf
     n_flips = len(flips)
-    p_perm = exceed / n_flips  # the identity flip is among them, so p >= 1 / n_flips
+    p_perm = np.maximum(exceed, 1) / n_flips  # the identity flip always counts
     p_perm[~np.isfinite(t)] = np.nan
     ranked = np.sort(max_t)
-    p_fwe = (n_flips - np.searchsorted(ranked, observed - 1e-12, side="left")) / n_flips
+    p_fwe = np.maximum(n_flips - np.searchsorted(ranked, floor, side="left"), 1) / n_flips
     p_fwe[~np.isfinite(t)] = np.nan
     result.p_perm, result.q_perm, result.p_fwe = p_perm, fdr_bh(p_perm), p_fwe
     result.n_permutations = n_flips

@@ -76,3 +76,13 @@ def test_deterministic_under_seed_and_constant_voxels():
 def test_fisher_z_is_bounded():
     z = fisher_z(np.array([-1.0, 0.0, 1.0]))
     assert np.all(np.isfinite(z)) and z[1] == 0
+
+
+def test_p_never_below_one_over_flips_for_tight_effects():
+    """Large means with tiny spread: rounding must not drop the identity flip."""
+    rng = np.random.default_rng(4)
+    x = 0.3 + 1e-7 * rng.standard_normal((3, 500))
+    result = one_sample_test(x, n_permutations=1000)
+    assert result.n_permutations == 8
+    assert np.all(result.p_perm >= 1 / 8 - 1e-12) and np.all(result.p_fwe >= 1 / 8 - 1e-12)
+    assert np.sum(result.q_perm < 0.05) == 0
