@@ -69,6 +69,10 @@ def read_table(path: str | os.PathLike, fmt: str, columns: list[str] | None = No
                     except json.JSONDecodeError as exc:
                         raise TaskDataError(f"line {number} of '{path}' is not valid JSON "
                                             f"({exc.msg}); fix or remove it.") from None
+                    if not isinstance(rows[-1], dict):
+                        raise TaskDataError(f"line {number} of '{path}' is not a JSON object; "
+                                            "write one example per line, e.g. "
+                                            '{"text": "...", "label": "..."}.')
                 return rows
             delimiter = "," if fmt == "csv" else "\t"
             quoting = csv.QUOTE_MINIMAL if fmt == "csv" else csv.QUOTE_NONE

@@ -1,8 +1,9 @@
 """Broken datasets built from one small valid base, and a helper that runs the CLI.
 
 The base (2 participants x 3 runs of the embedded demo, 60 words per story,
-cropped to an 8-slice slab of the 4 mm grid) is written once per session; every
-case copies it and breaks one thing. A tiny 2-layer BERT stands in for the
+cropped to an 8-slice slab of the 4 mm grid, its planted signal driven by random
+features instead of a language model's) is written once per session; every case
+copies it and breaks one thing. A tiny 2-layer BERT stands in for the
 language model so that a full participant run takes seconds.
 """
 
@@ -56,13 +57,22 @@ class Base:
     model: Path
 
 
+def _random_features(stories: dict, _work: Path) -> dict:
+    """Stand-in word features: the planted signal does not matter for broken inputs."""
+    rng = np.random.default_rng(0)
+    return {name: rng.standard_normal((len(words), 8)).astype(np.float32)
+            for name, words in stories.items()}
+
+
 @pytest.fixture(scope="session")
 def hostile_base(tmp_path_factory, tiny_bert) -> Base:
     """A valid 2-participant dataset (written once per session)."""
-    from bids_app.demo import make_demo_dataset
+    from bids_app import demo
 
     root = tmp_path_factory.mktemp("hostile_base")
-    bids = make_demo_dataset(root / "bids", n_subjects=2, seed=7, words_per_story=60)
+    with pytest.MonkeyPatch.context() as patch:  # no language model needed to write it
+        patch.setattr(demo, "_features", _random_features)
+        bids = demo.make_demo_dataset(root / "bids", n_subjects=2, seed=7, words_per_story=60)
     _crop_to_slab(bids)
     return Base(bids=bids, model=Path(tiny_bert))
 
