@@ -102,7 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     int
         One of :data:`bids_app.errors.EXIT_CODES`.
     """
-    argv = normalise_argv(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any("\x00" in arg for arg in argv):  # no file name or label can hold one
+        click.echo("brainenc: error: an argument contains a NUL character; check how brainenc "
+                   "is called.", err=True)
+        return EXIT_USAGE
+    argv = normalise_argv(argv)
     verbose = sum(a.count("v") for a in argv if a.startswith("-v") and set(a[1:]) == {"v"})
     verbose += argv.count("--verbose")
     try:
