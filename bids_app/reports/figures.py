@@ -92,6 +92,9 @@ def share_vs_encoding(table: pd.DataFrame, column: str = "mean_r") -> str:
         return note("Trainable share vs encoding: no variant records a trainable-parameter "
                     "share.")
     frame = table.dropna(subset=["trainable_share", column])
+    if frame["trainable_share"].nunique() < 2:
+        return note("Trainable share vs encoding: every variant tunes the same share of "
+                    "parameters; add variants tuned by other methods to draw it.")
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     x = 100 * frame["trainable_share"].to_numpy(dtype=float)
     y = frame[column].to_numpy(dtype=float)

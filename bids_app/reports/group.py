@@ -25,8 +25,10 @@ def _headline(table: pd.DataFrame, comparisons: list[dict]) -> str:
     if table.empty or "mean_r" not in table:
         return ""
     best = table.sort_values("mean_r", ascending=False).iloc[0]
-    text = (f"Best whole-mask prediction: <b>{esc(best['variant'])}</b> ({esc(best['method'])} "
-            f"on {esc(best['nlu_task'])}, layer {esc(best['layer'])}), mean r = "
+    tuned = (f"{esc(best['method'])} on {esc(best['nlu_task'])}"
+             if best["nlu_task"] != "none" else f"{esc(best['method'])}, untuned")
+    text = (f"Best whole-mask prediction: <b>{esc(best['variant'])}</b> ({tuned}, "
+            f"layer {esc(best['layer'])}), mean r = "
             f"{best['mean_r']:.3f} over {int(best['n_subjects'])} participants")
     if "mean_r_language" in table and table["mean_r_language"].notna().any():
         lang = table.sort_values("mean_r_language", ascending=False).iloc[0]

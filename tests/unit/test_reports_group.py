@@ -43,6 +43,8 @@ def test_figures_explain_when_not_applicable():
     assert "single layer" in layer_curves(table_)
     assert "no variant records a trainable" in share_vs_encoding(table_)
     assert "CKA" in cka_vs_encoding(table_) and "<figure" not in cka_vs_encoding(table_)
+    same = table_.assign(trainable_share=[0.0])
+    assert "same share" in share_vs_encoding(same)
 
 
 def test_share_figure_reports_trend():
