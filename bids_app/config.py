@@ -161,6 +161,12 @@ class EncodingConfig:
     inner_folds: int = 5
     backend: str = "auto"
     n_targets_batch: int = 0
+    #: Volumes left out at the start and end of every run after alignment.
+    trim_edges: list = field(default_factory=lambda: [0, 0])
+    #: Banded ridge over the design's feature bands (one alpha per band and voxel).
+    banded: bool = False
+    #: Band-weight combinations tried by the banded ridge random search.
+    banded_iterations: int = 20
 
 
 @dataclass
@@ -177,6 +183,14 @@ class StatisticsConfig:
     n_permutations: int = 1000
     #: Share of voxels (%) in the group top-voxel summaries.
     top_percent: float = 10.0
+    #: Permutations of each outer fold's held-out predictions (participant stat-p/q; 0: none).
+    heldout_permutations: int = 200
+    #: How held-out predictions are permuted: 'block' or 'circular'.
+    permutation: str = "block"
+    #: Block length (volumes) of block permutations and bootstraps.
+    block_length: int = 10
+    #: Paired block-bootstrap resamples of participant-level comparisons (stat-rdiff).
+    n_bootstrap: int = 1000
 
 
 @dataclass
@@ -388,10 +402,12 @@ def validate_spec(spec: ExperimentSpec) -> None:
                          f"got {spec.encoding.alphas!r}.")
     if spec.encoding.inner_folds < 2:
         raise UsageError(f"'encoding.inner_folds' must be at least 2; got {spec.encoding.inner_folds}.")
-    if spec.encoding.outer_cv != "leave-one-run-out" and not re.fullmatch(
+    outer_schemes = ("leave-one-run-out", "leave-one-story-out")
+    if spec.encoding.outer_cv not in outer_schemes and not re.fullmatch(
         r"\d+-fold", spec.encoding.outer_cv
     ):
-        raise UsageError("'encoding.outer_cv' must be 'leave-one-run-out' or '<K>-fold'; "
+        raise UsageError("'encoding.outer_cv' must be 'leave-one-run-out', 'leave-one-story-out' "
+                         "or '<K>-fold'; "
                          f"got {spec.encoding.outer_cv!r}.")
     if any(not _type_ok(d, int) or d < 0 for d in spec.alignment.delays):
         raise UsageError(f"'alignment.delays' must be non-negative integers (in volumes); "
@@ -399,6 +415,7 @@ def validate_spec(spec: ExperimentSpec) -> None:
     if not 0.0 <= spec.bold.slice_time_ref <= 1.0:
         raise UsageError(f"'bold.slice_time_ref' must be in [0, 1]; got {spec.bold.slice_time_ref}.")
     _validate_inputs(spec)
+    _check_encoding_statistics(spec)
     if not 0.0 < spec.statistics.fdr_alpha < 1.0:
         raise UsageError(f"'statistics.fdr_alpha' must be in (0, 1); got {spec.statistics.fdr_alpha}.")
     _check_statistics(spec.statistics)
@@ -484,6 +501,25 @@ def _validate_tuning(spec: ExperimentSpec) -> None:
         TrainingSettings.from_dict(dataclasses.asdict(spec.training))
     except SettingsError as exc:
         raise UsageError(f"[training]: {exc}") from None
+
+
+def _check_encoding_statistics(spec: ExperimentSpec) -> None:
+    """Check trimming, banded ridge and held-out permutation settings."""
+    trim = spec.encoding.trim_edges
+    if len(trim) != 2 or any(not _type_ok(t, int) or t < 0 for t in trim):
+        raise UsageError("'encoding.trim_edges' must be two non-negative integers (volumes at "
+                         f"the start and end of each run); got {trim!r}.")
+    if spec.encoding.banded_iterations < 1:
+        raise UsageError("'encoding.banded_iterations' must be at least 1; got "
+                         f"{spec.encoding.banded_iterations}.")
+    stats = spec.statistics
+    _check_choice("statistics.permutation", stats.permutation, {"block", "circular"})
+    for name in ("heldout_permutations", "n_bootstrap"):
+        if getattr(stats, name) < 0 or 0 < getattr(stats, name) < 20:
+            raise UsageError(f"'statistics.{name}' must be 0 or at least 20; got "
+                             f"{getattr(stats, name)}.")
+    if stats.block_length < 1:
+        raise UsageError(f"'statistics.block_length' must be at least 1; got {stats.block_length}.")
 
 
 def _check_choice(name, value, choices):
