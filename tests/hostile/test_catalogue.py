@@ -398,6 +398,52 @@ def model_remote_code_allowed(case: Case) -> list[str]:
     return case.argv("--participant-label", "77")
 
 
+# --------------------------------------------------------------------------- task data
+TASK_SPEC = """
+[[tasks]]
+name = "sentiment"
+type = "sequence-classification"
+train = "train.tsv"
+dev = "dev.tsv"
+
+[training]
+max_steps = 2
+"""
+
+
+def _task_case(case: Case, train: list[tuple[str, str]], dev: list[tuple[str, str]]) -> None:
+    for name, rows in (("train.tsv", train), ("dev.tsv", dev)):
+        lines = ["text\tlabel"] + [f"{text}\t{label}" for text, label in rows]
+        (case.root / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    case.write_spec(case.spec.read_text().replace(
+        'method = "frozen"', 'method = "bitfit"\ntask = "sentiment"') + TASK_SPEC)
+
+
+TRAIN = [("a fine story", "pos"), ("a dull story", "neg"), ("lovely", "pos"), ("awful", "neg")]
+
+
+def task_unknown_label(case: Case) -> list[str]:
+    _task_case(case, TRAIN, [("so so", "neutral"), ("great", "pos")])
+    return case.argv("--participant-label", "01")
+
+
+def task_empty_split(case: Case) -> list[str]:
+    _task_case(case, TRAIN, [])
+    return case.argv("--participant-label", "01")
+
+
+def task_malformed(case: Case) -> list[str]:
+    _task_case(case, TRAIN, [])
+    (case.root / "dev.tsv").write_bytes(b"text\tlabel\ncaf\xe9\tpos\n")
+    return case.argv("--participant-label", "01")
+
+
+def task_file_in_proc(case: Case) -> list[str]:
+    _task_case(case, TRAIN, [])
+    case.write_spec(case.spec.read_text().replace('dev = "dev.tsv"', 'dev = "/proc/self/environ"'))
+    return case.argv("--participant-label", "01")
+
+
 # --------------------------------------------------------------------------- table
 @dataclass
 class Row:
@@ -508,6 +554,14 @@ CATALOGUE = [
         r"model' asks to run its own Python code.*trust_remote_code = true"),
     Row("model-remote-code-opt-in", model_remote_code_allowed, EXIT_NO_MATCH,
         r"label\(s\) 77 not found"),
+    # NLU task data (read when the model is tuned, before any participant's model is fitted)
+    Row("task-unknown-label", task_unknown_label, EXIT_DATASET,
+        r"task 'sentiment' has labels \['neutral'\] that are not in 'labels'", bad="01"),
+    Row("task-empty-split", task_empty_split, EXIT_DATASET,
+        r"task 'sentiment' has 4 training and 0 dev examples", bad="01"),
+    Row("task-not-utf8", task_malformed, EXIT_DATASET, r"dev\.tsv", bad="01"),
+    Row("task-file-in-proc", task_file_in_proc, EXIT_USAGE,
+        r"'tasks\[0\]\.dev' = '/proc/self/environ' points into the system folder '/proc'"),
 ]
 
 
