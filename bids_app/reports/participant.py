@@ -115,6 +115,9 @@ def _variant_section(label: str, maps: dict, scores_file: str, fdr_alpha: float 
     from ..group.maps import load_values, map_kind, read_sidecar
 
     plt = matplotlib_agg()
+    # the maps beside stat-r are authoritative (a surface variant has one file per hemisphere)
+    maps = {**maps, **{s: _sibling(maps["r"], s) for s in ("r2", "alpha", "p", "q")
+                       if _sibling(maps["r"], s)}}
     meta = read_sidecar(maps["r"])
     r_all = load_values(maps["r"])
     inside = r_all != 0
@@ -123,6 +126,11 @@ def _variant_section(label: str, maps: dict, scores_file: str, fdr_alpha: float 
              "<h3>Tuning</h3>", table(tuning_summary(label, meta))]
     parts.append("<h3>Maps</h3>" + brain_map(maps["r"], f"{label}: held-out r",
                                              f"Held-out r for {label}.", f"fig-glass-{label}"))
+    right = maps["r"].replace("_hemi-L_", "_hemi-R_")
+    if right != maps["r"] and Path(right).exists():
+        parts.append(brain_map(right, f"{label}: held-out r (right)",
+                               f"Held-out r for {label}, right hemisphere.",
+                               f"fig-glass-{label}-R"))
     if maps.get("alpha") and map_kind(maps["alpha"]) == "volume":
         parts.append(brain_map(maps["alpha"], f"{label}: log10 alpha",
                                f"Regularisation chosen per voxel (log10 alpha) for {label}.",

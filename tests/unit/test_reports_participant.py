@@ -68,3 +68,28 @@ def test_bold_warnings():
                      {"run": "r2", "volumes": 100, "bad_voxels": 0}]}
     assert bold_warnings(info) == ["r1: 30 of 100 volumes were scrubbed for motion; its "
                                    "estimates rest on fewer samples."]
+
+
+def test_surface_variant_section(tmp_path):
+    """GIFTI variants show both hemispheres on fsaverage5 and read maps beside stat-r."""
+    import nibabel as nib
+    import numpy as np
+
+    from bids_app.reports.participant import _variant_section
+
+    rng = np.random.default_rng(0)
+    for hemi in ("L", "R"):
+        for stat in ("r", "alpha"):
+            values = (rng.uniform(-0.1, 0.4, 10242) if stat == "r"
+                      else 10.0 ** rng.integers(0, 5, 10242)).astype(np.float32)
+            img = nib.gifti.GiftiImage(darrays=[nib.gifti.GiftiDataArray(values)])
+            nib.save(img, tmp_path / f"sub-01_hemi-{hemi}_space-fsaverage5_stat-{stat}_desc-x_"
+                                     "statmap.func.gii")
+    scores = tmp_path / "scores.tsv"
+    scores.write_text("variant\tregion\tmean_r\nx\tbrain\t0.15\n")
+    r_left = str(tmp_path / "sub-01_hemi-L_space-fsaverage5_stat-r_desc-x_statmap.func.gii")
+    # a wrong 'alpha' entry (the right-hemisphere r) is replaced by the map beside stat-r
+    html = _variant_section("x", {"r": r_left, "alpha": r_left.replace("hemi-L", "hemi-R")},
+                            str(scores))
+    assert 'id="fig-glass-x"' in html and 'id="fig-glass-x-R"' in html
+    assert 'id="fig-hist-x"' in html and "voxels analysed" in html
