@@ -87,7 +87,8 @@ def find_inputs(output_dir: Path, participants: list[str] | None = None) -> Grou
         elif ent["suffix"] == "mask" and ent.get("desc") == "brain" and name.endswith(".nii.gz"):
             masks[ent["sub"]] = str(path)
         elif ent["suffix"] == "scores" and path.suffix == ".tsv":
-            frame = pd.read_csv(path, sep="\t", dtype={"subject": str})
+            frame = pd.read_csv(path, sep="\t")
+            frame = frame.drop(columns=["subject"], errors="ignore")
             frame.insert(0, "subject", ent.get("sub"))
             tables.append(frame)
     maps = pd.DataFrame(rows, columns=["sub", "task", "space", "hemi", "desc", "stat", "kind",
