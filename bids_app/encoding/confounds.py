@@ -117,7 +117,7 @@ def stack_confounds(confounds: list[np.ndarray], lengths: list[int]) -> np.ndarr
     ndarray of shape (sum(n_samples_i), n_columns)
     """
     widths = {c.shape[1] for c in confounds}
-    for c, n in zip(confounds, lengths):
+    for c, n in zip(confounds, lengths, strict=True):
         if len(c) != n:
             raise ValueError(f"{len(c)} confound rows for a run of {n} samples")
     total = sum(lengths)

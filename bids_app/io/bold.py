@@ -26,7 +26,7 @@ def _load(path: Path):
 
 
 def compute_brain_mask(bold_files: list[Path], mask_files: list[Path | None]):
-    """A brain mask shared by all runs of a participant.
+    """Compute a brain mask shared by all runs of a participant.
 
     Shipped masks (preprocessed data) are intersected; otherwise an EPI mask is
     computed from the mean images of the runs (nilearn's ``compute_multi_epi_mask``).
@@ -145,7 +145,7 @@ def load_run_data(run, mask: np.ndarray) -> np.ndarray:
 
 
 def analysis_mask(runs):
-    """The analysis mask of a participant's runs.
+    """Return the analysis mask of a participant's runs.
 
     Returns
     -------

@@ -69,7 +69,7 @@ def check_confound_settings(strategy: str, options: dict, mode: str) -> None:
 
 
 def dummy_volumes(run, dummy_scans: int) -> int:
-    """Initial volumes dropped by the user's ``dummy_scans`` (0 when the scanner already did)."""
+    """Count initial volumes dropped by ``dummy_scans`` (0 when the scanner already did)."""
     discarded = int(run.metadata.get("NumberOfVolumesDiscardedByUser", 0) or 0)
     return max(int(dummy_scans), 0) if discarded == 0 else 0
 
@@ -95,7 +95,7 @@ def _non_steady(confounds_file, n_volumes: int) -> np.ndarray:
 
 
 def load_run_confounds(run, strategy: str, options: dict | None = None):
-    """nilearn's confounds and sample mask of one fMRIPrep run.
+    """Load nilearn's confounds and sample mask of one fMRIPrep run.
 
     Parameters
     ----------

@@ -40,7 +40,7 @@ def parse_space(value: str) -> dict:
 
 
 def space_label(entities: dict) -> str:
-    """fMRIPrep spelling of a file's space (``fsLR:den-91k``)."""
+    """Spell a file's space as fMRIPrep does (``fsLR:den-91k``)."""
     label = str(entities.get("space", ""))
     for key in ("res", "den"):
         if entities.get(key) not in (None, ""):
@@ -49,7 +49,7 @@ def space_label(entities: dict) -> str:
 
 
 def bids_filters(filters: dict | None) -> dict:
-    """pybids query terms from a ``--bids-filter-file`` entry (``null`` / ``"*"`` as fMRIPrep)."""
+    """Translate a ``--bids-filter-file`` entry to pybids terms (``null``, ``"*"`` as fMRIPrep)."""
     from bids.layout import Query
 
     out = {}
@@ -93,7 +93,7 @@ def _matches(entities: dict, wanted: dict) -> bool:
 
 
 def _raw_metadata(raw_layout, entities: dict) -> dict:
-    """The raw run's sidecar metadata (TR, SliceTiming...), with BIDS inheritance."""
+    """Read the raw run's sidecar metadata (TR, SliceTiming...), with BIDS inheritance."""
     query = {k: entities[k] for k in RUN_ENTITIES if entities.get(k) not in (None, "")}
     files = raw_layout.get(suffix="bold", extension=[".nii", ".nii.gz"], scope="raw", **query)
     if files:

@@ -20,7 +20,7 @@ _STRUCTURE = {"L": "CortexLeft", "R": "CortexRight"}
 
 
 def data_kind(path: str | Path) -> str:
-    """The kind of BOLD a file holds, from its extension.
+    """Tell the kind of BOLD a file holds, from its extension.
 
     Returns
     -------
@@ -45,7 +45,7 @@ def _load(path: Path):
 
 
 def count_gifti_arrays(path: str | Path) -> int:
-    """Number of data arrays (volumes) of a GIFTI file, without decoding the data."""
+    """Count the data arrays (volumes) of a GIFTI file without decoding the data."""
     pattern = b"<DataArray"
     count, tail = 0, b""
     with open(path, "rb") as handle:
