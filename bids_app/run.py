@@ -254,6 +254,10 @@ def run_workflow(workflow, options, work_dir: Path, nprocs: int) -> dict:
     for name in ("nipype.workflow", "nipype.interface", "nipype.utils"):
         logging.getLogger(name).propagate = False
     plugin, plugin_args = _plugin(options, nprocs)
+    if plugin in ("Linear", "MultiProc"):  # stop at once on Ctrl-C / SIGTERM
+        from .interrupt import stop_if_interrupted
+
+        plugin_args = {**plugin_args, "status_callback": stop_if_interrupted}
     try:
         workflow.run(plugin=plugin, plugin_args=plugin_args)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM (see bids_app.interrupt)

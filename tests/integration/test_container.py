@@ -197,6 +197,10 @@ def test_image_environment():
         assert env[key] == "/tmp" or env[key].startswith("/tmp/"), key
     users = [t for k, t in runtime["instructions"] if k == "USER"]
     assert users and users[-1].split(":")[0].isdigit() and users[-1].split(":")[0] != "0"
+    from bids_app import __version__
+
+    args = dict(a.split("=", 1) for k, a in runtime["instructions"] if k == "ARG" and "=" in a)
+    assert args["VERSION"] == __version__
     labels = " ".join(t for k, t in runtime["instructions"] if k == "LABEL")
     for key in ("title", "description", "version", "source", "licenses", "revision", "created"):
         assert f"org.opencontainers.image.{key}=" in labels

@@ -208,7 +208,7 @@ def test_plugin_from_file_runs_and_gpu_nodes_never_share_a_device(tmp_path, plug
     intervals = _intervals(log)
     assert len(intervals) == 6
     gpu = sorted((a, b) for _, is_gpu, a, b in intervals if is_gpu)
-    for (_, end), (start, _) in zip(gpu, gpu[1:]):
+    for (_, end), (start, _) in zip(gpu, gpu[1:], strict=False):
         assert start >= end - 0.05, gpu  # one GPU job at a time
     if name == "MultiProc":  # CPU jobs did run alongside a GPU job
         cpu = [(a, b) for _, is_gpu, a, b in intervals if not is_gpu]
