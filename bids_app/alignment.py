@@ -276,3 +276,40 @@ def align_run(onsets: np.ndarray, durations: np.ndarray, features: np.ndarray,
     else:
         raise ValueError(f"'method' must be one of ('fir', 'hrf', 'lanczos'); got {method!r}.")
     return zscore_columns(design) if zscore else np.asarray(design, dtype=np.float32)
+
+
+def edge_mask(n_volumes: int, start: int = 0, end: int = 0) -> np.ndarray:
+    """Volumes of a run kept after trimming its edges.
+
+    The first volumes of a run hold the response to words heard before the
+    scanner started (or none at all, the HRF still rising) and the last ones
+    are often silence; leaving them out of the fit and the scores is common in
+    story-listening studies. Designs are aligned on the whole run first, so the
+    kept volumes still see the words before them.
+
+    Parameters
+    ----------
+    n_volumes : int
+        Volumes of the run.
+    start, end : int
+        Volumes left out at the start and at the end.
+
+    Returns
+    -------
+    ndarray of shape (n_volumes,)
+        Boolean mask of the kept volumes.
+
+    Raises
+    ------
+    ValueError
+        When nothing would be left.
+    """
+    start, end = int(start), int(end)
+    if start < 0 or end < 0:
+        raise ValueError(f"'trim_edges' must be non-negative; got [{start}, {end}]")
+    if start + end >= n_volumes:
+        raise ValueError(f"trimming {start} + {end} volumes leaves nothing of a run of "
+                         f"{n_volumes} volumes; lower 'encoding.trim_edges'")
+    mask = np.zeros(n_volumes, dtype=bool)
+    mask[start:n_volumes - end] = True
+    return mask

@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 
 from .encoding.engine import EncodingResult
+from .encoding.maps import n_significant, result_maps
 from .io.bids import BoldRun
 from .io.derivatives import (
-    build_name,
     bids_uri,
+    build_name,
     software_versions,
     subject_dir,
     unmask,
@@ -92,8 +93,9 @@ def write_mask(output_dir: Path, runs: list[BoldRun], mask_file: str, bids_dir: 
     return final
 
 
-def region_summary(result: EncodingResult, top_fraction: float = 0.1) -> pd.DataFrame:
-    """Whole-mask and top-voxel summaries of a result."""
+def region_summary(result: EncodingResult, top_fraction: float = 0.1,
+                   fdr_alpha: float = 0.05) -> pd.DataFrame:
+    """Whole-mask and top-voxel summaries of a result (``n_significant``: q < fdr_alpha)."""
     rows = []
     r = result.r
     order = np.argsort(r)[::-1]
@@ -108,6 +110,7 @@ def region_summary(result: EncodingResult, top_fraction: float = 0.1) -> pd.Data
             "mean_r2": float(np.mean(result.r2[index])),
             "median_alpha": float(np.median(result.alpha[index])),
             "fold_mean_r": ";".join(f"{v:.4f}" for v in result.r_folds[:, index].mean(axis=1)),
+            "n_significant": n_significant(result, fdr_alpha, index),
         })
     return pd.DataFrame(rows)
 
@@ -153,11 +156,8 @@ def write_variant_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun],
     }
     common.update(grid_metadata(runs, entities))
     written, later = [], []
-    for stat, values in (("r", result.r), ("r2", result.r2), ("alpha", result.alpha)):
-        sidecar = {**common, "Statistic": stat, "Description": STAT_DESCRIPTIONS[stat]}
-        if stat == "alpha":
-            chosen, counts = np.unique(result.alpha_folds, return_counts=True)
-            sidecar["AlphasChosen"] = {f"{a:g}": int(c) for a, c in zip(chosen, counts)}
+    for stat, values, fields in result_maps(result):
+        sidecar = {**common, **fields}
         if mask_img is not None:
             final = folder / build_name({**entities, "stat": stat}, "statmap", ".nii.gz")
             write_nifti(final, unmask(values, mask_img))
@@ -169,7 +169,8 @@ def write_variant_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun],
             write_json(final.with_name(final.name.split(".")[0] + ".json"), sidecar)
         written.append(str(files[0]))
         later += [str(f) for f in files[1:]]
-    table = region_summary(result)
+    fdr_alpha = float((metadata.get("Statistics") or {}).get("fdr_alpha", 0.05))
+    table = region_summary(result, fdr_alpha=fdr_alpha)
     table.insert(0, "variant", metadata["variant"])
     table.insert(1, "layer", metadata.get("Layer"))
     dev = metadata.get("DevMetric") or {}
@@ -183,6 +184,9 @@ def write_variant_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun],
                                   "10% of voxels with the highest r (descriptive only)."},
         "mean_r": {"Description": "Mean held-out Pearson r over the voxels of the region."},
         "fold_mean_r": {"Description": "Mean r of the region in each outer fold, ';'-separated."},
+        "n_significant": {"Description": f"Voxels of the region with stat-q < {fdr_alpha:g} "
+                                         "(held-out permutation test, BH-FDR); n/a without "
+                                         "the test."},
     })
     written.append(str(scores))
     return written + later
@@ -281,7 +285,11 @@ def variant_metadata(variant_label: str, extractor, layer: int, spec, seed: int,
         "Alignment": dict(spec.alignment.__dict__),
         "BoldPreparation": dict(spec.bold.__dict__),
         "Encoding": {**spec.encoding.__dict__, "backend": backend,
-                     "estimator": "himalaya RidgeCV/KernelRidgeCV, per-voxel alpha"},
+                     "estimator": ("himalaya banded ridge (BandedRidgeCV/MultipleKernelRidgeCV)"
+                                   if spec.encoding.banded else
+                                   "ridge with per-voxel alpha (eigendecomposition solver on "
+                                   "himalaya's backend; equal to himalaya RidgeCV)")},
+        "Statistics": dict(spec.statistics.__dict__),
         "CrossValidation": {"outer": spec.encoding.outer_cv,
                             "inner": f"up to {spec.encoding.inner_folds} folds of whole "
                                      "training runs"},

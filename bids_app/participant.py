@@ -198,21 +198,49 @@ def build_designs(runs_json: str, word_tables: list[str], feature_files: list[st
             design = design[keep]
         path = out / f"run{i:03d}_design.npy"
         np.save(path, design)
+        update_design_sidecar(path, stories=sorted({str(v) for v in table["story"]}))
         paths.append(str(path))
     return paths
+
+
+def design_sidecar(design_file: str | Path) -> Path:
+    """JSON beside a design ``.npy`` (``stories`` of the run, feature ``bands``)."""
+    return Path(design_file).with_suffix(".json")
+
+
+def update_design_sidecar(design_file: str | Path, **fields) -> None:
+    """Merge ``fields`` into the design's sidecar JSON (created when missing)."""
+    path = design_sidecar(design_file)
+    data = json.loads(path.read_text("utf-8")) if path.is_file() else {}
+    data.update(fields)
+    path.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+
+
+def read_design_sidecar(design_file: str | Path) -> dict:
+    """The design's sidecar JSON ({} when there is none)."""
+    path = design_sidecar(design_file)
+    return json.loads(path.read_text("utf-8")) if path.is_file() else {}
 
 
 def fit_encoding(design_files: list[str], bold_files: list[str], encoding: dict,
                  backend: str, out_file: str) -> str:
     """Cross-validate the encoding model of one participant and variant.
 
+    ``encoding`` is the spec's ``[encoding]`` table, with the ``[statistics]`` table
+    under ``'statistics'``, the memory budget of the fit under ``'mem_gb'``, the seed
+    under ``'seed'`` and ``'save_predictions'`` when the held-out predictions are
+    needed for a comparison (written beside ``out_file`` as ``*_predictions.npy``).
+
     Returns
     -------
     str
-        ``.npz`` with per-voxel ``r``, ``r2``, ``alpha`` and per-fold values.
+        ``.npz`` with per-voxel ``r``, ``r2``, ``alpha``, per-fold values and, when
+        asked for, permutation ``p``/``q`` or banded ``r2_split``.
     """
     from .encoding.engine import cross_validate
+    from .errors import UsageError
 
+    stats = encoding.get("statistics") or {}
     Xs = [np.load(p) for p in design_files]
     Ys = [np.load(p, mmap_mode="r") for p in bold_files]
     # confounds regressed within folds are saved beside the BOLD by prepare_bold
@@ -221,8 +249,48 @@ def fit_encoding(design_files: list[str], bold_files: list[str], encoding: dict,
     extra = {}
     if all(path.is_file() for path in siblings):
         extra["confounds"] = [np.load(path) for path in siblings]
-    result = cross_validate(Xs, Ys, encoding["alphas"], outer_cv=encoding["outer_cv"],
-                            inner_folds=encoding["inner_folds"], backend=backend,
-                            n_targets_batch=encoding.get("n_targets_batch") or None, **extra)
+    sidecars = [read_design_sidecar(p) for p in design_files]
+    labels = ["+".join(sc.get("stories") or []) for sc in sidecars]
+    labels = labels if all(labels) else None
+    if encoding["outer_cv"] == "leave-one-story-out" and labels is None:
+        raise UsageError("'encoding.outer_cv' = 'leave-one-story-out' needs the story of every "
+                         f"run, which the designs in '{Path(design_files[0]).parent}' lack; "
+                         "use 'leave-one-run-out'.")
+    common = {"outer_cv": encoding["outer_cv"], "inner_folds": encoding["inner_folds"],
+              "backend": backend, "run_labels": labels,
+              "n_targets_batch": encoding.get("n_targets_batch") or None,
+              "trim": encoding.get("trim_edges") or (0, 0)}
+    if encoding.get("banded"):
+        from .encoding.banded import banded_cross_validate
+
+        bands = sidecars[0].get("bands")
+        if not bands:
+            raise UsageError("'encoding.banded' needs feature bands in "
+                             f"'{design_sidecar(design_files[0])}'; the features of this "
+                             "variant form one band: set banded = false.")
+        result = banded_cross_validate(Xs, Ys, bands, encoding["alphas"],
+                                       n_iter=encoding.get("banded_iterations", 20),
+                                       random_state=encoding.get("seed", 0), **common, **extra)
+    else:
+        predictions = None
+        if encoding.get("save_predictions"):
+            from numpy.lib.format import open_memmap
+
+            from .alignment import edge_mask
+
+            trim = common["trim"]
+            n_kept = sum(int(edge_mask(len(y), *trim).sum()) for y in Ys)
+            predictions = open_memmap(str(out_file).replace(".npz", "_predictions.npy"),
+                                      mode="w+", dtype=np.float32,
+                                      shape=(n_kept, Ys[0].shape[1]))
+        result = cross_validate(
+            Xs, Ys, encoding["alphas"], mem_gb=encoding.get("mem_gb"),
+            n_permutations=stats.get("heldout_permutations", 0),
+            permutation=stats.get("permutation", "block"),
+            block_length=stats.get("block_length", 10), random_state=encoding.get("seed", 0),
+            predictions=predictions, **common, **extra)
+        if predictions is not None:
+            predictions.flush()
+            del predictions
     result.save(out_file)
     return out_file

@@ -69,7 +69,8 @@ def _fit_fold(Xtr, Ytr, Xte, slices, alphas, cv, n_iter, random_state, batch):
 def banded_cross_validate(Xs, Ys, bands: dict, alphas, *, outer_cv: str = "leave-one-run-out",
                           inner_folds: int = 5, backend: str = "torch", n_iter: int = 20,
                           random_state: int = 0, run_labels=None,
-                          n_targets_batch: int | None = None) -> EncodingResult:
+                          n_targets_batch: int | None = None, trim=(0, 0),
+                          confounds=None) -> EncodingResult:
     """Outer cross-validation of a banded ridge model.
 
     Parameters
@@ -84,6 +85,11 @@ def banded_cross_validate(Xs, Ys, bands: dict, alphas, *, outer_cv: str = "leave
         Candidate overall regularisation strengths.
     n_iter : int
         Band-weight combinations tried by the random search (the first is uniform).
+    trim : (int, int)
+        Volumes left out at the start and end of every run.
+    confounds : list of ndarray of shape (n_volumes_i, n_confounds_i), optional
+        Regressed out of the BOLD within each outer fold (fitted on training runs).
+    Other parameters are those of :func:`bids_app.encoding.engine.cross_validate`.
 
     Returns
     -------
@@ -95,12 +101,20 @@ def banded_cross_validate(Xs, Ys, bands: dict, alphas, *, outer_cv: str = "leave
 
     started = time.perf_counter()
     be = use_backend(backend)
-    X = np.concatenate(Xs).astype(np.float32)
-    Y = np.concatenate([np.asarray(y, dtype=np.float32) for y in Ys])
+    from .engine import _trim_mask
+
+    keep = _trim_mask([len(y) for y in Ys], trim)
+    X = np.concatenate(Xs).astype(np.float32)[keep]
+    Y = np.concatenate([np.asarray(y, dtype=np.float32) for y in Ys])[keep]
+    C = None
+    if confounds is not None:
+        from .confounds import stack_confounds
+
+        C = stack_confounds(confounds, [len(y) for y in Ys])[keep]
     names_slices = band_slices(bands, X.shape[1])
     names = [n for n, _ in names_slices]
     slices = [s for _, s in names_slices]
-    groups = np.concatenate([np.full(len(x), i) for i, x in enumerate(Xs)])
+    groups = np.concatenate([np.full(len(x), i) for i, x in enumerate(Xs)])[keep]
     splits = outer_splits(groups, outer_cv, labels=run_labels)
     n_folds, v = len(splits), Y.shape[1]
     r_folds = np.zeros((n_folds, v), np.float32)
@@ -110,13 +124,19 @@ def banded_cross_validate(Xs, Ys, bands: dict, alphas, *, outer_cv: str = "leave
     test_runs = []
     for k, (train, test) in enumerate(splits):
         cv = inner_splits(groups[train], inner_folds, labels=run_labels)
-        split, best_alphas, _ = _fit_fold(X[train], Y[train], X[test], slices, alphas, cv,
+        Ytr, Yte = Y[train], Y[test]
+        if C is not None:
+            from .confounds import FoldConfoundRegressor
+
+            regressor = FoldConfoundRegressor().fit(C[train], Ytr)
+            Ytr, Yte = regressor.transform(C[train], Ytr), regressor.transform(C[test], Yte)
+        split, best_alphas, _ = _fit_fold(X[train], Ytr, X[test], slices, alphas, cv,
                                           n_iter, random_state, n_targets_batch)
         pred = np.asarray(be.to_numpy(be.sum(split, 0)), dtype=np.float32)
-        r_folds[k] = pearson_r(Y[test], pred)
-        r2_folds[k] = r2_score(Y[test], pred)
+        r_folds[k] = pearson_r(Yte, pred)
+        r2_folds[k] = r2_score(Yte, pred)
         split_folds[k] = np.asarray(be.to_numpy(r2_score_split(
-            be.asarray(Y[test]), be.asarray(split))), dtype=np.float32)
+            be.asarray(Yte), be.asarray(split))), dtype=np.float32)
         alpha_folds[k] = np.asarray(be.to_numpy(best_alphas), dtype=np.float32)
         test_runs.append(sorted(int(g) for g in np.unique(groups[test])))
     return EncodingResult(
@@ -126,6 +146,7 @@ def banded_cross_validate(Xs, Ys, bands: dict, alphas, *, outer_cv: str = "leave
         info={"backend": backend, "solver": "himalaya banded ridge (random search)",
               "bands": names, "n_iter": int(n_iter), "n_samples": int(X.shape[0]),
               "n_features": int(X.shape[1]), "n_voxels": int(v), "n_outer_folds": n_folds,
+              "trim": [int(t) for t in (trim or (0, 0))],
               "seconds": round(time.perf_counter() - started, 3)},
         r2_split=split_folds.mean(0),
     )

@@ -100,8 +100,8 @@ def inner_splits(groups: np.ndarray, n_folds: int = 5, labels=None):
         blocks = [sum(b, []) for b in _split_list(units, k)]
         masks = [np.isin(groups, block) for block in blocks]
     else:
-        warnings.warn("only one training run: the regularisation is chosen on contiguous "
-                      "blocks of that run", RuntimeWarning, stacklevel=2)
+        warnings.warn("only one training run (or story): the regularisation is chosen on "
+                      "contiguous blocks of the training volumes", RuntimeWarning, stacklevel=2)
         edges = np.linspace(0, len(groups), n_folds + 1).astype(int)
         masks = []
         for a, b in zip(edges[:-1], edges[1:], strict=True):

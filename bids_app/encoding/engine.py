@@ -121,17 +121,10 @@ def fit_ridge_cv(X: np.ndarray, Y: np.ndarray, groups: np.ndarray, alphas, *,
 
 
 def _trim_mask(lengths: list[int], trim) -> np.ndarray:
+    from ..alignment import edge_mask
+
     start, end = (int(t) for t in (trim or (0, 0)))
-    keep = []
-    for n in lengths:
-        mask = np.ones(n, dtype=bool)
-        mask[:start] = False
-        if end:
-            mask[n - end:] = False
-        if not mask.any():
-            raise ValueError(f"trimming {start} + {end} volumes leaves nothing of a run of {n}")
-        keep.append(mask)
-    return np.concatenate(keep)
+    return np.concatenate([edge_mask(n, start, end) for n in lengths])
 
 
 def _check_inputs(Xs, Ys):
@@ -248,7 +241,7 @@ def cross_validate(Xs, Ys, alphas, *, outer_cv: str = "leave-one-run-out",
             if z_folds is not None:
                 z_folds[k, cols] = fold_z(Yte, pred, perms)
             if predictions is not None:
-                predictions[np.flatnonzero(keep)[test], cols] = pred
+                predictions[test, cols] = pred
         if z_null is not None:
             Yte, pred, _, _ = _fit_fold_batch(Y_null, train, test, C, plans, be)
             z_null[k] = fold_z(Yte, pred, perms)

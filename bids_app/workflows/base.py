@@ -118,7 +118,9 @@ def init_single_subject_wf(*, subject_plan, extractors, variants, spec, spec_fil
     prepare = pe.Node(PrepareBold(runs_json=subject_plan.runs_json, bold_spec=bold_spec),
                       name="prepare_bold", mem_gb=4.0)
     merge = pe.Node(niu.Merge(len(variants)), name="merge_outputs")
-    encoding = dataclasses.asdict(spec.encoding)
+    encoding = {**dataclasses.asdict(spec.encoding),
+                "statistics": dataclasses.asdict(spec.statistics), "mem_gb": mem_gb_per_fit,
+                "seed": seed}
     for index, variant in enumerate(variants, start=1):
         name = _node_name(variant.label)
         ex_name = _node_name(variant.extractor.label)
