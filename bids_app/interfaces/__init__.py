@@ -206,7 +206,8 @@ class WriteVariant(SimpleInterface):
                    Path(self.inputs.bids_dir))
         files = write_variant_outputs(self.inputs.output_dir, self.inputs.bids_dir, runs,
                                       self.inputs.result_file, self.inputs.mask_file, metadata)
-        outputs = {"r": files[0], "r2": files[1], "alpha": files[2], "scores": files[3]}
+        outputs = {"r": files[0], "r2": files[1], "alpha": files[2],
+                   "scores": next(f for f in files if f.endswith("_scores.tsv"))}
         self._results["out_files"] = files
         self._results["outputs_json"] = json.dumps({metadata["variant"]: outputs})
         return runtime
