@@ -131,10 +131,11 @@ def _read(paths: list[Path], opts: dict, split: str) -> list[dict]:
     return rows
 
 
-def _get(row: dict, column: str, where: str):
+def _get(row: dict, opts: dict, option: str, where: str):
+    column = opts[option]
     if column not in row:
         raise TaskDataError(f"{where} has no column '{column}' (columns: {sorted(row)}); set "
-                            "the matching '*_column' option of the task entry.")
+                            f"'{option}' in the task entry.")
     return row[column]
 
 
@@ -144,43 +145,44 @@ def normalise(rows: list[dict], task_type: str, opts: dict, where: str) -> list[
     out = []
     for row in rows:
         if task_type == "token-classification":
-            tokens = _get(row, opts["tokens_column"], where)
-            tags = _get(row, opts["tags_column"], where)
+            tokens = _get(row, opts, "tokens_column", where)
+            tags = _get(row, opts, "tags_column", where)
             if len(tokens) != len(tags):
                 raise TaskDataError(f"{where} has a sentence with {len(tokens)} tokens but "
                                     f"{len(tags)} tags; fix the file.")
             out.append({"tokens": [str(t) for t in tokens], "tags": [str(t) for t in tags]})
         elif task_type == "question-answering":
-            answers = _get(row, opts["answers_column"], where)
+            answers = _get(row, opts, "answers_column", where)
             if isinstance(answers, dict):  # HF squad layout
                 answers = [{"text": t, "start": int(s)}
                            for t, s in zip(answers["text"], answers["answer_start"], strict=False)]
             if not answers:
                 continue
-            out.append({"question": str(_get(row, opts["question_column"], where)),
-                        "context": str(_get(row, opts["context_column"], where)),
+            out.append({"question": str(_get(row, opts, "question_column", where)),
+                        "context": str(_get(row, opts, "context_column", where)),
                         "answers": [{"text": a["text"], "start": int(a["start"])}
                                     for a in answers]})
         elif task_type == "multiple-choice":
             if opts["choice_columns"]:
-                choices = [str(_get(row, c, where)) for c in opts["choice_columns"]]
+                choices = [str(_get(row, {"choice_columns": c}, "choice_columns", where))
+                           for c in opts["choice_columns"]]
             else:
-                choices = [str(c) for c in _get(row, opts["choices_column"], where)]
-            label = _get(row, opts["label_column"], where)
+                choices = [str(c) for c in _get(row, opts, "choices_column", where)]
+            label = _get(row, opts, "label_column", where)
             try:
                 label = int(label)
             except (TypeError, ValueError):
                 raise TaskDataError(f"{where}: multiple-choice label {label!r} must be the "
                                     "index of the right choice.") from None
-            out.append({"context": str(_get(row, opts["context_column"], where)),
+            out.append({"context": str(_get(row, opts, "context_column", where)),
                         "choices": choices, "label": label})
         else:
-            label = str(_get(row, opts["label_column"], where)).strip()
+            label = str(_get(row, opts, "label_column", where)).strip()
             if label in drop:
                 continue
-            example = {"text": str(_get(row, opts["text_column"], where)), "label": label}
+            example = {"text": str(_get(row, opts, "text_column", where)), "label": label}
             if task_type == "sentence-pair-classification":
-                example["text_pair"] = str(_get(row, opts["text_pair_column"], where))
+                example["text_pair"] = str(_get(row, opts, "text_pair_column", where))
             out.append(example)
     return out
 
