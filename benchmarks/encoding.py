@@ -12,7 +12,8 @@ same 5 inner folds of whole runs, and predict the same held-out runs:
 (e) a naive per-voxel loop (scikit-learn ``Ridge`` per voxel, alpha and fold) on
     a voxel subset, extrapolated.
 
-Each timing is the median of ``--repeats`` runs after one warm-up; a float32 GEMM
+Each timing is the median of ``--repeats`` runs (3 at the small size, 1 at the full
+size) after one warm-up (on 1,000 voxels at the full size); a float32 GEMM
 probe at the start and at the end gives the machine's throughput in this run.
 Peak memory is the largest resident-set increase while a method runs.
 
@@ -39,9 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 SIZES = {
     # runs of training volumes, held-out runs, volumes per run, features, delays, voxels
     "small": {"train_runs": 10, "test_runs": 2, "run_length": 40, "n_features": 48,
-              "n_delays": 4, "voxels": [2000], "naive_voxels": 4},
+              "n_delays": 4, "voxels": [2000], "naive_voxels": 2},
     "full": {"train_runs": 10, "test_runs": 2, "run_length": 160, "n_features": 384,
-             "n_delays": 4, "voxels": [20000, 50000], "naive_voxels": 4},
+             "n_delays": 4, "voxels": [20000, 50000], "naive_voxels": 2},
 }
 ALPHAS = np.logspace(0, 6, 13).astype(np.float32)
 
@@ -167,9 +168,14 @@ def run_naive(X, Y, Xte, cv):
     return np.column_stack(preds).astype(np.float32), np.asarray(chosen), None
 
 
-def timed(fn, repeats: int, *args, **kwargs):
-    """Median seconds over ``repeats`` runs after one warm-up, peak memory, last output."""
-    fn(*args, **kwargs)
+def timed(fn, repeats: int, X, Y, Xte, cv, warm_voxels: int | None = None, **kwargs):
+    """Median seconds over ``repeats`` runs after one warm-up, peak memory, last output.
+
+    The warm-up runs on the first ``warm_voxels`` voxels (all when None): it loads
+    the code paths and thread pools without doubling the time of large runs.
+    """
+    fn(X, Y[:, :warm_voxels] if warm_voxels else Y, Xte, cv, **kwargs)
+    args = (X, Y, Xte, cv)
     times, peak = [], 0.0
     for _ in range(repeats):
         with PeakRSS() as mem:
@@ -181,8 +187,11 @@ def timed(fn, repeats: int, *args, **kwargs):
 
 
 def benchmark(size: str = "small", repeats: int | None = None, voxels=None,
-              threads: int = 0, methods=None) -> dict:
-    """Run every method at every voxel count; return the results as a dict."""
+              threads: int = 0, methods=None, out: str | None = None) -> dict:
+    """Run every method at every voxel count; return the results as a dict.
+
+    With ``out``, the results so far are written there after every method.
+    """
     import sklearn
     import torch
 
@@ -194,6 +203,7 @@ def benchmark(size: str = "small", repeats: int | None = None, voxels=None,
         torch.set_num_threads(threads)
     cfg = SIZES[size]
     repeats = repeats or (3 if size == "small" else 1)
+    warm = None if size == "small" else 1000
     methods = methods or ["brainenc", "himalaya_default", "himalaya_best", "sklearn", "naive"]
     report = {"size": size, "config": cfg, "alphas": ALPHAS.tolist(), "repeats": repeats,
               "torch_threads": torch.get_num_threads(), "gemm_gflops_start": gemm_probe(),
@@ -206,23 +216,23 @@ def benchmark(size: str = "small", repeats: int | None = None, voxels=None,
         ref_r = None
         for name in methods:
             if name == "brainenc":
-                sec, mem, (pred, alpha, flops) = timed(run_brainenc, repeats, X, Y, Xte, cv)
+                sec, mem, (pred, alpha, flops) = timed(run_brainenc, repeats, X, Y, Xte, cv, warm)
             elif name == "himalaya_default":
-                sec, mem, (pred, alpha, flops) = timed(run_himalaya, repeats, X, Y, Xte, cv)
+                sec, mem, (pred, alpha, flops) = timed(run_himalaya, repeats, X, Y, Xte, cv, warm)
             elif name == "himalaya_best":
                 best = None
                 for kernel in (False, True):
-                    out = timed(run_himalaya, repeats, X, Y, Xte, cv, backend="torch",
+                    out = timed(run_himalaya, repeats, X, Y, Xte, cv, warm, backend="torch",
                                 kernel=kernel, solver_params={"n_targets_batch": 4096})
                     if best is None or out[0] < best[0]:
                         best, setting = out, "KernelRidgeCV" if kernel else "RidgeCV"
                 sec, mem, (pred, alpha, flops) = best
                 row["himalaya_best_setting"] = f"{setting}, torch backend, n_targets_batch=4096"
             elif name == "sklearn":
-                sec, mem, (pred, alpha, flops) = timed(run_sklearn, repeats, X, Y, Xte, cv)
+                sec, mem, (pred, alpha, flops) = timed(run_sklearn, repeats, X, Y, Xte, cv, warm)
             elif name == "naive":
                 k = cfg["naive_voxels"]
-                sec, mem, (pred, alpha, flops) = timed(run_naive, 1, X, Y[:, :k], Xte, cv)
+                sec, mem, (pred, alpha, flops) = timed(run_naive, 1, X, Y[:, :k], Xte, cv, 1)
                 sec *= n_voxels / k
                 pred = None
             entry = {"seconds": sec, "peak_rss_mib": round(mem, 1)}
@@ -238,6 +248,10 @@ def benchmark(size: str = "small", repeats: int | None = None, voxels=None,
                 entry["gflop"] = flops / 1e9
                 entry["gflops_per_s"] = flops / 1e9 / sec
             row["methods"][name] = entry
+            print(f"[{time.strftime('%H:%M:%S')}] v={n_voxels} {name}: {sec:.1f} s", flush=True)
+            if out:
+                Path(out).write_text(json.dumps({**report, "partial": row}, indent=2,
+                                                default=_jsonable), encoding="utf-8")
         if ref_r is not None:
             for name, entry in row["methods"].items():
                 alpha = entry.pop("alpha_values", None)
@@ -263,6 +277,10 @@ def benchmark(size: str = "small", repeats: int | None = None, voxels=None,
     return report
 
 
+def _jsonable(value):
+    return value.tolist() if isinstance(value, np.ndarray) else str(value)
+
+
 def print_table(report: dict) -> None:
     print(f"GEMM probe: {report['gemm_gflops_start']:.0f} / {report['gemm_gflops_end']:.0f} "
           "GFLOP/s (start / end)")
@@ -286,7 +304,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--methods", nargs="*", default=None)
     parser.add_argument("--out", default=None, help="JSON file for the results")
     args = parser.parse_args(argv)
-    report = benchmark(args.size, args.repeats, args.voxels, args.threads, args.methods)
+    report = benchmark(args.size, args.repeats, args.voxels, args.threads, args.methods,
+                       out=args.out)
     print_table(report)
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2), encoding="utf-8")

@@ -295,3 +295,57 @@ def variant_metadata(variant_label: str, extractor, layer: int, spec, seed: int,
                                      "training runs"},
         "RandomSeed": seed,
     }
+
+
+def write_comparison_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun],
+                             comparison_file: str, mask_file: str, pair: list[str],
+                             statistics: dict) -> list[str]:
+    """Write ``stat-rdiff``/``stat-rdiffp``/``stat-rdiffq`` maps of two variants.
+
+    The maps are labelled ``desc-<first>vs<second>``; ``rdiff`` is the first
+    variant's held-out r minus the second's.
+
+    Returns
+    -------
+    list of str
+        Written maps (first file of each).
+    """
+    import nibabel as nib
+
+    from .encoding.maps import DESCRIPTIONS
+
+    output_dir, bids_dir = Path(output_dir), Path(bids_dir)
+    is_volume = str(mask_file).endswith((".nii", ".nii.gz"))
+    mask_img = nib.load(mask_file) if is_volume else None
+    entities = {**output_entities(runs), "desc": f"{pair[0]}vs{pair[1]}"}
+    folder = subject_dir(output_dir, entities)
+    with np.load(comparison_file) as data:
+        values = {k: data[k] for k in data.files}
+    common = {
+        "ComparedVariants": list(pair),
+        "SignificanceTest": "paired moving-block bootstrap of held-out volumes (two-sided)",
+        "NBootstrap": int(statistics.get("n_bootstrap", 1000)),
+        "BlockLength": int(statistics.get("block_length", 10)),
+        "Sources": [bids_uri(r.bold_file, bids_dir) for r in runs],
+        "SkullStripped": True,
+        "SoftwareVersions": software_versions(),
+        **grid_metadata(runs, entities),
+    }
+    written = []
+    for stat, key in (("rdiff", "rdiff"), ("rdiffp", "p"), ("rdiffq", "q")):
+        sidecar = {**common, "Statistic": stat, "Description": DESCRIPTIONS[stat]}
+        if stat == "rdiff":
+            sidecar["ConfidenceInterval95"] = "percentile bootstrap, not written as a map"
+        if stat == "rdiffq":
+            sidecar["MultipleComparisonCorrection"] = "Benjamini-Hochberg FDR"
+        if mask_img is not None:
+            final = folder / build_name({**entities, "stat": stat}, "statmap", ".nii.gz")
+            write_nifti(final, unmask(values[key], mask_img))
+            files = [final]
+        else:
+            files = write_surface_maps(folder, {**entities, "stat": stat}, values[key],
+                                       mask_file, runs)
+        for final in files:
+            write_json(final.with_name(final.name.split(".")[0] + ".json"), sidecar)
+        written.append(str(files[0]))
+    return written

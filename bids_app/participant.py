@@ -148,8 +148,17 @@ def prepare_bold(runs_json: str, bold_spec: dict, out_dir: str) -> tuple[str, li
 
 def build_designs(runs_json: str, word_tables: list[str], feature_files: list[str],
                   story_names: list[str], layer_position: int, alignment: dict,
-                  bold_spec: dict, out_dir: str) -> list[str]:
-    """Align one layer's word features to the volumes of every run.
+                  bold_spec: dict, out_dir: str, *, band_positions: list[int] | None = None,
+                  band_names: list[str] | None = None, nuisance: dict | None = None,
+                  story_files: list[str] | None = None) -> list[str]:
+    """Align word features to the volumes of every run, one band after the other.
+
+    The design holds the model features of one layer (or of several layers,
+    ``band_positions``, one band each) followed by the nuisance bands. Bands are
+    aligned separately and set side by side, so that each covers a contiguous
+    column range; with more than one band the ranges go to the design's sidecar
+    JSON as ``bands: {name: [start, stop]}`` (used by banded ridge; plain ridge
+    uses the concatenation).
 
     Parameters
     ----------
@@ -162,11 +171,17 @@ def build_designs(runs_json: str, word_tables: list[str], feature_files: list[st
     story_names : list of str
         Story names.
     layer_position : int
-        Slice of the feature files to use.
+        Slice of the feature files to use (when ``band_positions`` is not given).
     alignment, bold_spec : dict
         ``[alignment]`` and ``[bold]`` of the spec.
     out_dir : str
         Folder for the outputs.
+    band_positions, band_names : list, optional
+        Slices of the feature files used together, and their band names.
+    nuisance : dict, optional
+        From :func:`bids_app.featurization.nuisance_settings`; needs ``story_files``.
+    story_files : list of str, optional
+        Story JSON files (for the nuisance bands).
 
     Returns
     -------
@@ -177,28 +192,48 @@ def build_designs(runs_json: str, word_tables: list[str], feature_files: list[st
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    features = {name: np.load(path, mmap_mode="r")[layer_position]
-                for name, path in zip(story_names, feature_files)}
+    positions = list(band_positions) if band_positions else [layer_position]
+    names = list(band_names) if band_names else [f"features{p}" for p in positions]
+    loaded = {name: np.load(path, mmap_mode="r")
+              for name, path in zip(story_names, feature_files, strict=True)}
+    bands = {band: {story: data[position] for story, data in loaded.items()}
+             for band, position in zip(names, positions, strict=True)}
+    if nuisance and nuisance.get("bands"):
+        from .featurization import story_nuisance
+
+        per_story = story_nuisance(list(story_files or []), nuisance)
+        for band in nuisance["bands"]:
+            bands[band] = {story: values[band] for story, values in per_story.items()}
     runs = load_runs(runs_json)
     paths = []
-    for i, (run, table_file) in enumerate(zip(runs, word_tables)):
+    for i, (run, table_file) in enumerate(zip(runs, word_tables, strict=True)):
         table = pd.read_csv(table_file, sep="\t", keep_default_na=False)
         times = run_times(run, bold_spec)
-        rows = np.vstack([features[s][int(w)] for s, w in zip(table["story"], table["word_index"])])
-        design = align_run(
-            table["onset"].to_numpy(float), table["duration"].to_numpy(float), rows, times,
-            run.tr, method=alignment.get("method", "hrf"),
-            hrf_model=alignment.get("hrf_model", "glover"),
-            delays=alignment.get("delays", [1, 2, 3, 4]),
-            word_duration=alignment.get("word_duration", "impulse"),
-        )
+        blocks, slices, start = [], {}, 0
+        for band, features in bands.items():
+            rows = np.vstack([features[s][int(w)]
+                              for s, w in zip(table["story"], table["word_index"], strict=True)])
+            block = align_run(
+                table["onset"].to_numpy(float), table["duration"].to_numpy(float), rows, times,
+                run.tr, method=alignment.get("method", "hrf"),
+                hrf_model=alignment.get("hrf_model", "glover"),
+                delays=alignment.get("delays", [1, 2, 3, 4]),
+                word_duration=alignment.get("word_duration", "impulse"),
+            )
+            blocks.append(block)
+            slices[band] = [start, start + block.shape[1]]
+            start += block.shape[1]
+        design = blocks[0] if len(blocks) == 1 else np.hstack(blocks)
         # the volumes prepare_bold removed (non-steady state, scrubbing) leave the design too
         keep = run_samples(run, bold_spec).keep[run.n_volumes - len(times):]
         if not keep.all():
             design = design[keep]
         path = out / f"run{i:03d}_design.npy"
         np.save(path, design)
-        update_design_sidecar(path, stories=sorted({str(v) for v in table["story"]}))
+        sidecar = {"stories": sorted({str(v) for v in table["story"]})}
+        if len(slices) > 1:
+            sidecar["bands"] = slices
+        update_design_sidecar(path, **sidecar)
         paths.append(str(path))
     return paths
 
@@ -272,7 +307,7 @@ def fit_encoding(design_files: list[str], bold_files: list[str], encoding: dict,
                                        n_iter=encoding.get("banded_iterations", 20),
                                        random_state=encoding.get("seed", 0), **common, **extra)
     else:
-        predictions = None
+        arrays = {}
         if encoding.get("save_predictions"):
             from numpy.lib.format import open_memmap
 
@@ -280,17 +315,52 @@ def fit_encoding(design_files: list[str], bold_files: list[str], encoding: dict,
 
             trim = common["trim"]
             n_kept = sum(int(edge_mask(len(y), *trim).sum()) for y in Ys)
-            predictions = open_memmap(str(out_file).replace(".npz", "_predictions.npy"),
-                                      mode="w+", dtype=np.float32,
-                                      shape=(n_kept, Ys[0].shape[1]))
+            for key in ("predictions", "heldout"):
+                arrays[key] = open_memmap(str(out_file).replace(".npz", f"_{key}.npy"),
+                                          mode="w+", dtype=np.float32,
+                                          shape=(n_kept, Ys[0].shape[1]))
         result = cross_validate(
             Xs, Ys, encoding["alphas"], mem_gb=encoding.get("mem_gb"),
             n_permutations=stats.get("heldout_permutations", 0),
             permutation=stats.get("permutation", "block"),
             block_length=stats.get("block_length", 10), random_state=encoding.get("seed", 0),
-            predictions=predictions, **common, **extra)
-        if predictions is not None:
-            predictions.flush()
-            del predictions
+            **arrays, **common, **extra)
+        for array in arrays.values():
+            array.flush()
+        arrays.clear()
     result.save(out_file)
+    return out_file
+
+
+def compare_encodings(result_a: str, result_b: str, statistics: dict, out_file: str) -> str:
+    """Paired block-bootstrap comparison of two variants' held-out predictions.
+
+    Both fits must have saved their held-out predictions (``save_predictions``).
+
+    Returns
+    -------
+    str
+        ``.npz`` with ``rdiff``, ``p``, ``q``, ``ci_low``, ``ci_high`` per voxel.
+    """
+    from stimuli_models.cache import atomic_file
+
+    from .encoding.compare import compare_predictions
+    from .encoding.engine import EncodingResult
+
+    first, second = EncodingResult.load(result_a), EncodingResult.load(result_b)
+    if first.test_runs != second.test_runs or first.info.get("trim") != second.info.get("trim"):
+        raise ValueError("the two variants were cross-validated on different folds")
+    arrays = [np.load(str(f).replace(".npz", f"_{k}.npy"), mmap_mode="r")
+              for f, k in ((result_a, "heldout"), (result_a, "predictions"),
+                           (result_b, "predictions"))]
+    # rows of the kept volumes, in run order; each outer fold holds out whole runs
+    lengths = first.info.get("run_lengths")
+    bounds = np.concatenate([[0], np.cumsum(lengths)])
+    folds = [np.concatenate([np.arange(bounds[r], bounds[r + 1]) for r in runs])
+             for runs in first.test_runs]
+    out = compare_predictions(*arrays, folds, n_bootstrap=int(statistics.get("n_bootstrap", 1000)),
+                              block_length=int(statistics.get("block_length", 10)),
+                              random_state=0)
+    with atomic_file(out_file) as handle:
+        np.savez(handle, **out)
     return out_file

@@ -140,7 +140,7 @@ def cross_validate(Xs, Ys, alphas, *, outer_cv: str = "leave-one-run-out",
                    n_targets_batch: int | None = None, run_labels=None, confounds=None,
                    trim=(0, 0), mem_gb: float | None = None, n_permutations: int = 0,
                    permutation: str = "block", block_length: int = 10, random_state=0,
-                   predictions=None) -> EncodingResult:
+                   predictions=None, heldout=None) -> EncodingResult:
     """Outer cross-validation over runs of a voxel-wise ridge model.
 
     Parameters
@@ -178,6 +178,8 @@ def cross_validate(Xs, Ys, alphas, *, outer_cv: str = "leave-one-run-out",
         Seed of the permutations.
     predictions : ndarray of shape (n_kept_volumes, n_voxels), optional
         Writable (e.g. memory-mapped) array receiving the held-out predictions.
+    heldout : ndarray of shape (n_kept_volumes, n_voxels), optional
+        Writable array receiving the held-out BOLD as scored (after confound removal).
 
     Returns
     -------
@@ -242,6 +244,8 @@ def cross_validate(Xs, Ys, alphas, *, outer_cv: str = "leave-one-run-out",
                 z_folds[k, cols] = fold_z(Yte, pred, perms)
             if predictions is not None:
                 predictions[test, cols] = pred
+            if heldout is not None:
+                heldout[test, cols] = Yte
         if z_null is not None:
             Yte, pred, _, _ = _fit_fold_batch(Y_null, train, test, C, plans, be)
             z_null[k] = fold_z(Yte, pred, perms)
@@ -263,7 +267,8 @@ def cross_validate(Xs, Ys, alphas, *, outer_cv: str = "leave-one-run-out",
               "seconds": round(elapsed, 3), "gflop": round(flops / 1e9, 3),
               "n_permutations": int(n_permutations), "permutation": permutation,
               "block_length": int(block_length), "null_fold_correlation": rho,
-              "trim": [int(t) for t in (trim or (0, 0))]},
+              "trim": [int(t) for t in (trim or (0, 0))],
+              "run_lengths": np.bincount(groups, minlength=len(Ys)).tolist()},
         p=p, q=q, layer_folds=layer_folds,
     )
 

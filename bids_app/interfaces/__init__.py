@@ -118,6 +118,10 @@ class _DesignInput(BaseInterfaceInputSpec):
     layer_position = traits.Int(mandatory=True)
     alignment = traits.Dict(mandatory=True)
     bold_spec = traits.Dict(mandatory=True)
+    band_positions = traits.List(traits.Int, desc="feature slices used together, a band each")
+    band_names = traits.List(traits.Str, desc="names of those bands")
+    nuisance = traits.Dict(desc="nuisance bands (bids_app.featurization.nuisance_settings)")
+    story_files = traits.List(File(exists=True), desc="story JSON files (nuisance bands)")
 
 
 class _DesignOutput(TraitedSpec):
@@ -136,7 +140,11 @@ class BuildDesigns(SimpleInterface):
         self._results["design_files"] = build_designs(
             self.inputs.runs_json, list(self.inputs.word_tables), list(self.inputs.feature_files),
             list(self.inputs.story_names), self.inputs.layer_position,
-            dict(self.inputs.alignment), dict(self.inputs.bold_spec), runtime.cwd)
+            dict(self.inputs.alignment), dict(self.inputs.bold_spec), runtime.cwd,
+            band_positions=list(self.inputs.band_positions) or None,
+            band_names=list(self.inputs.band_names) or None,
+            nuisance=dict(self.inputs.nuisance) or None,
+            story_files=list(self.inputs.story_files) or None)
         return runtime
 
 
@@ -208,8 +216,46 @@ class WriteVariant(SimpleInterface):
                                       self.inputs.result_file, self.inputs.mask_file, metadata)
         outputs = {"r": files[0], "r2": files[1], "alpha": files[2],
                    "scores": next(f for f in files if f.endswith("_scores.tsv"))}
+        for stat in ("p", "q"):  # permutation test maps, when computed
+            found = next((f for f in files if f"_stat-{stat}_" in os.path.basename(f)), None)
+            if found:
+                outputs[stat] = found
         self._results["out_files"] = files
         self._results["outputs_json"] = json.dumps({metadata["variant"]: outputs})
+        return runtime
+
+
+class _CompareInput(BaseInterfaceInputSpec):
+    output_dir = traits.Str(mandatory=True)
+    bids_dir = traits.Str(mandatory=True)
+    runs_json = File(exists=True, mandatory=True)
+    result_a = File(exists=True, mandatory=True)
+    result_b = File(exists=True, mandatory=True)
+    mask_file = File(exists=True, mandatory=True)
+    pair = traits.List(traits.Str, mandatory=True, desc="variant labels (first minus second)")
+    statistics = traits.Dict(mandatory=True)
+
+
+class _CompareOutput(TraitedSpec):
+    out_files = traits.List(traits.Str)
+
+
+class CompareVariants(SimpleInterface):
+    """Voxel-wise r difference of two variants: :func:`bids_app.participant.compare_encodings`."""
+
+    input_spec = _CompareInput
+    output_spec = _CompareOutput
+
+    def _run_interface(self, runtime):
+        from ..outputs import write_comparison_outputs
+        from ..participant import compare_encodings, load_runs
+
+        out = compare_encodings(self.inputs.result_a, self.inputs.result_b,
+                                dict(self.inputs.statistics),
+                                os.path.join(runtime.cwd, "comparison.npz"))
+        self._results["out_files"] = write_comparison_outputs(
+            self.inputs.output_dir, self.inputs.bids_dir, load_runs(self.inputs.runs_json),
+            out, self.inputs.mask_file, list(self.inputs.pair), dict(self.inputs.statistics))
         return runtime
 
 

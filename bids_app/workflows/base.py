@@ -12,8 +12,10 @@ import json
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
+from ..featurization import nuisance_settings
 from ..interfaces import (
     BuildDesigns,
+    CompareVariants,
     FeaturizeStories,
     FitEncoding,
     ParticipantReport,
@@ -83,6 +85,7 @@ def init_brainenc_wf(*, plan, extractors, variants, spec, spec_file: str, output
         subject_wf = init_single_subject_wf(
             subject_plan=subject_plan, extractors=extractors, variants=variants, spec=spec,
             spec_file=spec_file, story_names=plan.story_names, output_dir=output_dir,
+            story_files=plan.story_files,
             bids_dir=bids_dir, seed=seed, backend=backend, omp_nthreads=omp_nthreads,
             mem_gb_per_fit=mem_gb_per_fit, use_gpu=backend == "torch_cuda")
         for extractor in extractors:
@@ -99,7 +102,8 @@ def init_brainenc_wf(*, plan, extractors, variants, spec, spec_file: str, output
 def init_single_subject_wf(*, subject_plan, extractors, variants, spec, spec_file: str,
                            story_names: list[str], output_dir: str, bids_dir: str, seed: int,
                            backend: str, omp_nthreads: int = 0, mem_gb_per_fit: float = 2.0,
-                           use_gpu: bool = False) -> pe.Workflow:
+                           use_gpu: bool = False,
+                           story_files: list[str] | None = None) -> pe.Workflow:
     """Build the workflow of one participant: BOLD, designs, fits, outputs, report.
 
     Returns
@@ -121,19 +125,32 @@ def init_single_subject_wf(*, subject_plan, extractors, variants, spec, spec_fil
     encoding = {**dataclasses.asdict(spec.encoding),
                 "statistics": dataclasses.asdict(spec.statistics), "mem_gb": mem_gb_per_fit,
                 "seed": seed}
+    labels = {v.label for v in variants}
+    pairs = [list(p) for p in spec.statistics.compare
+             if len(p) == 2 and p[0] in labels and p[1] in labels]
+    compared = {label for pair in pairs for label in pair}
+    fits = {}
+    nuisance = nuisance_settings(spec)
     for index, variant in enumerate(variants, start=1):
         name = _node_name(variant.label)
         ex_name = _node_name(variant.extractor.label)
         design = pe.Node(BuildDesigns(
             runs_json=subject_plan.runs_json, word_tables=subject_plan.word_tables,
             story_names=story_names, layer_position=variant.layer_position,
-            alignment=dataclasses.asdict(spec.alignment), bold_spec=bold_spec),
+            alignment=dataclasses.asdict(spec.alignment), bold_spec=bold_spec,
+            band_positions=variant.band_positions,
+            band_names=[f"L{layer}" for layer in (variant.band_layers or [variant.layer])],
+            nuisance=nuisance if nuisance["bands"] else {}, story_files=list(story_files or [])),
             name=f"design_{name}")
-        fit = pe.Node(FitEncoding(encoding=encoding, backend=backend, omp_nthreads=omp_nthreads,
-                                  use_gpu=use_gpu),
+        fit = pe.Node(FitEncoding(encoding={**encoding,
+                                            "save_predictions": variant.label in compared},
+                                  backend=backend, omp_nthreads=omp_nthreads, use_gpu=use_gpu),
                       name=f"fit_{name}", mem_gb=mem_gb_per_fit, n_procs=max(omp_nthreads, 1))
         metadata = variant_metadata(variant.label, variant.extractor, variant.layer, spec, seed,
                                     backend)
+        if variant.band_layers:  # several layers, one band each
+            metadata["Layers"] = list(variant.band_layers)
+            metadata["Features"] = {**metadata["Features"], "layers": list(variant.band_layers)}
         write = pe.Node(WriteVariant(output_dir=output_dir, bids_dir=bids_dir,
                                      runs_json=subject_plan.runs_json,
                                      metadata=json.loads(json.dumps(metadata, default=str))),
@@ -146,6 +163,17 @@ def init_single_subject_wf(*, subject_plan, extractors, variants, spec, spec_fil
             (prepare, write, [("mask_file", "mask_file")]),
             (inputnode, write, [(f"tuning_{ex_name}", "tuning_json")]),
             (write, merge, [("outputs_json", f"in{index}")]),
+        ])
+        fits[variant.label] = fit
+    for pair in pairs:  # participant-level stat-rdiff maps of explicitly compared variants
+        compare = pe.Node(CompareVariants(output_dir=output_dir, bids_dir=bids_dir,
+                                          runs_json=subject_plan.runs_json, pair=pair,
+                                          statistics=dataclasses.asdict(spec.statistics)),
+                          name=f"compare_{_node_name(pair[0])}_{_node_name(pair[1])}")
+        workflow.connect([
+            (fits[pair[0]], compare, [("result_file", "result_a")]),
+            (fits[pair[1]], compare, [("result_file", "result_b")]),
+            (prepare, compare, [("mask_file", "mask_file")]),
         ])
     report = pe.Node(ParticipantReport(output_dir=output_dir, subject=subject,
                                        runs_json=subject_plan.runs_json,

@@ -1,0 +1,66 @@
+"""Participant-level comparison of two variants: files in, stat-rdiff maps out."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from bids_app.io.bids import BoldRun
+from bids_app.participant import compare_encodings, fit_encoding
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    from bids_app.threads import limit_threads
+
+    with limit_threads(1):
+        yield
+
+
+def test_better_variant_wins_and_maps_are_written(tmp_path):
+    from bids_app.outputs import write_comparison_outputs
+
+    rng = np.random.default_rng(0)
+    n_runs, n, p, v = 4, 80, 6, 24
+    shape = (2, 3, 4)
+    good = [rng.normal(size=(n, p)).astype(np.float32) for _ in range(n_runs)]
+    W = rng.normal(size=(p, v))
+    bold, designs_a, designs_b = [], [], []
+    for i, x in enumerate(good):
+        y = (x @ W + rng.normal(size=(n, v))).astype(np.float32)
+        bad = (x + 3.0 * rng.normal(size=x.shape)).astype(np.float32)  # noisier features
+        for name, arr, store in (("bold", y, bold), ("a", x, designs_a), ("b", bad, designs_b)):
+            path = tmp_path / f"run{i}_{name}.npy"
+            np.save(path, arr)
+            store.append(str(path))
+    encoding = {"alphas": [1.0, 10.0, 100.0], "outer_cv": "leave-one-run-out",
+                "inner_folds": 3, "save_predictions": True, "trim_edges": [3, 0],
+                "statistics": {"heldout_permutations": 0}}
+    res_a = fit_encoding(designs_a, bold, encoding, "numpy", str(tmp_path / "a.npz"))
+    res_b = fit_encoding(designs_b, bold, encoding, "numpy", str(tmp_path / "b.npz"))
+    stats = {"n_bootstrap": 200, "block_length": 8}
+    out = compare_encodings(res_a, res_b, stats, str(tmp_path / "cmp.npz"))
+    with np.load(out) as data:
+        assert (data["rdiff"] > 0).all()
+        assert (data["q"] < 0.05).mean() > 0.9
+    # maps in a BIDS-derivatives layout
+    mask = np.zeros(shape, dtype=np.uint8)
+    mask.flat[:v] = 1
+    nib.save(nib.Nifti1Image(mask, np.eye(4)), tmp_path / "mask.nii.gz")
+    bids = tmp_path / "bids"
+    func = bids / "sub-01" / "func"
+    runs = [BoldRun(subject="01", session="", task="story", run=str(i + 1),
+                    bold_file=func / f"sub-01_task-story_run-{i + 1}_bold.nii.gz",
+                    events_file=None, tr=2.0, n_volumes=n,
+                    entities={"subject": "01", "task": "story", "run": str(i + 1)})
+            for i in range(n_runs)]
+    files = write_comparison_outputs(str(tmp_path / "out"), str(bids), runs, out,
+                                     str(tmp_path / "mask.nii.gz"), ["tuned", "frozen"], stats)
+    names = [f.split("/")[-1] for f in files]
+    assert names == [f"sub-01_task-story_stat-{s}_desc-tunedvsfrozen_statmap.nii.gz"
+                     for s in ("rdiff", "rdiffp", "rdiffq")]
+    sidecar = json.loads(open(files[1].replace(".nii.gz", ".json")).read())
+    assert sidecar["ComparedVariants"] == ["tuned", "frozen"] and sidecar["NBootstrap"] == 200
+    img = nib.load(files[0]).get_fdata()
+    assert (img.flat[:v] > 0).all() and (img.flat[v:] == 0).all()
