@@ -73,17 +73,32 @@ class FeatureConfig:
     batch_size: int = 16
     max_tokens: int = 0
     dtype: str = "auto"
+    #: Unit of ``context_words``: 'words' or 'tokens'.
+    context_unit: str = "words"
+    #: Every selected layer becomes a band of one variant (instead of a variant each).
+    bands: bool = False
+    #: Low-level bands added to every design: word_rate, word_length, word_frequency,
+    #: sentence_boundary.
+    nuisance: list = field(default_factory=list)
+    #: Word frequency list (TSV/CSV: word + count|frequency|zipf), relative to the spec;
+    #: empty: unigram counts over the stories.
+    frequency_file: str = ""
 
     def settings(self):
         """The matching :class:`stimuli_models.features.FeatureSettings`."""
+        from stimuli_models.errors import check_choice
         from stimuli_models.features import FeatureSettings
+        from stimuli_models.nuisance import NUISANCE_BANDS
 
+        for band in self.nuisance:
+            check_choice("features.nuisance", band, NUISANCE_BANDS)
         layers = self.layers if isinstance(self.layers, str) else tuple(self.layers)
         return FeatureSettings(
             layers=layers, unit=self.unit, pooling=self.pooling,
             sentence_pooling=self.sentence_pooling, context_words=self.context_words,
             stride=self.stride, direction=self.direction, batch_size=self.batch_size,
             max_tokens=self.max_tokens or None, dtype=self.dtype,
+            context_unit=self.context_unit,
         )
 
 

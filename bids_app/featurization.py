@@ -1,11 +1,19 @@
-"""Featurize every story with one extractor (cached under ``OUTPUT_DIR/stimuli``)."""
+"""Story features for the design matrices.
+
+Model features: every story featurized once per extractor, cached under
+``OUTPUT_DIR/stimuli/features`` by content hash. Nuisance features: low-level
+word properties (rate, length, frequency, sentence boundaries) computed from the
+story files, each a band of its own in every design.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from .errors import from_library_error
+import numpy as np
+
+from .errors import UsageError, from_library_error
 from .variants import Extractor
 
 
@@ -34,7 +42,7 @@ def featurize_extractor(extractor_json: str, tuning_json: str, story_files: list
         One ``.npy`` per story, shape (n_layers, n_words, n_features).
     """
     from stimuli_models.errors import StimuliModelsError
-    from stimuli_models.features import FeatureSettings
+    from stimuli_models.features import FeatureSettings, resolve_dtype
     from stimuli_models.featurize import Story, featurize_stories
     from stimuli_models.tuning import get_method
 
@@ -44,9 +52,10 @@ def featurize_extractor(extractor_json: str, tuning_json: str, story_files: list
     tuning = json.loads(Path(tuning_json).read_text(encoding="utf-8"))
     config = FeatureConfig(**feature_settings)
     settings: FeatureSettings = config.settings()
-    dtype = settings.dtype
-    if dtype == "auto":
-        dtype = "bfloat16" if device == "cuda" else "float32"
+    try:
+        dtype = resolve_dtype(settings.dtype, device)
+    except StimuliModelsError as exc:
+        raise from_library_error(exc) from None
     # the resolved dtype is part of the cache key: GPU (bf16) and CPU features differ
     settings = FeatureSettings(**{**settings.to_dict(), "layers": tuple(extractor.layers),
                                   "dtype": dtype})
@@ -70,3 +79,73 @@ def featurize_extractor(extractor_json: str, tuning_json: str, story_files: list
     except StimuliModelsError as exc:
         raise from_library_error(exc) from None
     return [str(p) for p in paths]
+
+
+def nuisance_settings(spec) -> dict:
+    """Return the nuisance bands of a spec, with the frequency file resolved and checked.
+
+    Parameters
+    ----------
+    spec : ExperimentSpec
+        The experiment spec (``[features] nuisance`` and ``frequency_file``).
+
+    Returns
+    -------
+    dict
+        ``{'bands': [...], 'frequency_file': absolute path or ''}``;
+        ``bands`` is empty when no nuisance band is asked for.
+    """
+    features = spec.features
+    path = ""
+    if features.frequency_file and "word_frequency" in features.nuisance:
+        file = Path(features.frequency_file).expanduser()
+        if not file.is_absolute() and spec.source_file:
+            file = Path(spec.source_file).parent / file
+        if not file.is_file():
+            raise UsageError(f"the word frequency file '{file}' ('features.frequency_file') "
+                             "does not exist; fix the path (relative to the spec's folder).")
+        path = str(file.resolve())
+    return {"bands": list(features.nuisance), "frequency_file": path}
+
+
+def story_nuisance(story_files: list[str], nuisance: dict) -> dict[str, dict[str, np.ndarray]]:
+    """Compute the nuisance features of every story.
+
+    Parameters
+    ----------
+    story_files : list of str
+        Story JSON files (see :class:`stimuli_models.featurize.Story`); word
+        frequencies come from unigram counts over all of them unless a frequency
+        file is given.
+    nuisance : dict
+        From :func:`nuisance_settings`.
+
+    Returns
+    -------
+    dict
+        Story name -> band name -> float32 array of shape (n_words, 1).
+    """
+    from stimuli_models.errors import StimuliModelsError
+    from stimuli_models.featurize import Story
+    from stimuli_models.nuisance import (
+        FrequencyTable,
+        nuisance_features,
+        read_frequency_file,
+        unigram_counts,
+    )
+
+    bands = list(nuisance.get("bands") or [])
+    stories = [Story.from_json(path) for path in story_files]
+    try:
+        table = None
+        if "word_frequency" in bands:
+            if nuisance.get("frequency_file"):
+                table = read_frequency_file(nuisance["frequency_file"])
+            else:
+                table = FrequencyTable(unigram_counts(s.words for s in stories))
+        return {story.name: nuisance_features(
+                    story.words, bands, frequencies=table,
+                    sentences=None if story.sentences is None else np.asarray(story.sentences))
+                for story in stories}
+    except StimuliModelsError as exc:
+        raise from_library_error(exc) from None

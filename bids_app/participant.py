@@ -193,7 +193,8 @@ def build_designs(runs_json: str, word_tables: list[str], feature_files: list[st
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     positions = list(band_positions) if band_positions else [layer_position]
-    names = list(band_names) if band_names else [f"features{p}" for p in positions]
+    names = (list(band_names) if band_names else ["features"] if len(positions) == 1
+             else [f"features{p}" for p in positions])
     loaded = {name: np.load(path, mmap_mode="r")
               for name, path in zip(story_names, feature_files, strict=True)}
     bands = {band: {story: data[position] for story, data in loaded.items()}

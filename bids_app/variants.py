@@ -52,14 +52,26 @@ class Variant:
     extractor: Extractor
     layer: int
     layer_position: int
+    #: Hidden layers used together, one band each (``[features] bands = true``);
+    #: ``layer`` is then the deepest of them.
+    band_layers: list = field(default_factory=list)
+
+    @property
+    def band_positions(self) -> list[int]:
+        """Slices of the feature files that form the design's bands (one when unbanded)."""
+        if not self.band_layers:
+            return [self.layer_position]
+        return [self.extractor.layers.index(layer) for layer in self.band_layers]
 
     def description(self) -> str:
         """One line for ``descriptions.tsv``."""
         ex = self.extractor
         task = f" tuned on task '{ex.task.name}'" if ex.task else ""
         method = "pretrained (frozen)" if ex.method == "frozen" else f"{ex.method}-tuned"
+        where = (f"hidden layers {', '.join(map(str, self.band_layers))} as bands"
+                 if self.band_layers else f"hidden layer {self.layer}")
         return (f"Encoding model of {method} '{ex.model.name}' ({ex.model.source}){task}, "
-                f"hidden layer {self.layer}")
+                f"{where}")
 
 
 def _alnum(text: str) -> str:
@@ -67,13 +79,18 @@ def _alnum(text: str) -> str:
 
 
 def settings_tag(settings: dict) -> str:
-    """Short alphanumeric tag of method settings (``{'k': 2}`` -> ``'k2'``)."""
+    """Short alphanumeric tag of method settings.
+
+    ``{'k': 2}`` gives ``'k2'``; keys with underscores are cut to their initials
+    (``{'num_virtual_tokens': 4}`` gives ``'nvt4'``).
+    """
     parts = []
     for key in sorted(settings):
         value = settings[key]
         if isinstance(value, (list, tuple)):
             value = "".join(str(v) for v in value)
-        parts.append(f"{key}{value}")
+        short = "".join(w[0] for w in key.split("_")) if "_" in key else key
+        parts.append(f"{short}{value}")
     return _alnum("".join(parts))
 
 
@@ -117,6 +134,13 @@ def plan_variants(spec: ExperimentSpec) -> tuple[list[Extractor], list[Variant]]
                               method=entry.method, settings=dict(entry.settings), task=task,
                               layers=list(layers))
         extractors.append(extractor)
+        if spec.features.bands and len(layers) > 1:
+            contiguous = list(layers) == list(range(layers[0], layers[-1] + 1))
+            tag = (f"L{layers[0]}to{layers[-1]}" if contiguous
+                   else "".join(f"L{layer}" for layer in layers))
+            variants.append(Variant(label=f"{base}{tag}", extractor=extractor, layer=layers[-1],
+                                    layer_position=len(layers) - 1, band_layers=list(layers)))
+            continue
         for position, layer in enumerate(layers):
             variants.append(Variant(label=f"{base}L{layer}", extractor=extractor,
                                     layer=layer, layer_position=position))

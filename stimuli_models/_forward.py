@@ -29,14 +29,33 @@ def forward_hidden(model, input_ids, attention_mask):
     return result.hidden_states
 
 
+#: Model types known to attend in both directions, or only to the past.
+ENCODER_TYPES = frozenset({
+    "bert", "roberta", "xlm-roberta", "distilbert", "albert", "electra", "deberta",
+    "deberta-v2", "mpnet", "camembert", "ernie", "nezha", "megatron-bert", "modernbert",
+})
+DECODER_TYPES = frozenset({
+    "gpt2", "gpt_neo", "gpt_neox", "gptj", "llama", "mistral", "mixtral", "qwen2", "qwen3",
+    "phi", "phi3", "gemma", "gemma2", "gemma3_text", "opt", "bloom", "falcon", "olmo", "olmo2",
+    "smollm3", "stablelm", "starcoder2",
+})
+
+
 def causal_probe(model, token_ids: np.ndarray, prefix: list[int], n_virtual: int,
                  device: str) -> bool:
     """Whether a token's hidden states ignore the tokens after it (a decoder).
 
-    Two short sequences that differ only in their last token go through the
-    model; the model is causal when the states of every earlier position agree.
+    Known model types answer from their configuration. Otherwise two short
+    sequences that differ only in their last token go through the model; the
+    model is causal when the states of every earlier position agree.
     """
     import torch
+
+    model_type = str(getattr(model.config, "model_type", ""))
+    if model_type in ENCODER_TYPES and not getattr(model.config, "is_decoder", False):
+        return False
+    if model_type in DECODER_TYPES:
+        return True
 
     vocab = int(getattr(model.config, "vocab_size", 0) or 0)
     a = int(token_ids[0]) if len(token_ids) else 0
@@ -102,6 +121,23 @@ def _gather_plan(batch, token_word, pool, before):
             np.asarray(seg_start, dtype=np.int64), seg_words)
 
 
+def _gather(states, layers, rows, positions) -> np.ndarray:
+    """States of the given (row, position) pairs of the kept layers, float32 on the host.
+
+    On CPU the gathering is done by numpy on views of the tensors: torch's
+    threaded indexing kernels are far slower for these small gathers on a busy
+    machine. On GPU only the gathered rows are copied to the host.
+    """
+    import torch
+
+    first = states[layers[0]]
+    if first.device.type == "cpu":
+        return np.stack([states[k].float().numpy()[rows, positions] for k in layers])
+    rows_t = torch.from_numpy(rows).to(first.device)
+    pos_t = torch.from_numpy(positions).to(first.device)
+    return torch.stack([states[k][rows_t, pos_t] for k in layers]).float().cpu().numpy()
+
+
 def run_groups(model, tokenizer, token_ids, token_word, groups, layers, pool, *, batch_size,
                specials, n_virtual, device, n_words):
     """Run every window group through the model and pool target states into words.
@@ -145,10 +181,7 @@ def run_groups(model, tokenizer, token_ids, token_word, groups, layers, pool, *,
                 continue
             states = forward_hidden(model, torch.from_numpy(ids).to(device),
                                     torch.from_numpy(mask).to(device))
-            rows_t = torch.from_numpy(rows).to(device)
-            pos_t = torch.from_numpy(pos + n_virtual).to(device)
-            gathered = torch.stack([states[k][rows_t, pos_t] for k in layers])
-            gathered = gathered.float().cpu().numpy()  # (L, n_gathered, H)
+            gathered = _gather(states, layers, rows, pos + n_virtual)  # (L, n_gathered, H)
             if pool == "mean" or pool == "sentence-mean":
                 counts = np.diff(np.r_[seg_start, len(rows)])
                 pooled = np.add.reduceat(gathered, seg_start, axis=1) / counts[None, :, None]
