@@ -272,3 +272,17 @@ def test_stimuli_report_section(tmp_path):
     assert rows["coverage"].iloc[0] == pytest.approx((2.3 + 0.18 - 0.2) / 40)
     html = stimuli_section(runs, tables, ExperimentSpec())
     assert "Story a" in html and "3 after run end" in html and "data:image/png" in html
+
+
+def test_slice_timing_is_left_to_the_volume_times(tmp_path):
+    """StartTime moves the volumes' acquisition times (run_times), never the words."""
+    from bids_app.participant import run_times
+
+    grid(tmp_path / "stimuli" / "a.TextGrid")
+    run = make_run(tmp_path, events="onset\tduration\tstim_file\n2\t3\ta.TextGrid\n")
+    plain = annotate_run(run, StoryRegistry(), AnnotationConfig(), bids_dir=tmp_path)
+    run.start_time = 0.7
+    shifted = annotate_run(run, StoryRegistry(), AnnotationConfig(), bids_dir=tmp_path)
+    np.testing.assert_allclose(plain["onset"], shifted["onset"])
+    times = run_times(run, {"dummy_scans": 2})
+    assert times[0] == pytest.approx(2 * run.tr + 0.7) and len(times) == run.n_volumes - 2
