@@ -37,12 +37,14 @@ BIDSIGNORE = [
     "*_scores.tsv",
     "*_scores.json",
     "*.html",
-    "sub-*/figures/",
-    "figures/",
-    "group/",
-    "logs/",
-    "models/",
-    "stimuli/",
+    # folders without a trailing slash: bids-validator matches "group/" against the
+    # files inside but still reports the folder itself as not included
+    "sub-*/figures",
+    "figures",
+    "group",
+    "logs",
+    "models",
+    "stimuli",
 ]
 
 
