@@ -152,6 +152,30 @@ def different_grids(case: Case) -> list[str]:
     return case.argv("--participant-label", "02")
 
 
+def mask_other_grid(case: Case) -> list[str]:
+    """fMRIPrep-style inputs whose brain mask is not on the grid of the BOLD run."""
+    import nibabel as nib
+
+    prep = case.root / "fmriprep"
+    (prep / "dataset_description.json").parent.mkdir(parents=True)
+    (prep / "dataset_description.json").write_text(json.dumps(
+        {"Name": "fMRIPrep", "BIDSVersion": "1.10.0", "DatasetType": "derivative",
+         "GeneratedBy": [{"Name": "fMRIPrep", "Version": "23.2.0"}]}))
+    func = prep / "sub-02" / "func"
+    func.mkdir(parents=True)
+    for run in (1, 2, 3):
+        stem = f"sub-02_task-listening_run-{run}_space-MNI152NLin2009cAsym"
+        img = nib.load(case.bold("02", run))
+        shutil.copy(case.bold("02", run), func / f"{stem}_desc-preproc_bold.nii.gz")
+        (func / f"{stem}_desc-preproc_bold.json").write_text(json.dumps(
+            {"RepetitionTime": 2.0, "SkullStripped": False}))
+        mask = np.ones(img.shape[:3], dtype=np.uint8)
+        if run == 2:
+            mask = mask[:-2]
+        nib.save(nib.Nifti1Image(mask, img.affine), func / f"{stem}_desc-brain_mask.nii.gz")
+    return case.argv("--participant-label", "02", "-d", f"fmriprep={prep}")
+
+
 def all_nan(case: Case) -> list[str]:
     case.edit_image(case.bold("02", 1),
                     lambda data, header: np.full(data.shape, np.nan, dtype=np.float32))
@@ -495,6 +519,9 @@ CATALOGUE = [
         r"sub-02 failed: .*run-2_bold\.nii\.gz.* truncated or corrupt", bad="02",
         complete=("01",)),
     Row("different-grids", different_grids, EXIT_DATASET, r"run-2_bold.*different grids",
+        bad="02"),
+    Row("mask-on-other-grid", mask_other_grid, EXIT_DATASET,
+        r"mask '.*run-2_space-MNI152NLin2009cAsym_desc-brain_mask\.nii\.gz' is not on the grid",
         bad="02"),
     Row("all-nan-run", all_nan, EXIT_DATASET, r"no usable voxel.*02", bad="02"),
     Row("nan-inf-constant-voxels", bad_voxels, EXIT_OK,
