@@ -35,7 +35,7 @@ RUN python -m pip install --no-cache-dir /src \
 RUN mkdir -p /opt/brainenc/models \
  && MODEL_DIR="$(HF_HUB_OFFLINE=1 python -c 'from stimuli_models.models import DEFAULT_MODEL, resolve_model; print(resolve_model(DEFAULT_MODEL))')" \
  && ln -s "${MODEL_DIR}" /opt/brainenc/models/all-MiniLM-L6-v2 \
- && HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HOME=/tmp/hf python -c "from stimuli_models.models import load_tokenizer; load_tokenizer('/opt/brainenc/models/all-MiniLM-L6-v2')" \
+ && HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HOME=/tmp/hf python -c "from stimuli_models.models import load_model, load_tokenizer; d = '/opt/brainenc/models/all-MiniLM-L6-v2'; load_tokenizer(d); load_model(d)" \
  && python -c "import bids_app; print(bids_app.__version__)" > /opt/brainenc/version
 
 # --------------------------------------------------------------------------- runtime
