@@ -3,7 +3,7 @@
 This package knows nothing about BIDS or nipype and can be used on its own::
 
     from stimuli_models.models import resolve_model, load_model
-    from stimuli_models.features import FeatureSettings, extract_features
+    from stimuli_models.features import FeatureSettings, compute_features
 
 Heavy dependencies (torch, transformers, peft) are imported inside functions.
 """

@@ -8,6 +8,7 @@ import torch
 
 from stimuli_models.errors import SettingsError
 from stimuli_models.features import FeatureSettings, compute_features, resolve_dtype
+from stimuli_models.windows import tokenize_words
 
 STORY = ("The keeper walked to the harbour and found a wooden box. She opened the letter "
          "unbelievably slowly. A small boy ran towards the library, where the baker sold "
@@ -238,3 +239,33 @@ def test_gpu_half_precision_agrees_with_cpu(minilm):
     assert gpu.features.dtype == np.float32
     r = np.corrcoef(cpu.features.ravel(), gpu.features.ravel())[0, 1]
     assert r > 0.99
+
+
+@pytest.mark.parametrize("name, causal", [("gpt2", True), ("bert", False)])
+def test_causality_of_an_unknown_model_type_is_probed(name, causal, request):
+    import copy
+
+    from stimuli_models._forward import causal_probe
+
+    model, tokenizer = request.getfixturevalue(name)
+
+    class Unknown(torch.nn.Module):
+        def __init__(self, base):
+            super().__init__()
+            self.base = base
+            self.config = copy.deepcopy(base.config)
+            self.config.model_type = "custom"
+
+        def forward(self, **kwargs):
+            return self.base(**kwargs)
+
+    wrapped = Unknown(model)
+    ids, _ = tokenize_words(tokenizer, STORY)
+    prefix = [tokenizer.cls_token_id] if name == "bert" else []
+    assert causal_probe(wrapped, ids, prefix, 0, "cpu") is causal
+    # and the merged passes it allows give the same features as the known type
+    settings = FeatureSettings(layers="all", stride=3, context_words=10_000)
+    ours = compute_features(STORY, wrapped, tokenizer, settings, n_layers=2)
+    known = compute_features(STORY, model, tokenizer, settings, n_layers=2)
+    assert ours.info["causal_model"] is causal
+    np.testing.assert_array_equal(ours.features, known.features)
