@@ -268,6 +268,9 @@ class ExperimentSpec:
         """The spec as plain data (no empty values), ready for TOML."""
         data = dataclasses.asdict(self)
         data.pop("source_file", None)
+        # task options are keys of the [[tasks]] table itself, as users write them
+        data["tasks"] = [{**{k: v for k, v in t.items() if k != "options"}, **t["options"]}
+                         for t in data.get("tasks", [])]
         return _drop_empty(data)
 
 

@@ -85,12 +85,12 @@ def test_partial_k_and_share(nlu_bert):
     model, _ = load_model(nlu_bert)
     shares = []
     for k in (1, 2, 4):
+        for p in model.parameters():
+            p.requires_grad_(False)
         backbone, _ = get_method("partial", k=k).prepare(model, model_dir=nlu_bert,
                                                           tokenizer=None)
         trained = sum(p.numel() for p in backbone.parameters() if p.requires_grad)
         shares.append(trained / sum(p.numel() for p in backbone.parameters()))
-        for p in model.parameters():
-            p.requires_grad_(False)
     assert shares[0] < shares[1] < shares[2]
     by_share = get_method("partial", share=shares[1] + 0.01)
     assert by_share.n_top_layers(model) == 2

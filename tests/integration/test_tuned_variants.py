@@ -1,0 +1,162 @@
+"""Tuned variants through the whole pipeline: spec -> tuning -> features -> encoding -> group."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.helpers.nlu import make_examples
+
+
+def _write_task(path: Path) -> Path:
+    rows = make_examples("sequence-classification", 64, seed=0)
+    path.write_text("".join(f"{r['text']}\t{r['label']}\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _run(bids, out, work, spec, *extra):
+    from bids_app.cli import main
+
+    return main([str(bids), str(out), "participant", "-w", str(work), "--config-file",
+                 str(spec), "--nprocs", "1", *extra])
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_bert):
+    from bids_app.demo import make_demo_dataset
+
+    root = tmp_path_factory.mktemp("tuned")
+    bids = make_demo_dataset(root / "bids", n_subjects=1, seed=1, words_per_story=160)
+    task = _write_task(root / "sent.tsv")
+    spec = root / "spec.toml"
+    spec.write_text(f"""
+[[models]]
+name = "tiny"
+source = "{tiny_bert}"
+
+[[tasks]]
+name = "synth"
+type = "sequence-classification"
+train = "{task.name}"
+format = "tsv"
+columns = ["text", "label"]
+
+[[variants]]
+model = "tiny"
+method = "frozen"
+
+[[variants]]
+model = "tiny"
+method = "lora"
+task = "synth"
+settings = {{r = 4}}
+
+[[variants]]
+model = "tiny"
+method = "prompt"
+task = "synth"
+settings = {{num_virtual_tokens = 4}}
+
+[features]
+layers = [2]
+context_words = 8
+stride = 8
+
+[training]
+max_steps = 12
+epochs = 100.0
+learning_rate = 0.01
+eval_every = 6
+max_length = 32
+
+[encoding]
+alphas = [1.0, 100.0, 10000.0]
+inner_folds = 2
+""", encoding="utf-8")
+    out, work = root / "out", root / "work"
+    code = _run(bids, out, work, spec)
+    return {"bids": bids, "out": out, "work": work, "spec": spec, "code": code}
+
+
+def test_tuned_variants_end_to_end(tiny_run):
+    out = tiny_run["out"]
+    assert tiny_run["code"] == 0
+    labels = {"tinyfrozenL2", "tinylorar4synthL2", "tinypromptnvt4synthL2"}
+    func = out / "sub-01" / "func"
+    for label in labels:
+        sidecar = json.loads(next(func.glob(f"*_stat-r_desc-{label}_statmap.json")).read_text())
+        table = pd.read_csv(next(func.glob(f"*_desc-{label}_scores.tsv")), sep="\t")
+        assert {"dev_metric", "trainable_share", "cka"} <= set(table.columns)
+        if "frozen" in label:
+            assert sidecar["TrainableParameterShare"] == 0.0 and sidecar["CKA"] == 1.0
+            continue
+        assert sidecar["TaskName"] == "synth"
+        assert sidecar["TaskType"] == "sequence-classification"
+        assert set(sidecar["DevMetric"]) == {"accuracy"}
+        assert 0.0 < sidecar["TrainableParameterShare"] < 0.05
+        assert 0.0 <= sidecar["CKA"] <= 1.0 + 1e-6 and len(sidecar["TuningHash"]) == 64
+        assert table["trainable_share"].iloc[0] == pytest.approx(
+            sidecar["TrainableParameterShare"])
+    prompt = out / "models" / "tinypromptnvt4synth"
+    record = json.loads((prompt / "tuning.json").read_text())
+    assert record["steps"] == 12 and record["settings"]["num_virtual_tokens"] == 4
+    assert (prompt / "tuned.safetensors").stat().st_size < 10_000  # the soft prompt alone
+    curve = pd.read_csv(prompt / "training_curve.tsv", sep="\t")
+    assert list(curve["step"]) == [6, 12] and "dev_accuracy" in curve
+
+
+def test_second_run_trains_nothing(tiny_run):
+    models = tiny_run["out"] / "models"
+    weights = sorted(models.glob("*/tuned.safetensors"))
+    assert len(weights) == 2
+    before = {p: p.stat().st_mtime_ns for p in weights + sorted(models.glob("*/tuning.json"))}
+    assert _run(tiny_run["bids"], tiny_run["out"], tiny_run["work"], tiny_run["spec"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+
+
+PAPER_SPEC = Path(__file__).resolve().parents[2] / "examples" / "paper_reproduction.toml"
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_paper_design_with_minilm(tmp_path, shared_data):
+    """frozen, full, partial(k=2), LoRA, prompt and P-tuning v2 on WNUT-17 and sentiment."""
+    import tomllib
+
+    from bids_app.cli import main
+    from bids_app.demo import make_demo_dataset
+
+    spec = tomllib.loads(PAPER_SPEC.read_text(encoding="utf-8"))
+    for task in spec["tasks"]:  # the example names the data relative to the checkout
+        task["train"] = [str(shared_data / Path(p).relative_to("../../shared/data"))
+                         for p in (task["train"] if isinstance(task["train"], list)
+                                   else [task["train"]])]
+        if "dev" in task:
+            task["dev"] = str(shared_data / Path(task["dev"]).relative_to("../../shared/data"))
+    spec["training"].update({"max_steps": 30, "eval_every": 15, "batch_size": 16})
+    for task in spec["tasks"]:
+        task["max_train"], task["max_dev"] = 480, 200
+    import tomli_w
+
+    spec_file = tmp_path / "spec.toml"
+    spec_file.write_text(tomli_w.dumps(spec), encoding="utf-8")
+    bids = make_demo_dataset(tmp_path / "bids", n_subjects=2, seed=3, words_per_story=200)
+    out, work = tmp_path / "out", tmp_path / "work"
+    assert main([str(bids), str(out), "participant", "-w", str(work), "--config-file",
+                 str(spec_file), "--nprocs", "2"]) == 0
+    assert main([str(bids), str(out), "group", "-w", str(work)]) == 0
+    records = {p.parent.name: json.loads(p.read_text()) for p in out.glob("models/*/tuning.json")}
+    methods = {r["method"] for r in records.values()}
+    assert methods == {"frozen", "full", "partial", "lora", "prompt", "ptuning-v2"}
+    shares = {r["method"]: r["trainable_share"] for r in records.values()}
+    assert shares["prompt"] < shares["lora"] < shares["partial"] < shares["full"] == 1.0
+    for record in records.values():
+        if record["method"] != "frozen":
+            assert record["dev_metric"] is not None and record["cka"]
+    table = pd.read_csv(next(out.glob("group/**/*variants*.tsv")), sep="\t")
+    assert len(table) == len(records)
+    assert {"mean_r", "dev_metric", "trainable_share"} <= set(table.columns)
+    assert table.loc[table["variant"].str.contains("frozen"), "trainable_share"].iloc[0] == 0
