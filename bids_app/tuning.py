@@ -20,7 +20,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from stimuli_models.cache import atomic_write_json, locked, stable_hash
+from stimuli_models.cache import atomic_write_json, locked, stable_hash, temp_prefix
 
 from .errors import UsageError, from_library_error
 from .variants import Extractor
@@ -92,7 +92,8 @@ def ensure_tuned(extractor_json: str, output_dir: str, *, seed: int, device: str
         if record and record.get("tuning_hash") == key:  # published by a concurrent job
             return folder / RECORD, False
         folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+        # named like every temporary, so a killed run's leftovers are removed on rerun
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(folder), suffix=".tmp", dir=folder.parent))
         try:
             result = method.tune(model_dir, task, tmp, seed=seed, device=device,
                                  training=settings, allow_pickle=extractor.model.allow_pickle,
