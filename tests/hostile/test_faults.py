@@ -53,7 +53,8 @@ def _fail_writes(monkeypatch, out: Path, error: int, *, when: str) -> list[str]:
     return failed
 
 
-@pytest.mark.parametrize("error", [errno.ENOSPC, errno.EROFS], ids=["disk-full", "read-only"])
+@pytest.mark.parametrize("error", [errno.ENOSPC, pytest.param(errno.EROFS, marks=pytest.mark.slow)],
+                         ids=["disk-full", "read-only"])
 def test_write_failure_stops_cleanly_and_rerun_completes(case, run_cli, monkeypatch, error):
     argv = case.argv("--participant-label", "01")
     with monkeypatch.context() as patch:

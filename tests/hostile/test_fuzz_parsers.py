@@ -53,7 +53,7 @@ def _warm_up(tmp_path_factory):
 
     load_spec(_write(tmp_path_factory.mktemp("warm"), "spec.toml", b""))
     for module in ("bids_app.io.stimuli", "stimuli_models.tasks.readers"):
-        _expect_own_error(lambda: importlib.import_module(module), ImportError)
+        _expect_own_error(lambda name=module: importlib.import_module(name), ImportError)
 
 
 def _write(tmp_path: Path, name: str, data: bytes) -> Path:
