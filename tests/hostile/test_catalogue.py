@@ -53,6 +53,23 @@ def out_inside_bids(case: Case) -> list[str]:
     return argv
 
 
+def bids_unreadable(case: Case, monkeypatch) -> list[str]:
+    """Permissions cannot be taken from root: the permission check itself answers 'no'."""
+    import os
+
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, *a, **k: (
+        Path(path) != case.bids and real(path, mode, *a, **k)))
+    return case.argv()
+
+
+def out_symlink_into_bids(case: Case) -> list[str]:
+    (case.root / "link").symlink_to(case.bids / "sub-01", target_is_directory=True)
+    argv = case.argv()
+    argv[1] = str(case.root / "link" / "out")
+    return argv
+
+
 def out_in_derivatives(case: Case) -> list[str]:
     """Allowed by design; an unknown participant then stops the run (fast)."""
     argv = case.argv("--participant-label", "77")
@@ -341,6 +358,12 @@ def spec_missing(case: Case) -> list[str]:
     return argv
 
 
+def spec_is_folder(case: Case) -> list[str]:
+    argv = case.argv()
+    argv[argv.index("--config-file") + 1] = str(case.root)
+    return argv
+
+
 def spec_device_path(case: Case) -> list[str]:
     case.write_spec(case.spec.read_text().replace(str(case.model), "/dev/zero"))
     return case.argv()
@@ -488,7 +511,11 @@ CATALOGUE = [
     # paths and command line
     Row("missing-bids-dir", missing_bids, EXIT_USAGE, r"nowhere.* does not exist"),
     Row("bids-dir-is-file", bids_is_file, EXIT_USAGE, r"ds\.txt.* is not a directory"),
+    Row("bids-dir-unreadable", bids_unreadable, EXIT_USAGE, r"bids' is not readable"),
     Row("output-equals-input", out_equals_bids, EXIT_USAGE, r"OUTPUT_DIR must differ"),
+    Row("output-inside-input-via-link", out_symlink_into_bids, EXIT_USAGE,
+        r"link/out' is inside BIDS_DIR but not under its derivatives/",
+        check=lambda case: not (case.bids / "sub-01" / "out").exists() or pytest.fail("written")),
     Row("output-inside-input", out_inside_bids, EXIT_USAGE,
         r"results.* inside BIDS_DIR but not under its derivatives/"),
     Row("output-in-derivatives-allowed", out_in_derivatives, EXIT_NO_MATCH,
@@ -563,6 +590,7 @@ CATALOGUE = [
     Row("spec-wrong-type", spec_wrong_type, EXIT_USAGE,
         r"'encoding\.inner_folds' must be of type int; got 'two'"),
     Row("spec-missing", spec_missing, EXIT_USAGE, r"nope\.toml' does not exist"),
+    Row("spec-is-a-folder", spec_is_folder, EXIT_USAGE, r"cannot read the experiment spec"),
     Row("spec-device-file", spec_device_path, EXIT_USAGE,
         r"'models\[0\]\.source' = '/dev/zero' points into the system folder '/dev'"),
     Row("spec-outside-allowed-roots", spec_outside_roots, EXIT_USAGE,
