@@ -64,3 +64,45 @@ def test_better_variant_wins_and_maps_are_written(tmp_path):
     assert sidecar["ComparedVariants"] == ["tuned", "frozen"] and sidecar["NBootstrap"] == 200
     img = nib.load(files[0]).get_fdata()
     assert (img.flat[:v] > 0).all() and (img.flat[v:] == 0).all()
+
+
+def test_variant_outputs_hold_p_q_and_band_maps(tmp_path):
+    from bids_app.encoding.engine import EncodingResult
+    from bids_app.outputs import write_variant_outputs
+
+    v, shape = 10, (2, 5, 1)
+    rng = np.random.default_rng(0)
+    r = rng.uniform(0, 0.5, v).astype(np.float32)
+    folds = np.vstack([r, r])
+    result = EncodingResult(r=r, r2=r ** 2, alpha=np.full(v, 10.0, np.float32), r_folds=folds,
+                            r2_folds=folds ** 2, alpha_folds=np.full((2, v), 10.0, np.float32),
+                            test_runs=[[0], [1]],
+                            info={"n_permutations": 200, "permutation": "block",
+                                  "block_length": 10, "null_fold_correlation": 0.2,
+                                  "bands": ["tuned", "word rate"]},
+                            p=np.linspace(0.001, 0.9, v).astype(np.float32),
+                            q=np.linspace(0.004, 0.9, v).astype(np.float32),
+                            r2_split=np.vstack([r ** 2 * 0.7, r ** 2 * 0.3]))
+    result.save(tmp_path / "res.npz")
+    mask = np.ones(shape, dtype=np.uint8)
+    nib.save(nib.Nifti1Image(mask, np.eye(4)), tmp_path / "mask.nii.gz")
+    func = tmp_path / "bids" / "sub-01" / "func"
+    runs = [BoldRun(subject="01", session="", task="story", run=str(i + 1),
+                    bold_file=func / f"sub-01_task-story_run-{i + 1}_bold.nii.gz",
+                    events_file=None, tr=2.0, n_volumes=50,
+                    entities={"subject": "01", "task": "story", "run": str(i + 1)})
+            for i in range(2)]
+    files = write_variant_outputs(str(tmp_path / "out"), str(tmp_path / "bids"), runs,
+                                  str(tmp_path / "res.npz"), str(tmp_path / "mask.nii.gz"),
+                                  {"variant": "minilmfrozenL3", "Layer": 3,
+                                   "Statistics": {"fdr_alpha": 0.05}})
+    stats = [f.split("_stat-")[1].split("_")[0] for f in files if "_stat-" in f]
+    assert stats == ["r", "r2", "alpha", "p", "q", "r2splitTuned", "r2splitWordRate"]
+    q_sidecar = json.loads(open(files[4].replace(".nii.gz", ".json")).read())
+    assert q_sidecar["MultipleComparisonCorrection"] == "Benjamini-Hochberg FDR"
+    assert q_sidecar["NPermutations"] == 200
+    import pandas as pd
+
+    table = pd.read_csv(next(f for f in files if f.endswith("_scores.tsv")), sep="\t")
+    brain = table.loc[table.region == "brain", "n_significant"].item()
+    assert brain == int((result.q < 0.05).sum())
