@@ -67,10 +67,13 @@ def make_dataset(root: Path, n_subjects: int, n_runs: int) -> int:
 
 
 def use(layout):
-    """What a participant job asks of the index: subjects, then one subject's runs and sidecars."""
-    subjects = layout.get_subjects()
+    """What a participant job asks of the index: subjects, one subject's runs, sidecars, events."""
+    from bids_app.io.bids import find_events, select_subjects
+
+    subjects = select_subjects(layout, None)
     runs = layout.get(subject=subjects[0], suffix="bold", extension=[".nii", ".nii.gz"])
     assert all(r.get_metadata().get("RepetitionTime") for r in runs)
+    assert all(find_events(layout, Path(r.path), r.get_entities()) for r in runs)
     return layout
 
 

@@ -175,7 +175,9 @@ def run_participant_level(options, spec) -> int:
     derivatives = _derivative_layouts(options, spec)
     subjects = select_subjects(layout, options.participant_label)
     if options.task_id:
-        tasks = sorted(layout.get_tasks())
+        from .io.bids import entity_values
+
+        tasks = entity_values(layout, "task")
         unknown = [t for t in options.task_id if t not in tasks]
         if unknown:
             raise NoMatchError(f"task(s) {', '.join(unknown)} not found in '{options.bids_dir}'; "

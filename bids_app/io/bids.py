@@ -235,9 +235,29 @@ def make_derivative_layouts(derivatives: dict[str, Path], *,
     return layouts
 
 
+def entity_values(layout, entity: str) -> list[str]:
+    """Distinct values of an entity in the index (one SQL query, not a scan of every file)."""
+    try:
+        from bids.layout.models import Tag
+
+        session = layout.connection_manager.session
+        rows = session.query(Tag._value).filter(Tag.entity_name == entity).distinct().all()
+        return sorted({str(row[0]) for row in rows})
+    except (ImportError, AttributeError):  # another pybids version: its public API
+        return sorted(str(v) for v in layout.get(return_type="id", target=entity))
+
+
 def select_subjects(layout, labels: list[str] | None) -> list[str]:
-    """Validate participant labels against the dataset (all subjects when None)."""
-    available = sorted(layout.get_subjects())
+    """Validate participant labels against the dataset (all subjects when None).
+
+    Participants are the ``sub-<label>`` folders of the dataset (listing them is
+    instant, where pybids' ``get_subjects`` scans its whole index).
+    """
+    root = Path(layout.root)
+    available = sorted(p.name[4:] for p in root.iterdir()
+                       if p.is_dir() and re.fullmatch(r"sub-[A-Za-z0-9]+", p.name))
+    if not available:
+        available = entity_values(layout, "subject")
     if not available:
         raise NoMatchError(f"no participants were found in '{layout.root}'.")
     if not labels:
@@ -280,6 +300,9 @@ def find_events(layout, bold_file: Path, entities: dict) -> Path | None:
     sibling = bold_file.parent / (stem[: -len("_bold")] + "_events.tsv")
     if stem.endswith("_bold") and sibling.is_file():
         return sibling
+    raw_sibling = _raw_events_path(Path(layout.root), entities)
+    if raw_sibling is not None and raw_sibling.is_file():  # preprocessed BOLD: the raw run's file
+        return raw_sibling
     query = {k: v for k, v in entities.items()
              if k in ("subject", "session", "task", "acquisition", "run")}
     found = layout.get(suffix="events", extension=".tsv", return_type="filename", **query)
@@ -289,6 +312,18 @@ def find_events(layout, bold_file: Path, entities: dict) -> Path | None:
                                  task=entities.get("task"))
            if "sub-" not in Path(p).name]
     return Path(top[0]) if top else None
+
+
+def _raw_events_path(root: Path, entities: dict) -> Path | None:
+    """Where the raw dataset keeps the events of a run with these entities."""
+    if not entities.get("subject") or not entities.get("task"):
+        return None
+    parts = [f"{_SHORT[k]}-{entities[k]}" for k in _ENTITY_ORDER
+             if k not in ("echo", "part") and entities.get(k) not in (None, "")]
+    folder = root / f"sub-{entities['subject']}"
+    if entities.get("session") not in (None, ""):
+        folder = folder / f"ses-{entities['session']}"
+    return folder / "func" / ("_".join(parts) + "_events.tsv")
 
 
 def collect_runs(layout, subject: str, *, tasks: list[str] | None = None,
