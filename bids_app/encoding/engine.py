@@ -300,7 +300,7 @@ def _fit_batch(plans, be, Ytr):
     for index, plan in enumerate(plans):
         scores = plan.cv_scores(Yb)
         alpha_idx = plan.select(scores)
-        score = be.to_numpy(scores.max(0) if hasattr(scores, "dim") else scores.max(axis=0))
+        score = np.asarray(be.to_numpy(be.max(scores, 0)))
         pred = np.asarray(be.to_numpy(plan.predict(Yb, alpha_idx)), dtype=np.float32)
         alpha_idx = np.asarray(be.to_numpy(alpha_idx))
         if best is None:

@@ -88,6 +88,15 @@ def test_weights_equal_a_direct_solution():
         np.testing.assert_allclose(W, direct, rtol=2e-3, atol=2e-4)
 
 
+def test_torch_backend_equals_numpy_through_the_engine():
+    Xs, Ys = _data(seed=6, p=80)
+    ref = cross_validate(Xs, Ys, ALPHAS, backend="numpy", inner_folds=3, n_permutations=50)
+    res = cross_validate([Xs, Xs], Ys, ALPHAS, backend="torch", inner_folds=3, n_permutations=50)
+    np.testing.assert_allclose(res.r_folds, ref.r_folds, atol=1e-3)
+    assert np.mean(np.isclose(res.alpha_folds, ref.alpha_folds, rtol=1e-5)) >= 0.99
+    np.testing.assert_allclose(res.p, ref.p, atol=1e-3)
+
+
 def test_batches_do_not_change_the_result():
     Xs, Ys = _data(seed=2)
     whole = cross_validate(Xs, Ys, ALPHAS, backend="numpy", inner_folds=3)
