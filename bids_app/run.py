@@ -204,7 +204,10 @@ def run_participant_level(options, spec) -> int:
         plan=plan, extractors=extractors, variants=variants, spec=spec,
         spec_file=str(spec_file), output_dir=str(output_dir), bids_dir=str(options.bids_dir),
         work_dir=str(work_dir), seed=options.random_seed, device=device, backend=backend,
-        omp_nthreads=omp)
+        omp_nthreads=omp,
+        # --mem shared by the fits that can run at once; the solver sizes voxel batches from it
+        mem_gb_per_fit=(options.mem_mb / 1024.0 / max(1, nprocs // max(omp, 1))
+                        if options.mem_mb else 2.0))
     node_failures = run_workflow(workflow, options, work_dir, nprocs)
     failures = dict(plan.failures)
     for subject, error in node_failures.items():
