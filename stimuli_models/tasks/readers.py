@@ -152,15 +152,25 @@ def read_squad(path: str | os.PathLike) -> list[dict]:
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise TaskDataError(f"'{path}' is not SQuAD JSON (no top-level 'data' list).")
     rows = []
-    for article in data["data"]:
-        for paragraph in article.get("paragraphs", []):
-            context = paragraph["context"]
-            for qa in paragraph.get("qas", []):
-                answers = [{"text": a["text"], "start": int(a["answer_start"])}
-                           for a in qa.get("answers", [])]
-                if answers:
-                    rows.append({"id": qa.get("id"), "question": qa["question"],
-                                 "context": context, "answers": answers})
+    try:
+        for article in data["data"]:
+            for paragraph in article.get("paragraphs", []):
+                context = paragraph["context"]
+                for qa in paragraph.get("qas", []):
+                    answers = [{"text": a["text"], "start": int(a["answer_start"])}
+                               for a in qa.get("answers", [])]
+                    texts = [context, qa["question"], *(a["text"] for a in answers)]
+                    if not all(isinstance(t, str) for t in texts):
+                        raise TypeError("a context, question or answer text is not a string")
+                    if answers:
+                        rows.append({"id": qa.get("id"), "question": qa["question"],
+                                     "context": context, "answers": answers})
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise TaskDataError(
+            f"'{path}' is not SQuAD JSON ({type(exc).__name__}: {exc}); each paragraph needs "
+            "'context' and 'qas', each question 'question' and 'answers' with 'text' and "
+            "'answer_start'."
+        ) from None
     return rows
 
 

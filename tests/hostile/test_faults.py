@@ -135,6 +135,9 @@ def seeded_runs(hostile_base, tmp_path_factory):
         patch.setattr(socket, "getaddrinfo", recorder.getaddrinfo)
         patch.setattr(socket, "create_connection",
                       lambda address, *a, **k: recorder.connect(None, address))
+        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "NIPYPE_NO_ET", "NO_ET",
+                     "HF_HUB_DISABLE_TELEMETRY"):  # brainenc must set these itself
+            patch.delenv(name, raising=False)
         for key, seed in (("a", 0), ("b", 0), ("c", 1)):
             made = _copy_base(hostile_base, tmp_path_factory.mktemp(f"seed{key}"))
             code = main(made.argv("--participant-label", "01", "--random-seed", str(seed)))

@@ -276,3 +276,42 @@ def test_jsonl(tmp_path, data, columns):
     rows = _expect_own_error(lambda: read(path, "jsonl", columns), StimuliModelsError)
     if rows is not None:
         assert isinstance(rows, list) and all(isinstance(r, dict) for r in rows)
+
+
+SQUAD = st.recursive(
+    st.one_of(st.none(), st.integers(-3, 50), st.text(max_size=6)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from(["data", "paragraphs", "context", "qas", "question",
+                                         "answers", "text", "answer_start", "id", "title"]),
+                        inner, max_size=4)), max_leaves=12)
+
+
+def _or_junk(strategy):
+    return st.one_of(strategy, strategy, strategy, SQUAD)
+
+
+@st.composite
+def squad_documents(draw) -> bytes:
+    answer = st.fixed_dictionaries({"text": _or_junk(st.text(max_size=5)),
+                                    "answer_start": _or_junk(st.integers(-3, 40))})
+    qa = st.fixed_dictionaries({"question": _or_junk(st.text(max_size=8)),
+                                "id": st.text(max_size=3),
+                                "answers": _or_junk(st.lists(answer, max_size=2))})
+    paragraph = st.fixed_dictionaries({"context": _or_junk(st.text(max_size=30)),
+                                       "qas": _or_junk(st.lists(qa, max_size=2))})
+    article = st.fixed_dictionaries({"paragraphs": _or_junk(st.lists(paragraph, max_size=2))})
+    return json.dumps({"data": draw(_or_junk(st.lists(article, max_size=2)))}).encode()
+
+
+@FUZZ
+@given(data=st.one_of(squad_documents(), SQUAD.map(lambda v: json.dumps(v).encode()),
+                      st.binary(max_size=200)))
+def test_squad_json(tmp_path, data):
+    read = _optional("stimuli_models.tasks.readers", "read_squad")
+    if read is None:
+        pytest.skip("no SQuAD reader")
+    path = _write(tmp_path, "train.json", data)
+    rows = _expect_own_error(lambda: read(path), StimuliModelsError)
+    if rows is not None:
+        assert isinstance(rows, list) and all(isinstance(r, dict) for r in rows)
