@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from stimuli_models.errors import SettingsError
@@ -63,6 +64,17 @@ def test_method_beats_chance(nlu_bert, tmp_path, method, task_type):
     assert len(out.hidden_states) == loaded.n_layers + 1
     assert out.hidden_states[-1].shape[1] == 5 + loaded.n_virtual_tokens
     assert not any(p.requires_grad and "head" in n for n, p in loaded.model.named_parameters())
+    if task_type == "sequence-classification":  # featurization sees one vector per word
+        from stimuli_models.features import FeatureSettings, compute_features
+
+        words = "the man saw a dog near the old house".split()
+        feats = compute_features(words, loaded.model, loaded.tokenizer,
+                                 FeatureSettings(layers="all", context_words=3, stride=2),
+                                 n_layers=loaded.n_layers,
+                                 n_virtual_tokens=loaded.n_virtual_tokens)
+        assert feats.features.shape == (loaded.n_layers + 1, len(words), 64)
+        assert np.isfinite(feats.features).all()
+        assert len({tuple(np.round(v, 4)) for v in feats.features[-1]}) > 1
 
 
 def test_trainable_shares_are_ordered(nlu_bert, tmp_path):
@@ -146,3 +158,20 @@ def test_lora_features_use_merged_weights(nlu_bert, tmp_path):
 def test_method_needs_task(nlu_bert, tmp_path):
     with pytest.raises(SettingsError, match="needs a task"):
         get_method("full").tune(nlu_bert, None, tmp_path, seed=0, device="cpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("method", ["full", "lora", "prompt", "ptuning-v2"])
+def test_mixed_precision_on_gpu(nlu_bert, tmp_path, method):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    task = make_task("sequence-classification", n_train=64, n_dev=32)
+    tuner = get_method(method)
+    result = tuner.tune(nlu_bert, task, tmp_path, seed=0, device="cuda",
+                        training={**TRAINING, "mixed_precision": "bf16",
+                                  "gradient_checkpointing": True})
+    assert result.dev_metric > 0.7
+    loaded = tuner.load_for_features(nlu_bert, tmp_path, device="cuda", dtype="bfloat16")
+    assert next(loaded.model.parameters()).device.type == "cuda"
