@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 #: resolution (mm) of nilearn's MNI152 mask, volumes per run, runs measured
 SIZES = {
-    "small": [(6, 100, 2), (6, 200, 2), (6, 200, 4)],
+    "small": [(6, 100, 2), (6, 200, 2), (6, 200, 3)],
     "medium": [(4, 150, 2), (4, 450, 2)],
     "full": [(2, 450, 2)],
 }
@@ -101,7 +101,8 @@ def float64_all_runs(paths, mask, out: Path) -> None:
     runs = []
     for path in paths:
         data = nib.load(str(path)).get_fdata()[mask].T
-        runs.append(clean(data, t_r=TARGET["tr"], high_pass=0.008, standardize="zscore_sample"))
+        runs.append(clean(data, t_r=TARGET["tr"], high_pass=0.008, filter="cosine",
+                          standardize="zscore_sample"))
         del data
     np.save(out / "all.npy", np.concatenate(runs))
 
@@ -167,7 +168,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     probe_start = gemm_probe()
-    rows = [measure(*size, repeats=args.repeats) for size in SIZES[args.size]]
+    rows = []
+    for size in SIZES[args.size]:
+        rows.append(measure(*size, repeats=args.repeats))
+        print(json.dumps(rows[-1]), flush=True)
     report = {"size": args.size, "rows": rows, "extrapolation": extrapolate(rows),
               "gemm_gflops": {"start": probe_start, "end": gemm_probe()}}
     print(f"{'grid':>6} {'vols':>5} {'runs':>4} {'voxels':>8} {'brainenc MiB':>13} "

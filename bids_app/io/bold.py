@@ -189,7 +189,8 @@ def clean_run(data: np.ndarray, *, tr: float, detrend: bool = True, standardize:
     detrend, standardize : bool
         Linear detrending; z-scoring of every voxel.
     high_pass : float, optional
-        Cut-off frequency in Hz (Butterworth; censored volumes are interpolated first).
+        Cut-off frequency in Hz: discrete cosine drifts below it are regressed out (as
+        SPM and fMRIPrep's cosine regressors do).
     keep : ndarray of bool, shape (n_volumes,), optional
         Volumes kept (scrubbing, non-steady state); the others are removed.
     confounds : ndarray of shape (n_volumes, n_confounds), optional
@@ -222,7 +223,7 @@ def clean_run(data: np.ndarray, *, tr: float, detrend: bool = True, standardize:
         del kept
         part = np.where(np.isfinite(part) & ~bad_part[None, :], part, 0.0).astype(np.float32)
         out = clean(part, detrend=detrend, standardize="zscore_sample" if standardize else None,
-                    high_pass=high_pass or None, t_r=tr, ensure_finite=False,
+                    high_pass=high_pass or None, filter="cosine", t_r=tr, ensure_finite=False,
                     sample_mask=sample_mask, confounds=confounds)
         out = np.asarray(out, dtype=np.float32)
         out[:, bad_part] = 0.0
@@ -249,7 +250,8 @@ def clean_confounds(confounds: np.ndarray, *, tr: float, detrend: bool = True,
     keep = np.ones(len(confounds), dtype=bool) if keep is None else np.asarray(keep, bool)
     values = np.nan_to_num(np.asarray(confounds, dtype=np.float64))
     constant = np.ptp(values[keep], axis=0) <= 0
-    out = clean(values, detrend=detrend, standardize=None, high_pass=high_pass or None, t_r=tr,
+    out = clean(values, detrend=detrend, standardize=None, high_pass=high_pass or None,
+                filter="cosine", t_r=tr,
                 sample_mask=None if keep.all() else np.flatnonzero(keep))
     out = np.asarray(out)
     std = out.std(axis=0)
