@@ -136,9 +136,12 @@ def test_paper_design_with_minilm(tmp_path, shared_data):
                                    else [task["train"]])]
         if "dev" in task:
             task["dev"] = str(shared_data / Path(task["dev"]).relative_to("../../shared/data"))
-    spec["training"].update({"max_steps": 30, "eval_every": 15, "batch_size": 16})
+    # a short version of the design: few steps, capped data, one layer
+    spec["training"].update({"max_steps": 20, "eval_every": 10, "batch_size": 16,
+                             "max_length": 64})
+    spec["features"]["layers"] = [0.5]
     for task in spec["tasks"]:
-        task["max_train"], task["max_dev"] = 480, 200
+        task["max_train"], task["max_dev"] = 320, 100
     import tomli_w
 
     spec_file = tmp_path / "spec.toml"
