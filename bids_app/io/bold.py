@@ -223,7 +223,8 @@ def clean_run(data: np.ndarray, *, tr: float, detrend: bool = True, standardize:
         del kept
         part = np.where(np.isfinite(part) & ~bad_part[None, :], part, 0.0).astype(np.float32)
         out = clean(part, detrend=detrend, standardize="zscore_sample" if standardize else None,
-                    high_pass=high_pass or None, filter="cosine", t_r=tr, ensure_finite=False,
+                    high_pass=high_pass or None, filter="cosine" if high_pass else False,
+                    t_r=tr, ensure_finite=False,
                     sample_mask=sample_mask, confounds=confounds)
         out = np.asarray(out, dtype=np.float32)
         out[:, bad_part] = 0.0
@@ -251,7 +252,7 @@ def clean_confounds(confounds: np.ndarray, *, tr: float, detrend: bool = True,
     values = np.nan_to_num(np.asarray(confounds, dtype=np.float64))
     constant = np.ptp(values[keep], axis=0) <= 0
     out = clean(values, detrend=detrend, standardize=None, high_pass=high_pass or None,
-                filter="cosine", t_r=tr,
+                filter="cosine" if high_pass else False, t_r=tr,
                 sample_mask=None if keep.all() else np.flatnonzero(keep))
     out = np.asarray(out)
     std = out.std(axis=0)
