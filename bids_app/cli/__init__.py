@@ -22,6 +22,8 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def _path(_ctx, _param, value):
+    if value is not None and not str(value).strip():
+        raise click.BadParameter("an empty path was given; name a file or folder.")
     return Path(value).expanduser().absolute() if value else None
 
 
