@@ -80,8 +80,9 @@ def glass_brain(path: str | Path, title: str, caption: str, fig_id: str, *,
                              gridspec_kw={"width_ratios": [size[1], size[0], size[0]]})
     for ax, axis, name in zip(axes, (0, 1, 2), ("sagittal", "coronal", "axial"), strict=True):
         if projection == "mean":
-            with np.errstate(invalid="ignore"):
-                projection_values = np.nanmean(shown, axis=axis).T
+            counts = np.isfinite(shown).sum(axis=axis)
+            sums = np.nansum(shown, axis=axis)
+            projection_values = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan).T
         else:
             projection_values = _max_abs_projection(shown_filled, axis).T
         projection_values[projection_values == 0] = np.nan
