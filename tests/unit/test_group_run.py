@@ -184,3 +184,26 @@ def test_noise_ceiling_from_work_dir(tmp_path):
     assert "brain_normalised" in set(result["tables"]["group_method_task.tsv"]["measure"])
     assert run_group(str(out), statistics=stats)["tables"]["group_variants.tsv"].filter(
         like="normalised").empty  # no work directory: no ceiling
+
+
+def test_cli_group_level_reads_spec_statistics(tmp_path):
+    """`brainenc BIDS OUT group --config-file spec.toml` uses [statistics] compare and atlas."""
+    from bids_app.cli import main
+
+    out = make_fake_outputs(tmp_path, n_subjects=3,
+                            variants={k: VARIANTS[k] for k in KEEP[:2]}, with_alpha=False)
+    bids = tmp_path / "bids"
+    bids.mkdir()
+    gm = next((out / "sub-01" / "func").glob("*_desc-brain_mask.nii.gz"))
+    labels = np.asanyarray(nib.load(gm).dataobj).astype(np.int16) * 2  # one label: 2
+    nib.save(nib.Nifti1Image(labels, nib.load(gm).affine), tmp_path / "atlas.nii.gz")
+    spec = tmp_path / "spec.toml"
+    spec.write_text('[statistics]\ncompare = [["minilmfrozenL5", "minilmfrozenL3"]]\n'
+                    f'atlas = "{tmp_path / "atlas.nii.gz"}"\nn_permutations = 0\n')
+    assert main([str(bids), str(out), "group", "--config-file", str(spec)]) == 0
+    comparisons = pd.read_csv(out / "group" / "group_comparisons.tsv", sep="\t")
+    assert list(comparisons["variant_a"]) == ["minilmfrozenL5"]
+    regions = pd.read_csv(out / "group" / "group_regions.tsv", sep="\t")
+    assert set(regions["region"]) == {"brain", "label-2", "top10pct"}
+    spec.write_text('[statistics]\ncompare = [["minilmfrozenL5", "nosuch"]]\n')
+    assert main([str(bids), str(out), "group", "--config-file", str(spec)]) == 2
