@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DatasetError, NoMatchError, UsageError
+from .fmriprep import make_derivative_layouts, parse_derivatives
+
+__all__ = ["BoldRun", "check_dataset", "collect_runs", "entity_values", "find_events",
+           "make_derivative_layouts", "make_layout", "parse_derivatives", "select_subjects"]
 
 _ENTITY_ORDER = ("subject", "session", "task", "acquisition", "ceagent", "reconstruction",
                  "direction", "run", "echo", "part")
@@ -123,9 +127,11 @@ def check_dataset(bids_dir: Path) -> dict:
         When the folder is missing, unreadable, or has no usable dataset_description.json.
     """
     if not bids_dir.exists():
-        raise UsageError(f"the BIDS directory '{bids_dir}' does not exist; check the first argument.")
+        raise UsageError(f"the BIDS directory '{bids_dir}' does not exist; check the first "
+                         "argument.")
     if not bids_dir.is_dir():
-        raise UsageError(f"'{bids_dir}' is not a directory; give the root folder of a BIDS dataset.")
+        raise UsageError(f"'{bids_dir}' is not a directory; give the root folder of a BIDS "
+                         "dataset.")
     if not os.access(bids_dir, os.R_OK | os.X_OK):
         raise UsageError(f"the BIDS directory '{bids_dir}' is not readable; fix its permissions.")
     description = bids_dir / "dataset_description.json"
@@ -194,47 +200,6 @@ def _layout(root: Path, *, database_dir, validate=False, ignore=(), derivative=F
                            "(derivatives) dataset with a dataset_description.json.") from None
 
 
-def parse_derivatives(values) -> dict[str, Path]:
-    """``-d NAME=PATH`` (or ``-d PATH``) values as ``{name: path}``."""
-    out = {}
-    for value in values or ():
-        name, sep, path = str(value).partition("=")
-        if not sep:
-            name, path = Path(value).name or "derivatives", value
-        path = Path(path).expanduser().absolute()
-        if not path.is_dir():
-            raise UsageError(f"the derivatives folder '{path}' (from -d {value}) does not exist; "
-                             "give NAME=PATH of a preprocessed dataset, e.g. "
-                             "fmriprep=/data/derivatives/fmriprep.")
-        if name in out:
-            raise UsageError(f"-d names '{name}' twice; give each derivatives dataset its own "
-                             "name.")
-        out[name] = path
-    return out
-
-
-def make_derivative_layouts(derivatives: dict[str, Path], *,
-                            database_dir: Path | None = None) -> dict:
-    """One pybids layout per preprocessed dataset (each with its own saved index).
-
-    Returns
-    -------
-    dict of str to bids.BIDSLayout
-    """
-    layouts = {}
-    for name, path in derivatives.items():
-        if name == "hcp":
-            continue  # read through the [inputs] mapping, not pybids
-        if not (path / "dataset_description.json").is_file():
-            raise DatasetError(f"the derivatives folder '{path}' has no dataset_description.json; "
-                               "give the root of the fMRIPrep output (the folder holding sub-*).")
-        db = Path(database_dir) / f"derivatives-{name}" if database_dir else None
-        layouts[name] = _layout(path, database_dir=db, derivative=True,
-                                ignore=(r"^/(figures|log|logs|sourcedata|work|\.)", r"/\.",
-                                        r"/figures/", r"/log/"))
-    return layouts
-
-
 def entity_values(layout, entity: str) -> list[str]:
     """Distinct values of an entity in the index (one SQL query, not a scan of every file)."""
     try:
@@ -285,7 +250,8 @@ def _tr_of(bold_file: Path, metadata: dict, header) -> float:
             f"('{bold_file.name.split('.')[0]}.json' or a task-level file)."
         )
     if not isinstance(tr, (int, float)) or tr <= 0:
-        raise DatasetError(f"RepetitionTime of '{bold_file.name}' must be a positive number; got {tr!r}.")
+        raise DatasetError(f"RepetitionTime of '{bold_file.name}' must be a positive number; "
+                           f"got {tr!r}.")
     if header_tr > 0 and abs(header_tr - tr) > 0.01 * tr:  # BIDS: the sidecar is authoritative
         logging.getLogger("brainenc").warning(
             "RepetitionTime of '%s' is %g s in its sidecar but %g s in the NIfTI header; using "
@@ -295,7 +261,7 @@ def _tr_of(bold_file: Path, metadata: dict, header) -> float:
 
 
 def find_events(layout, bold_file: Path, entities: dict) -> Path | None:
-    """The ``_events.tsv`` of a BOLD run (same folder first, then BIDS inheritance)."""
+    """Find the ``_events.tsv`` of a BOLD run (same folder, raw run, BIDS inheritance)."""
     stem = re.sub(r"_(echo|part)-[^_]+", "", bold_file.name.split(".")[0])
     sibling = bold_file.parent / (stem[: -len("_bold")] + "_events.tsv")
     if stem.endswith("_bold") and sibling.is_file():

@@ -241,3 +241,46 @@ def _make_run(raw_layout, layout, subject: str, kind: str, items: list):
         space=str(entities.get("space", "")), kind=kind, surface_files=surface_files,
         confounds_file=confounds, source="fmriprep", entities=run_entities,
         metadata=dict(metadata))
+
+
+def parse_derivatives(values) -> dict[str, Path]:
+    """``-d NAME=PATH`` (or ``-d PATH``) values as ``{name: path}``."""
+    out = {}
+    for value in values or ():
+        name, sep, path = str(value).partition("=")
+        if not sep:
+            name, path = Path(value).name or "derivatives", value
+        path = Path(path).expanduser().absolute()
+        if not path.is_dir():
+            raise UsageError(f"the derivatives folder '{path}' (from -d {value}) does not exist; "
+                             "give NAME=PATH of a preprocessed dataset, e.g. "
+                             "fmriprep=/data/derivatives/fmriprep.")
+        if name in out:
+            raise UsageError(f"-d names '{name}' twice; give each derivatives dataset its own "
+                             "name.")
+        out[name] = path
+    return out
+
+
+def make_derivative_layouts(derivatives: dict[str, Path], *,
+                            database_dir: Path | None = None) -> dict:
+    """One pybids layout per preprocessed dataset (each with its own saved index).
+
+    Returns
+    -------
+    dict of str to bids.BIDSLayout
+    """
+    from .bids import _layout
+
+    layouts = {}
+    for name, path in derivatives.items():
+        if name == "hcp":
+            continue  # read through the [inputs] mapping, not pybids
+        if not (path / "dataset_description.json").is_file():
+            raise DatasetError(f"the derivatives folder '{path}' has no dataset_description.json; "
+                               "give the root of the fMRIPrep output (the folder holding sub-*).")
+        db = Path(database_dir) / f"derivatives-{name}" if database_dir else None
+        layouts[name] = _layout(path, database_dir=db, derivative=True,
+                                ignore=(r"^/(figures|log|logs|sourcedata|work|\.)", r"/\.",
+                                        r"/figures/", r"/log/"))
+    return layouts
