@@ -109,3 +109,23 @@ def make_nlu_bert(path, *, hidden: int = 64, layers: int = 4, seed: int = 0):
                         max_position_embeddings=128)
     BertModel(config).eval().save_pretrained(path, safe_serialization=True)
     return path
+
+
+def make_nlu_gpt2(path, *, hidden: int = 64, layers: int = 4, seed: int = 0):
+    """A small GPT-2 (decoder) sharing the synthetic tasks' tokenizer."""
+    import shutil
+    from pathlib import Path
+
+    import torch
+    from transformers import GPT2Config, GPT2Model
+
+    path = Path(path)
+    source = make_nlu_bert(path.parent / f"{path.name}_tokenizer", hidden=8, layers=1)
+    path.mkdir(parents=True, exist_ok=True)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(source / name, path / name)
+    torch.manual_seed(seed)
+    config = GPT2Config(vocab_size=98, n_embd=hidden, n_layer=layers, n_head=4,
+                        n_positions=128, bos_token_id=2, eos_token_id=3)
+    GPT2Model(config).eval().save_pretrained(path, safe_serialization=True)
+    return path

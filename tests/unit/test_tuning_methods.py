@@ -160,6 +160,27 @@ def test_method_needs_task(nlu_bert, tmp_path):
         get_method("full").tune(nlu_bert, None, tmp_path, seed=0, device="cpu")
 
 
+@pytest.mark.slow
+def test_every_method_on_a_decoder(tmp_path):
+    """GPT-2 blocks: adapters on c_proj, partial with ln_f, prompts and prefixes."""
+    from stimuli_models.features import FeatureSettings, compute_features
+    from tests.helpers.nlu import make_nlu_gpt2
+
+    model = make_nlu_gpt2(tmp_path / "gpt2")
+    task = make_task("sequence-classification", n_train=32, n_dev=16)
+    words = "the man saw a dog near the old house".split()
+    for method in TRAINED:
+        tuner = get_method(method)
+        result = tuner.tune(model, task, tmp_path / method, seed=0, device="cpu",
+                            training={**TRAINING, "max_steps": 2})
+        assert result.trainable_params > 0, method
+        loaded = tuner.load_for_features(model, tmp_path / method, device="cpu")
+        feats = compute_features(words, loaded.model, loaded.tokenizer,
+                                 FeatureSettings(layers=(-1,)), n_layers=loaded.n_layers,
+                                 n_virtual_tokens=loaded.n_virtual_tokens)
+        assert feats.features.shape == (1, len(words), 64), method
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("method", ["full", "lora", "prompt", "ptuning-v2"])
 def test_mixed_precision_on_gpu(nlu_bert, tmp_path, method):
