@@ -258,6 +258,7 @@ def tuning_sidecar(tuning: dict, layer: int) -> dict:
         "TaskName": tuning.get("task"),
         "TaskType": tuning.get("task_type"),
         "DevMetric": {name: value} if name else {},
+        "DevMetricName": name,
         "DevMetrics": tuning.get("dev_metrics", {}),
         "TrainableParameters": tuning.get("trainable_params"),
         "TrainableParameterShare": tuning.get("trainable_share"),
