@@ -176,24 +176,3 @@ def combine_fold_z(z_folds: np.ndarray, z_null: np.ndarray | None = None):
         rho = float(np.clip(np.nanmean(corr[~np.eye(k, dtype=bool)]), 0.0, 0.95))
     total = z_folds.astype(np.float64).sum(axis=0) / np.sqrt(k + k * (k - 1) * rho)
     return stats.norm.sf(total).astype(np.float32), rho
-
-
-def permutation_p_values(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
-    """One-sided permutation p values.
-
-    Parameters
-    ----------
-    observed : ndarray of shape (n_voxels,)
-    null : ndarray of shape (n_permutations, n_voxels)
-
-    Returns
-    -------
-    ndarray of shape (n_voxels,)
-        ``(1 + #{null >= observed}) / (1 + n_permutations)``; NaN where observed is NaN.
-    """
-    observed = np.asarray(observed)
-    exceed = (np.asarray(null) >= observed[None, :] - 1e-7).sum(axis=0)
-    p = (1.0 + exceed) / (1.0 + null.shape[0])
-    p = p.astype(np.float32)
-    p[~np.isfinite(observed)] = np.nan
-    return p
