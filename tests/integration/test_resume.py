@@ -184,7 +184,14 @@ def _reference(root: Path, bids: Path, nprocs: int) -> dict[str, bytes]:
 
 def _assert_identical(resumed: dict, expected: dict) -> None:
     assert sorted(resumed) == sorted(expected)
-    assert [name for name in expected if resumed[name] != expected[name]] == []
+    different = [name for name in expected if resumed[name] != expected[name]]
+    details = {}
+    for name in different:
+        if name.endswith(".json"):
+            a, b = json.loads(resumed[name]), json.loads(expected[name])
+            details[name] = {k: (a.get(k), b.get(k)) for k in set(a) | set(b)
+                             if a.get(k) != b.get(k)}
+    assert different == [], details
 
 
 def _interrupt_and_resume(root: Path, bids: Path, step: str, sig: int, nprocs: int):
