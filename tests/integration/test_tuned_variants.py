@@ -29,7 +29,7 @@ def tiny_run(tmp_path_factory, tiny_bert):
     from bids_app.demo import make_demo_dataset
 
     root = tmp_path_factory.mktemp("tuned")
-    bids = make_demo_dataset(root / "bids", n_subjects=1, seed=1, words_per_story=160)
+    bids = make_demo_dataset(root / "bids", n_subjects=1, seed=1, words_per_story=120)
     task = _write_task(root / "sent.tsv")
     spec = root / "spec.toml"
     spec.write_text(f"""
@@ -66,10 +66,10 @@ context_words = 8
 stride = 8
 
 [training]
-max_steps = 12
+max_steps = 6
 epochs = 100.0
 learning_rate = 0.01
-eval_every = 6
+eval_every = 3
 max_length = 32
 
 [encoding]
@@ -102,10 +102,10 @@ def test_tuned_variants_end_to_end(tiny_run):
             sidecar["TrainableParameterShare"], rel=1e-5)  # TSV keeps 6 digits
     prompt = out / "models" / "tinypromptnvt4synth"
     record = json.loads((prompt / "tuning.json").read_text())
-    assert record["steps"] == 12 and record["settings"]["num_virtual_tokens"] == 4
+    assert record["steps"] == 6 and record["settings"]["num_virtual_tokens"] == 4
     assert (prompt / "tuned.safetensors").stat().st_size < 10_000  # the soft prompt alone
     curve = pd.read_csv(prompt / "training_curve.tsv", sep="\t")
-    assert list(curve["step"]) == [6, 12] and "dev_accuracy" in curve
+    assert list(curve["step"]) == [3, 6] and "dev_accuracy" in curve
 
 
 def test_second_run_trains_nothing(tiny_run):
