@@ -256,6 +256,7 @@ def run_workflow(workflow, options, work_dir: Path, nprocs: int) -> dict:
     })
     nipype_logging.update_logging(nipype_config)
     _apply_config(workflow, nipype_config)
+    _share_logging_with_workers(work_dir, nipype_config)
     for name in ("nipype.workflow", "nipype.interface", "nipype.utils"):
         logging.getLogger(name).propagate = False
     plugin, plugin_args = _plugin(options, nprocs)
@@ -274,6 +275,21 @@ def run_workflow(workflow, options, work_dir: Path, nprocs: int) -> dict:
         if not crash_dir.exists():  # nipype failed before any node ran
             raise
     return parse_crashes(crash_dir)
+
+
+def _share_logging_with_workers(work_dir: Path, nipype_config) -> None:
+    """Worker processes import nipype afresh: give them the same logging levels.
+
+    nipype reads ``nipype.cfg`` from ``$NIPYPE_CONFIG_DIR`` when it is imported, so
+    the levels are written there before the first worker starts.
+    """
+    folder = work_dir / "nipype_config"
+    folder.mkdir(parents=True, exist_ok=True)
+    levels = nipype_config._sections["logging"]
+    lines = ["[logging]"] + [f"{key} = {levels[key]}" for key in
+                             ("workflow_level", "interface_level", "utils_level")]
+    (folder / "nipype.cfg").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.environ["NIPYPE_CONFIG_DIR"] = str(folder)
 
 
 def _apply_config(engine, nipype_config) -> None:
