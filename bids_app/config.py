@@ -368,7 +368,8 @@ def load_spec(path: str | Path | None) -> ExperimentSpec:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise UsageError(f"the experiment spec '{path}' does not exist; check --config-file.") from None
+        raise UsageError(
+            f"the experiment spec '{path}' does not exist; check --config-file.") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read the experiment spec '{path}' ({exc}).") from None
     try:
@@ -419,7 +420,8 @@ def validate_spec(spec: ExperimentSpec) -> None:
         raise UsageError(f"'encoding.alphas' must be a list of positive numbers; "
                          f"got {spec.encoding.alphas!r}.")
     if spec.encoding.inner_folds < 2:
-        raise UsageError(f"'encoding.inner_folds' must be at least 2; got {spec.encoding.inner_folds}.")
+        raise UsageError("'encoding.inner_folds' must be at least 2; "
+                         f"got {spec.encoding.inner_folds}.")
     outer_schemes = ("leave-one-run-out", "leave-one-story-out")
     if spec.encoding.outer_cv not in outer_schemes and not re.fullmatch(
         r"\d+-fold", spec.encoding.outer_cv
@@ -431,11 +433,13 @@ def validate_spec(spec: ExperimentSpec) -> None:
         raise UsageError(f"'alignment.delays' must be non-negative integers (in volumes); "
                          f"got {spec.alignment.delays!r}.")
     if not 0.0 <= spec.bold.slice_time_ref <= 1.0:
-        raise UsageError(f"'bold.slice_time_ref' must be in [0, 1]; got {spec.bold.slice_time_ref}.")
+        raise UsageError("'bold.slice_time_ref' must be in [0, 1]; "
+                         f"got {spec.bold.slice_time_ref}.")
     _validate_inputs(spec)
     _check_encoding_statistics(spec)
     if not 0.0 < spec.statistics.fdr_alpha < 1.0:
-        raise UsageError(f"'statistics.fdr_alpha' must be in (0, 1); got {spec.statistics.fdr_alpha}.")
+        raise UsageError("'statistics.fdr_alpha' must be in (0, 1); "
+                         f"got {spec.statistics.fdr_alpha}.")
     _check_statistics(spec.statistics)
 
 
@@ -549,6 +553,7 @@ def _check_choice(name, value, choices):
 def save_spec(spec: ExperimentSpec, path: str | Path) -> None:
     """Write the resolved spec as TOML (atomically)."""
     import tomli_w
+
     from stimuli_models.cache import atomic_file
 
     with atomic_file(path, "w") as handle:

@@ -72,7 +72,7 @@ def _features(stories: dict, work: Path) -> dict:
         [Story(name, words) for name, words in stories.items()],
         load=lambda: method.load_for_features(model_dir, None, device="cpu"),
         model_fingerprint=hash_model_dir(model_dir), settings=settings, cache_dir=work)
-    return {name: np.load(path)[0] for name, path in zip(stories, paths)}
+    return {name: np.load(path)[0] for name, path in zip(stories, paths, strict=False)}
 
 
 def _ar1(rng, n_time, n_vox, phi=0.4):
@@ -208,7 +208,7 @@ def _write_dataset_files(out: Path, n_subjects: int, seed: int, snr: float,
 def _write_events(out: Path, story: str, words, onsets, durations, n_subjects: int) -> None:
     run = STORIES.index(story) + 1
     rows = ["onset\tduration\tword"] + [f"{o:.3f}\t{d:.3f}\t{w}"
-                                        for o, d, w in zip(onsets, durations, words)]
+                                        for o, d, w in zip(onsets, durations, words, strict=False)]
     for s in range(1, n_subjects + 1):
         path = out / f"sub-{s:02d}" / "func" / f"sub-{s:02d}_task-{TASK}_run-{run}_events.tsv"
         path.parent.mkdir(parents=True, exist_ok=True)

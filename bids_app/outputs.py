@@ -270,8 +270,10 @@ def tuning_sidecar(tuning: dict, layer: int) -> dict:
 
 def variant_metadata(variant_label: str, extractor, layer: int, spec, seed: int,
                      backend: str) -> dict:
-    """Provenance of one variant shared by all its sidecars (tuning details are added
-    from the tuning record when the maps are written)."""
+    """Provenance of one variant shared by all its sidecars.
+
+    Tuning details are added from the tuning record when the maps are written.
+    """
     return {
         "variant": variant_label,
         "Model": extractor.model.source,

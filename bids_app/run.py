@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import tempfile
 import time
 from pathlib import Path
 
@@ -239,7 +240,12 @@ def run_workflow(workflow, options, work_dir: Path, nprocs: int) -> dict:
     from nipype import config as nipype_config
     from nipype import logging as nipype_logging
 
-    crash_dir = work_dir / "crash" / time.strftime("%Y%m%d-%H%M%S")
+    # one fresh folder per run: crash files of an earlier run (even one started in the
+    # same second) must never be read as failures of this one
+    (work_dir / "crash").mkdir(parents=True, exist_ok=True)
+    crash_dir = Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"),
+                                      dir=work_dir / "crash"))
+    crash_dir.rmdir()  # nipype creates it when a node fails
     nipype_config.update_config({
         "execution": {"crashdump_dir": str(crash_dir), "crashfile_format": "txt",
                       "stop_on_first_crash": options.stop_on_first_crash,

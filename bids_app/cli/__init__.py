@@ -43,7 +43,8 @@ def _path(_ctx, _param, value):
 @click.option("--space", default=None, help="Template space of preprocessed BOLD to use.")
 @click.option("--bids-filter-file", "--bids_filter_file", "bids_filter_file",
               type=click.Path(), callback=_path,
-              help="JSON of pybids filters (fMRIPrep's format), e.g. {\"bold\": {\"run\": [1, 2]}}.")
+              help="JSON of pybids filters (fMRIPrep's format), "
+                   "e.g. {\"bold\": {\"run\": [1, 2]}}.")
 @click.option("--bids-database-dir", "--bids_database_dir", "bids_database_dir",
               type=click.Path(), callback=_path, help="Save/reuse the pybids index here.")
 @click.option("--config-file", "--config_file", "config_file", type=click.Path(), callback=_path,

@@ -28,7 +28,7 @@ sub-<label>/func/*_desc-<variant>_scores.tsv                           regional 
 sub-<label>.html                                                       participant reports
 group/                                                                 group maps, tables, report
 models/<variant>/                                                      tuned models and records
-stimuli/                                                               word tables and cached features
+stimuli/                                                               word tables, cached features
 descriptions.tsv                                                       what each desc-<variant> is
 logs/                                                                  resolved experiment specs
 """
@@ -53,7 +53,8 @@ def build_name(entities: dict, suffix: str, extension: str) -> str:
     unknown = set(entities) - set(ENTITY_ORDER)
     if unknown:
         raise ValueError(f"unknown entities {sorted(unknown)}")
-    parts = [f"{key}-{entities[key]}" for key in ENTITY_ORDER if entities.get(key) not in (None, "")]
+    parts = [f"{key}-{entities[key]}" for key in ENTITY_ORDER
+             if entities.get(key) not in (None, "")]
     return "_".join(parts + [suffix]) + extension
 
 

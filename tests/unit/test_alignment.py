@@ -4,8 +4,16 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bids_app.alignment import (align_run, bin_features, delay_stack, frame_times, hrf,
-                                hrf_design, lanczos_resample, zscore_columns)
+from bids_app.alignment import (
+    align_run,
+    bin_features,
+    delay_stack,
+    frame_times,
+    hrf,
+    hrf_design,
+    lanczos_resample,
+    zscore_columns,
+)
 
 
 def glover_by_hand(t):
@@ -31,7 +39,7 @@ def test_impulse_design_equals_hand_computed_sum():
     X = hrf_design(onsets, np.zeros(3), features, times)
     expected = np.zeros((12, 2))
     for i, t in enumerate(times):
-        for onset, f in zip(onsets, features):
+        for onset, f in zip(onsets, features, strict=False):
             if t > onset:
                 expected[i] += glover_by_hand(t - onset) * f
     np.testing.assert_allclose(X, expected, rtol=1e-5, atol=1e-6)
