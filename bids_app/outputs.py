@@ -27,15 +27,6 @@ from .io.derivatives import (
     write_text,
 )
 
-STAT_DESCRIPTIONS = {
-    "r": "Pearson correlation between held-out BOLD and the encoding model's prediction, "
-         "averaged over outer cross-validation folds (left-out runs).",
-    "r2": "Coefficient of determination (1 - SSE/SST) of held-out predictions, averaged over "
-          "outer folds; negative values mean worse than the run mean.",
-    "alpha": "Ridge regularisation chosen per voxel by inner cross-validation over whole "
-             "training runs (geometric mean over outer folds).",
-}
-
 
 def output_entities(runs: list[BoldRun]) -> dict:
     """Entities shared by all runs of a participant (task/session when unique)."""
