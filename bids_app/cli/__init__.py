@@ -70,7 +70,8 @@ def _path(_ctx, _param, value):
 @click.option("--stop-on-first-crash", "--stop_on_first_crash", "stop_on_first_crash",
               is_flag=True, help="Stop at the first failing step instead of finishing others.")
 @click.option("-v", "--verbose", "verbose", count=True,
-              help="More messages; -vv also shows tracebacks.")
+              help="More messages and the traceback of a failure; -vv adds debug messages "
+                   "and warnings.")
 @click.version_option(__version__, "--version", prog_name="brainenc",
                       message="%(prog)s v%(version)s")
 def command(**kwargs):
@@ -126,14 +127,14 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("brainenc: interrupted; rerun the same command to resume.", err=True)
         code = EXIT_INTERRUPTED
     except BrainencError as exc:
-        if verbose >= 2:
+        if verbose:
             traceback.print_exc()
         click.echo(f"brainenc: error: {exc.message}", err=True)
         code = exc.exit_code
-    except Exception as exc:  # a bug, not a user error: short message, traceback with -vv
-        if verbose >= 2:
+    except Exception as exc:  # a bug, not a user error: short message, traceback with -v
+        if verbose:
             traceback.print_exc()
-        click.echo(f"brainenc: internal error: {type(exc).__name__}: {exc} (rerun with -vv for "
+        click.echo(f"brainenc: internal error: {type(exc).__name__}: {exc} (rerun with -v for "
                    "the traceback and report it).", err=True)
         code = EXIT_FAILED
     return int(code or 0)

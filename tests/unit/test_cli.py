@@ -9,7 +9,7 @@ import pytest
 
 from bids_app.cli import main
 from bids_app.cli.options import normalise_argv, parse_labels, parse_memory
-from bids_app.errors import EXIT_CODES
+from bids_app.errors import EXIT_CODES, EXIT_FAILED
 
 
 @pytest.fixture
@@ -134,3 +134,38 @@ def test_bad_memory_size(tiny_bids, tmp_path, capsys):
     code = main([str(tiny_bids), str(tmp_path / "out"), "participant", "--mem", "lots"])
     assert code == 2
     assert "lots" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags", [[], ["-v"], ["--verbose"], ["-vv"]])
+def test_traceback_only_with_verbose(tmp_path, capsys, flags):
+    """A user error is one sentence; ``-v`` adds the traceback of where it was raised."""
+    code = main([str(tmp_path / "nope"), str(tmp_path / "out"), "participant", *flags])
+    err = capsys.readouterr().err
+    assert code == 2
+    message = [line for line in err.splitlines() if line.startswith("brainenc: error: ")]
+    assert len(message) == 1 and "nope" in message[0] and "does not exist" in message[0]
+    if flags:
+        assert "Traceback (most recent call last)" in err
+        assert "UsageError" in err and "check_paths" in err
+    else:
+        assert "Traceback" not in err
+        assert err.strip() == message[0]
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_internal_error_traceback_with_verbose(tiny_bids, tmp_path, capsys, monkeypatch,
+                                               verbose):
+    """An unexpected exception gives a short message; with ``-v`` also its traceback."""
+    import bids_app.run as run
+
+    def broken(options):
+        raise ZeroDivisionError("planted fault")
+
+    monkeypatch.setattr(run, "execute", broken)
+    code = main([str(tiny_bids), str(tmp_path / "out"), "participant",
+                 *(["-v"] if verbose else [])])
+    err = capsys.readouterr().err
+    assert code == EXIT_FAILED
+    assert "brainenc: internal error: ZeroDivisionError: planted fault" in err
+    assert "rerun with -v" in err
+    assert ("Traceback (most recent call last)" in err) is verbose
