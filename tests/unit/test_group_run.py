@@ -207,3 +207,46 @@ def test_cli_group_level_reads_spec_statistics(tmp_path):
     assert set(regions["region"]) == {"brain", "label-2", "top10pct"}
     spec.write_text('[statistics]\ncompare = [["minilmfrozenL5", "nosuch"]]\n')
     assert main([str(bids), str(out), "group", "--config-file", str(spec)]) == 2
+
+
+def _bh(p):
+    """Benjamini-Hochberg q values, written out independently of the package."""
+    n = p.size
+    order = np.argsort(p)
+    q_sorted = np.minimum.accumulate((p[order] * n / np.arange(1, n + 1))[::-1])[::-1]
+    q = np.empty(n)
+    q[order] = np.minimum(q_sorted, 1.0)
+    return q
+
+
+def test_fdr_thresholded_t_and_q_maps(group):
+    """stat-q is BH over the one-sided t test; stat-tfdr is t where q < alpha, 0 elsewhere."""
+    from scipy import stats
+
+    out, _ = group
+    desc = "minilmlorasstL3"
+    t, q, tfdr = (_map(out, stat, desc) for stat in ("t", "q", "tfdr"))
+    r_maps = sorted(out.glob(f"sub-*/func/*_stat-r_desc-{desc}_statmap.nii.gz"))
+    masks = sorted(out.glob("sub-*/func/*_desc-brain_mask.nii.gz"))
+    assert len(r_maps) == 5
+    r = np.stack([np.asanyarray(nib.load(p).dataobj).ravel() for p in r_maps])
+    valid = np.all([np.asanyarray(nib.load(p).dataobj).ravel() > 0 for p in masks], axis=0)
+    # the t map is the one-sample t test of Fisher z across the 5 participants
+    expected = stats.ttest_1samp(np.arctanh(r[:, valid]), 0.0, alternative="greater")
+    np.testing.assert_allclose(t[valid], expected.statistic, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(q[valid], _bh(expected.pvalue), rtol=1e-4, atol=1e-6)
+    assert np.all((q >= 0) & (q <= 1))
+    assert np.all(t[~valid] == 0) and np.all(tfdr[~valid] == 0)
+    significant = valid & (q < STATS.fdr_alpha)
+    assert np.all(tfdr[~significant] == 0)  # zero wherever q is above the threshold
+    np.testing.assert_array_equal(tfdr[significant], t[significant])  # t elsewhere
+    # five participants leave little power after FDR: what survives is planted, and q is
+    # far lower in the planted regions than elsewhere
+    planted = language_mask_on_grid()
+    assert significant.any() and not np.any(significant & ~planted)
+    assert np.median(q[planted & valid]) < 0.5 * np.median(q[valid & ~planted])
+    assert tfdr[significant].min() > 2
+    assert tfdr[significant].min() > 2
+    sidecar = json.loads((out / "group" / "task-listening_space-MNI152NLin2009cAsym_stat-tfdr_"
+                                          f"desc-{desc}_statmap.json").read_text())
+    assert "0.05" in sidecar["Description"] and len(sidecar["Participants"]) == 5
