@@ -26,6 +26,8 @@ else:  # pragma: no cover
 
 _LABEL = re.compile(r"^[A-Za-z0-9]+$")
 DEFAULT_ALPHAS = [10.0 ** (k / 2) for k in range(0, 13)]  # 1 ... 1e6, 13 values
+#: Name of the resolved spec a participant run saves in OUTPUT_DIR.
+SAVED_SPEC_NAME = "experiment_spec.toml"
 
 
 @dataclass

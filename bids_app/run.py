@@ -161,7 +161,7 @@ def _resolve_device(options, spec) -> tuple[str, str]:
 
 def run_participant_level(options, spec) -> int:
     """Build and run the participant workflow; returns the exit code."""
-    from .config import save_spec
+    from .config import SAVED_SPEC_NAME, save_spec
     from .io.bids import check_dataset, make_layout, select_subjects
     from .io.derivatives import update_descriptions, write_dataset_description
     from .plan import make_plan
@@ -196,6 +196,7 @@ def run_participant_level(options, spec) -> int:
     update_descriptions(output_dir, {v.label: v.description() for v in variants})
     spec_file = work_dir / "brainenc_inputs" / "spec.toml"
     save_spec(spec, spec_file)
+    save_spec(spec, output_dir / SAVED_SPEC_NAME)  # same bytes on every rerun of a command
     save_spec(spec, output_dir / "logs" / f"spec-{time.strftime('%Y%m%d-%H%M%S')}.toml")
     from .workflows.base import init_brainenc_wf
 
@@ -413,13 +414,29 @@ def run_group_level(options, spec) -> int:
     if not (options.output_dir / "dataset_description.json").exists():
         raise NoMatchError(f"'{options.output_dir}' holds no brainenc outputs; run the "
                            "participant level first.")
-    if options.config_file is None:  # the spec the participant level saved in OUTPUT_DIR/logs
-        from .group.run import saved_spec
-
-        spec = saved_spec(options.output_dir) or spec
+    if options.config_file is None:  # the spec the participant level saved in OUTPUT_DIR
+        spec = _saved_spec(options.output_dir) or spec
     result = run_group(str(options.output_dir), participants=options.participant_label or None,
                        fdr_alpha=spec.statistics.fdr_alpha, statistics=spec.statistics,
                        seed=options.random_seed,
                        work_dir=str(options.work_dir) if options.work_dir else None)
     LOGGER.info("group report: %s", result["report"])
     return EXIT_OK
+
+
+def _saved_spec(output_dir: Path):
+    """Return the spec the participant level saved in ``output_dir`` (None when none is).
+
+    ``OUTPUT_DIR/experiment_spec.toml`` is read first, then the newest copy in
+    ``OUTPUT_DIR/logs`` (outputs of versions that saved it only there).
+    """
+    from .config import SAVED_SPEC_NAME, load_spec
+    from .group.run import saved_spec
+
+    path = Path(output_dir) / SAVED_SPEC_NAME
+    if path.is_file():
+        try:
+            return load_spec(path)
+        except UsageError as exc:
+            LOGGER.warning("ignoring the saved spec '%s': %s", path, exc)
+    return saved_spec(output_dir)

@@ -37,6 +37,7 @@ BIDSIGNORE = [
     "*_scores.tsv",
     "*_scores.json",
     "*.html",
+    "experiment_spec.toml",
     # folders without a trailing slash: bids-validator matches "group/" against the
     # files inside but still reports the folder itself as not included
     "sub-*/figures",

@@ -49,3 +49,29 @@ def test_malformed_toml_names_the_file(tmp_path):
     bad.write_text("[features\nlayers = [1]\n")
     with pytest.raises(UsageError, match="bad.toml"):
         load_spec(bad)
+
+
+def test_group_level_reads_the_spec_saved_beside_the_outputs(tmp_path):
+    """``OUTPUT_DIR/experiment_spec.toml`` wins over older copies in ``logs/``."""
+    from bids_app.config import SAVED_SPEC_NAME
+    from bids_app.run import _saved_spec
+
+    assert _saved_spec(tmp_path) is None
+    older = default_spec()
+    older.statistics.fdr_alpha = 0.2
+    save_spec(older, tmp_path / "logs" / "spec-20240101-000000.toml")
+    assert _saved_spec(tmp_path).statistics.fdr_alpha == 0.2  # outputs without the stable copy
+    current = default_spec()
+    current.statistics.fdr_alpha = 0.01
+    save_spec(current, tmp_path / SAVED_SPEC_NAME)
+    assert _saved_spec(tmp_path).statistics.fdr_alpha == 0.01
+    (tmp_path / SAVED_SPEC_NAME).write_text("[statistics\n")  # unreadable: fall back
+    assert _saved_spec(tmp_path).statistics.fdr_alpha == 0.2
+
+
+def test_saved_spec_is_deterministic(tmp_path):
+    """Saving the same spec twice gives the same bytes (reruns leave outputs unchanged)."""
+    save_spec(default_spec(), tmp_path / "a.toml")
+    save_spec(load_spec(tmp_path / "a.toml"), tmp_path / "b.toml")
+    assert (tmp_path / "a.toml").read_bytes() == (tmp_path / "b.toml").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.toml", "b.toml"]
