@@ -77,8 +77,12 @@ def read_tsv(path: Path) -> pd.DataFrame:
     """Read a BIDS TSV strictly (UTF-8, tab-separated, ``n/a`` for missing values)."""
     try:
         raw = Path(path).read_bytes()
+    except PermissionError:
+        raise DatasetError(f"'{path}' is not readable (permission denied); fix its permissions "
+                           "(e.g. chmod a+r).") from None
     except OSError as exc:
-        raise DatasetError(f"cannot read '{path}' ({exc.strerror or exc}).") from None
+        raise DatasetError(f"cannot read '{path}' ({exc.strerror or exc}); check that it is a "
+                           "readable file.") from None
     text = _decode(raw, path).replace("\r\n", "\n").replace("\r", "\n")
     lines = [line for line in text.split("\n") if line.strip()]
     if not lines:

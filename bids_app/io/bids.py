@@ -367,8 +367,9 @@ def _collect_raw(layout, subject: str, *, tasks=None, sessions=None, filters=Non
         try:
             header = nib.load(str(path)).header
         except Exception as exc:  # nibabel raises many types on corrupt files
-            raise DatasetError(f"cannot read the image '{path}' ({type(exc).__name__}: {exc}); "
-                               "re-export or remove the file.") from None
+            from .bold import image_error
+
+            raise image_error(path, exc) from None
         shape = header.get_data_shape()
         if len(shape) != 4 or shape[3] < 2:
             raise DatasetError(

@@ -15,14 +15,44 @@ import numpy as np
 from ..errors import DatasetError
 
 
+def image_error(path: Path, exc: Exception) -> DatasetError:
+    """Return the error for an image nibabel could not load, naming what the user can fix.
+
+    nibabel reports a file it may not open as one it cannot parse: the file is
+    opened again here to tell permissions and missing files from corrupt content.
+
+    Parameters
+    ----------
+    path : Path
+        The image.
+    exc : Exception
+        What nibabel raised.
+
+    Returns
+    -------
+    DatasetError
+        One sentence naming the file and the fix.
+    """
+    try:
+        with open(path, "rb"):
+            pass
+    except PermissionError:
+        return DatasetError(f"the image '{path}' is not readable (permission denied); fix its "
+                            "permissions (e.g. chmod a+r) or remove it.")
+    except OSError as os_exc:
+        return DatasetError(f"cannot open the image '{path}' ({os_exc.strerror or os_exc}); "
+                            "check that it is a readable file.")
+    return DatasetError(f"cannot read the image '{path}' ({type(exc).__name__}: {exc}); "
+                        "re-export or remove the file.")
+
+
 def _load(path: Path):
     import nibabel as nib
 
     try:
         return nib.load(str(path))
     except Exception as exc:  # nibabel raises many types on unreadable files
-        raise DatasetError(f"cannot read the image '{path}' ({type(exc).__name__}: {exc}); "
-                           "re-export or remove the file.") from None
+        raise image_error(path, exc) from None
 
 
 def compute_brain_mask(bold_files: list[Path], mask_files: list[Path | None]):

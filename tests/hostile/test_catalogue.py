@@ -53,6 +53,33 @@ def out_inside_bids(case: Case) -> list[str]:
     return argv
 
 
+def make_unreadable(monkeypatch, target: Path) -> None:
+    """Opening ``target`` fails as after ``chmod 000`` for a user other than root.
+
+    Tests run as root, whom permissions do not stop: every ``open`` of the file
+    (built-in, :mod:`io`, :mod:`os`) raises the ``PermissionError`` it would raise.
+    """
+    import builtins
+    import errno
+    import io
+    import os
+
+    target = os.path.abspath(target)
+
+    def refuse(file) -> None:
+        if isinstance(file, (str, os.PathLike)) and os.path.abspath(file) == target:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(file))
+
+    for module, name in ((builtins, "open"), (io, "open"), (os, "open")):
+        real = getattr(module, name)
+
+        def guarded(file, *args, _real=real, **kwargs):
+            refuse(file)
+            return _real(file, *args, **kwargs)
+
+        monkeypatch.setattr(module, name, guarded)
+
+
 def bids_unreadable(case: Case, monkeypatch) -> list[str]:
     """Permissions cannot be taken from root: the permission check itself answers 'no'."""
     import os
@@ -223,6 +250,11 @@ def bad_voxels_dropped(case: Case) -> None:
     assert np.isfinite(np.asanyarray(nib.load(r_map).dataobj)).all()
 
 
+def bold_unreadable(case: Case, monkeypatch) -> list[str]:
+    make_unreadable(monkeypatch, case.bold("02", 2))
+    return case.argv("--participant-label", "02")
+
+
 def one_run(case: Case) -> list[str]:
     for run in (2, 3):
         case.bold("02", run).unlink()
@@ -322,6 +354,11 @@ def words_after_run(case: Case) -> list[str]:
                                        for r in rows]).encode()
 
     _rewrite_events(case, "02", 2, shift)
+    return case.argv("--participant-label", "02")
+
+
+def events_unreadable(case: Case, monkeypatch) -> list[str]:
+    make_unreadable(monkeypatch, case.events("02", 3))
     return case.argv("--participant-label", "02")
 
 
@@ -545,6 +582,9 @@ CATALOGUE = [
     Row("truncated-nifti-others-complete", truncated_nifti_two_subjects, EXIT_FAILED,
         r"sub-02 failed: .*run-2_bold\.nii\.gz.* truncated or corrupt", bad="02",
         complete=("01",)),
+    Row("bold-unreadable", bold_unreadable, EXIT_DATASET,
+        r"the image '.*run-2_bold\.nii\.gz' is not readable \(permission denied\); fix its "
+        r"permissions", bad="02"),
     Row("different-grids", different_grids, EXIT_DATASET, r"run-2_bold.*different grids",
         bad="02"),
     Row("mask-on-other-grid", mask_other_grid, EXIT_DATASET,
@@ -576,6 +616,9 @@ CATALOGUE = [
         r"run-1_events\.tsv' is not UTF-8.*iconv", bad="02"),
     Row("events-bom-crlf-accepted", events_bom_crlf, EXIT_OK, r"^", complete=("02",),
         marks=SLOW),
+    Row("events-unreadable", events_unreadable, EXIT_DATASET,
+        r"'.*run-3_events\.tsv' is not readable \(permission denied\); fix its permissions",
+        bad="02"),
     Row("events-missing", no_events, EXIT_DATASET, r"no events\.tsv for '.*run-3_bold",
         bad="02"),
     Row("words-after-end-of-run", words_after_run, EXIT_DATASET,

@@ -215,3 +215,53 @@ def test_natural_stories_textgrids(shared_data):
         same = np.mean([timings.words[k].lower() == text[i].lower().strip(".,;:!?\"'")
                         for k, i in enumerate(ids) if i in text])
         assert same > 0.8
+
+
+def _one_sentence(message: str) -> bool:
+    body = message.replace("e.g.", "eg")
+    return body.endswith(".") and ". " not in body and "\n" not in body
+
+
+@pytest.mark.parametrize("name", ["story.TextGrid", "align.json", "align.csv", "words.tsv",
+                                  "story_1_word_time.mat"])
+def test_unreadable_annotation_names_the_file_and_the_fix(tmp_path, monkeypatch, name):
+    """Every reader reports a file it may not open in one sentence (tests run as root)."""
+    import errno
+    import os
+    from pathlib import Path
+
+    path = tmp_path / name
+    if name.endswith(".TextGrid"):
+        write_textgrid(path, _tiers())
+    elif name.endswith(".json"):
+        write_gentle_json(path, WORDS, ONSETS, DURS)
+    elif name.endswith(".csv"):
+        write_gentle_csv(path, WORDS, ONSETS, DURS)
+    elif name.endswith(".tsv"):
+        write_table(path, WORDS, ONSETS, DURS)
+    else:
+        write_mat(path, WORDS, ONSETS, ONSETS + DURS)
+    assert len(read_annotation(path).words) == len(WORDS)  # readable: read as usual
+    real = Path.read_bytes
+
+    def refuse(self):
+        if os.path.abspath(self) == str(path):  # as after chmod 000 for a user other than root
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    with pytest.raises(DatasetError) as info:
+        read_annotation(path)
+    message = info.value.message
+    assert message == (f"the annotation '{path}' is not readable (permission denied); fix its "
+                       "permissions (e.g. chmod a+r).")
+    assert _one_sentence(message)
+
+
+def test_annotation_that_is_a_folder(tmp_path):
+    (tmp_path / "story.TextGrid").mkdir()
+    with pytest.raises(DatasetError) as info:
+        read_annotation(tmp_path / "story.TextGrid")
+    message = info.value.message
+    assert "story.TextGrid' is a folder; name the annotation file" in message
+    assert _one_sentence(message)

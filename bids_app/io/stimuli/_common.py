@@ -100,9 +100,16 @@ def read_bytes(path: Path) -> bytes:
     except FileNotFoundError:
         raise DatasetError(f"the annotation '{path}' does not exist; add it or fix the name "
                            "given in events.tsv (stim_file) or in [annotations] mapping.") from None
+    except PermissionError:
+        raise DatasetError(f"the annotation '{path}' is not readable (permission denied); fix "
+                           "its permissions (e.g. chmod a+r).") from None
+    except IsADirectoryError:
+        raise DatasetError(f"the annotation '{path}' is a folder; name the annotation file "
+                           "inside it (stim_file in events.tsv or [annotations] mapping).") \
+            from None
     except OSError as exc:
         raise DatasetError(f"cannot read the annotation '{path}' ({exc.strerror or exc}); "
-                           "fix its permissions.") from None
+                           "check that it is a readable file.") from None
 
 
 def decode_text(raw: bytes, path: Path) -> str:
