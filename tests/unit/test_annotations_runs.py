@@ -286,3 +286,44 @@ def test_slice_timing_is_left_to_the_volume_times(tmp_path):
     np.testing.assert_allclose(plain["onset"], shifted["onset"])
     times = run_times(run, {"dummy_scans": 2})
     assert times[0] == pytest.approx(2 * run.tr + 0.7) and len(times) == run.n_volumes - 2
+
+
+def test_report_counts_timing_problems_per_story(tmp_path):
+    """Negative, non-monotonic, overlapping and unaligned words are counted per story."""
+    import re
+
+    from bids_app.config import ExperimentSpec
+    from bids_app.reports.stimuli import stimuli_section, story_rows
+    from tests.helpers.stimuli import write_gentle_json
+
+    (tmp_path / "stimuli").mkdir()
+    # story 'w' (onset 2 s): 2 words before its onset (-0.6, -0.2), 'the' at 0.8 s starts
+    # before 'lit' at 1.0 s (non-monotonic) and both 'lit' and 'the' overlap the word before
+    rows = "onset\tduration\tword\n" + "".join(f"{o}\t{d}\t{w}\n" for w, o, d in zip(
+        ["so", "the", "keeper", "lit", "the", "lamp"], [-0.6, -0.2, 0.4, 1.0, 0.8, 1.6],
+        [0.3, 0.3, 0.7, 0.3, 0.3, 0.3], strict=True))
+    (tmp_path / "stimuli" / "w.tsv").write_text(rows)
+    # story 'galign' (onset 10 s): Gentle could not align 'lit' and 'lamp'
+    write_gentle_json(tmp_path / "stimuli" / "g_align.json", WORDS, ONSETS, DURS,
+                      missing=(2, 4))
+    run = make_run(tmp_path, events="onset\tduration\tstim_file\n2\t3\tw.tsv\n"
+                   "10\t3\tg_align.json\n")
+    table = annotate_run(run, StoryRegistry(), AnnotationConfig(), bids_dir=tmp_path)
+    table.to_csv(tmp_path / "words.tsv", sep="\t", index=False)
+    checks = story_rows([run], [str(tmp_path / "words.tsv")]).set_index("story")
+    keys = ["n_words", "n_negative", "n_non_monotonic", "n_overlaps", "n_unaligned"]
+    assert checks.loc["w", keys].tolist() == [6, 2, 1, 2, 0]
+    assert checks.loc["galign", keys].tolist() == [7, 0, 0, 0, 2]
+    html = stimuli_section([run], [str(tmp_path / "words.tsv")], ExperimentSpec())
+    blocks = dict(re.findall(r"<h3 id='story-(\w+)'>(.*?)(?=<h3 |$)", html, re.DOTALL))
+    assert set(blocks) == {"w", "galign"}
+    header = re.findall(r"<th>(.*?)</th>", blocks["w"])
+    for story, expected in (("w", {"before story onset": "2", "non-monotonic onsets": "1",
+                                   "overlapping words": "2", "unaligned (interpolated)": "0"}),
+                            ("galign", {"before story onset": "0", "non-monotonic onsets": "0",
+                                        "overlapping words": "0",
+                                        "unaligned (interpolated)": "2"})):
+        cells = dict(zip(header, re.findall(r"<td>(.*?)</td>", blocks[story]), strict=True))
+        assert {k: cells[k] for k in expected} == expected, story
+    assert "2 before story onset; 1 non-monotonic onsets; 2 overlapping words" in blocks["w"]
+    assert "2 unaligned (interpolated)" in blocks["galign"]
