@@ -296,6 +296,17 @@ def fit_encoding(design_files: list[str], bold_files: list[str], encoding: dict,
               "backend": backend, "run_labels": labels,
               "n_targets_batch": encoding.get("n_targets_batch") or None,
               "trim": encoding.get("trim_edges") or (0, 0)}
+    arrays = {}
+    if encoding.get("save_predictions"):  # held-out predictions for a paired comparison
+        from numpy.lib.format import open_memmap
+
+        from .alignment import edge_mask
+
+        n_kept = sum(int(edge_mask(len(y), *common["trim"]).sum()) for y in Ys)
+        for key in ("predictions", "heldout"):
+            arrays[key] = open_memmap(str(out_file).replace(".npz", f"_{key}.npy"),
+                                      mode="w+", dtype=np.float32,
+                                      shape=(n_kept, Ys[0].shape[1]))
     if encoding.get("banded"):
         from .encoding.banded import banded_cross_validate
 
@@ -306,29 +317,18 @@ def fit_encoding(design_files: list[str], bold_files: list[str], encoding: dict,
                              "variant form one band: set banded = false.")
         result = banded_cross_validate(Xs, Ys, bands, encoding["alphas"],
                                        n_iter=encoding.get("banded_iterations", 20),
-                                       random_state=encoding.get("seed", 0), **common, **extra)
+                                       random_state=encoding.get("seed", 0), **arrays,
+                                       **common, **extra)
     else:
-        arrays = {}
-        if encoding.get("save_predictions"):
-            from numpy.lib.format import open_memmap
-
-            from .alignment import edge_mask
-
-            trim = common["trim"]
-            n_kept = sum(int(edge_mask(len(y), *trim).sum()) for y in Ys)
-            for key in ("predictions", "heldout"):
-                arrays[key] = open_memmap(str(out_file).replace(".npz", f"_{key}.npy"),
-                                          mode="w+", dtype=np.float32,
-                                          shape=(n_kept, Ys[0].shape[1]))
         result = cross_validate(
             Xs, Ys, encoding["alphas"], mem_gb=encoding.get("mem_gb"),
             n_permutations=stats.get("heldout_permutations", 0),
             permutation=stats.get("permutation", "block"),
             block_length=stats.get("block_length", 10), random_state=encoding.get("seed", 0),
             **arrays, **common, **extra)
-        for array in arrays.values():
-            array.flush()
-        arrays.clear()
+    for array in arrays.values():
+        array.flush()
+    arrays.clear()
     result.save(out_file)
     return out_file
 

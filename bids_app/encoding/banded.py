@@ -70,7 +70,7 @@ def banded_cross_validate(Xs, Ys, bands: dict, alphas, *, outer_cv: str = "leave
                           inner_folds: int = 5, backend: str = "torch", n_iter: int = 20,
                           random_state: int = 0, run_labels=None,
                           n_targets_batch: int | None = None, trim=(0, 0),
-                          confounds=None) -> EncodingResult:
+                          confounds=None, predictions=None, heldout=None) -> EncodingResult:
     """Outer cross-validation of a banded ridge model.
 
     Parameters
@@ -89,6 +89,9 @@ def banded_cross_validate(Xs, Ys, bands: dict, alphas, *, outer_cv: str = "leave
         Volumes left out at the start and end of every run.
     confounds : list of ndarray of shape (n_volumes_i, n_confounds_i), optional
         Regressed out of the BOLD within each outer fold (fitted on training runs).
+    predictions, heldout : ndarray of shape (n_kept_volumes, n_voxels), optional
+        Filled with the held-out predictions (sum over bands) and the held-out BOLD
+        they predict (for paired comparisons of variants).
     Other parameters are those of :func:`bids_app.encoding.engine.cross_validate`.
 
     Returns
@@ -133,6 +136,10 @@ def banded_cross_validate(Xs, Ys, bands: dict, alphas, *, outer_cv: str = "leave
         split, best_alphas, _ = _fit_fold(X[train], Ytr, X[test], slices, alphas, cv,
                                           n_iter, random_state, n_targets_batch)
         pred = np.asarray(be.to_numpy(be.sum(split, 0)), dtype=np.float32)
+        if predictions is not None:
+            predictions[test] = pred
+        if heldout is not None:
+            heldout[test] = Yte
         r_folds[k] = pearson_r(Yte, pred)
         r2_folds[k] = r2_score(Yte, pred)
         split_folds[k] = np.asarray(be.to_numpy(r2_score_split(
@@ -147,6 +154,7 @@ def banded_cross_validate(Xs, Ys, bands: dict, alphas, *, outer_cv: str = "leave
               "bands": names, "n_iter": int(n_iter), "n_samples": int(X.shape[0]),
               "n_features": int(X.shape[1]), "n_voxels": int(v), "n_outer_folds": n_folds,
               "trim": [int(t) for t in (trim or (0, 0))],
+              "run_lengths": np.bincount(groups, minlength=len(Ys)).tolist(),
               "seconds": round(time.perf_counter() - started, 3)},
         r2_split=split_folds.mean(0),
     )

@@ -106,3 +106,38 @@ def test_variant_outputs_hold_p_q_and_band_maps(tmp_path):
     table = pd.read_csv(next(f for f in files if f.endswith("_scores.tsv")), sep="\t")
     brain = table.loc[table.region == "brain", "n_significant"].item()
     assert brain == int((result.q < 0.05).sum())
+
+
+def test_banded_variants_can_be_compared(tmp_path):
+    """Banded fits save their held-out predictions too, so a compare pair of them works."""
+    from bids_app.participant import update_design_sidecar
+
+    rng = np.random.default_rng(2)
+    n_runs, n, v = 4, 70, 12
+    W = rng.normal(size=(6, v))
+    bold, designs_a, designs_b = [], [], []
+    for i in range(n_runs):
+        x = rng.normal(size=(n, 6)).astype(np.float32)
+        y = (x @ W + rng.normal(size=(n, v))).astype(np.float32)
+        noise = rng.normal(size=(n, 3)).astype(np.float32)
+        bad = (x + 3.0 * rng.normal(size=x.shape)).astype(np.float32)
+        for name, arr, store in (("bold", y, bold), ("a", np.hstack([x, noise]), designs_a),
+                                 ("b", np.hstack([bad, noise]), designs_b)):
+            path = tmp_path / f"run{i}_{name}.npy"
+            np.save(path, arr)
+            store.append(str(path))
+            if name != "bold":
+                update_design_sidecar(path, bands={"features": [0, 6], "nuisance": [6, 9]})
+    encoding = {"alphas": [1.0, 10.0, 100.0], "outer_cv": "leave-one-run-out",
+                "inner_folds": 3, "save_predictions": True, "trim_edges": [2, 0],
+                "banded": True, "banded_iterations": 3,
+                "statistics": {"heldout_permutations": 0}}
+    res_a = fit_encoding(designs_a, bold, encoding, "numpy", str(tmp_path / "a.npz"))
+    res_b = fit_encoding(designs_b, bold, encoding, "numpy", str(tmp_path / "b.npz"))
+    heldout = np.load(tmp_path / "a_heldout.npy")
+    assert heldout.shape == (n_runs * (n - 2), v)
+    np.testing.assert_allclose(heldout[: n - 2], np.load(bold[0])[2:], rtol=1e-6)
+    out = compare_encodings(res_a, res_b, {"n_bootstrap": 100, "block_length": 8},
+                            str(tmp_path / "cmp.npz"))
+    with np.load(out) as data:
+        assert (data["rdiff"] > 0).mean() > 0.9
