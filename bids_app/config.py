@@ -208,6 +208,11 @@ class StatisticsConfig:
     block_length: int = 10
     #: Paired block-bootstrap resamples of participant-level comparisons (stat-rdiff).
     n_bootstrap: int = 1000
+    #: Write each volumetric run's cleaned held-out BOLD to OUTPUT_DIR (desc-clean_bold), from
+    #: which the group level computes the inter-subject noise ceiling.
+    noise_ceiling: bool = True
+    #: Storage of those runs: 'int16' (scaled; half the disk of 'float32') or 'float32'.
+    clean_bold_dtype: str = "int16"
 
 
 @dataclass
@@ -495,6 +500,7 @@ def _check_statistics(stats: StatisticsConfig) -> None:
                 and all(isinstance(p, str) and _LABEL.match(p) for p in pair)):
             raise UsageError("'statistics.compare' must be a list of pairs of variant labels, "
                              f"e.g. [[\"minilmloraL3\", \"minilmfrozenL3\"]]; got {pair!r}.")
+    _check_choice("statistics.clean_bold_dtype", stats.clean_bold_dtype, {"int16", "float32"})
     atlases = [stats.atlas] if isinstance(stats.atlas, str) else stats.atlas
     if not all(isinstance(a, str) for a in atlases):
         raise UsageError("'statistics.atlas' must be a path or a list of paths; "

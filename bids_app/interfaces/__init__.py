@@ -110,6 +110,39 @@ class PrepareBold(SimpleInterface):
         return runtime
 
 
+class _CleanBoldInput(BaseInterfaceInputSpec):
+    output_dir = traits.Str(mandatory=True)
+    bids_dir = traits.Str(mandatory=True)
+    runs_json = File(exists=True, mandatory=True)
+    bold_files = traits.List(File(exists=True), mandatory=True)
+    mask_file = File(exists=True, mandatory=True)
+    bold_spec = traits.Dict(mandatory=True)
+    encoding = traits.Dict(mandatory=True, desc="[encoding] (outer_cv, trim_edges)")
+    statistics = traits.Dict(mandatory=True, desc="[statistics] (noise_ceiling, dtype)")
+    word_tables = InputMultiObject(File(exists=True), desc="story labels of the runs")
+
+
+class _CleanBoldOutput(TraitedSpec):
+    out_files = traits.List(traits.Str)
+
+
+class WriteCleanBold(SimpleInterface):
+    """Cleaned held-out BOLD to OUTPUT_DIR: :func:`bids_app.clean_bold.write_clean_bold`."""
+
+    input_spec = _CleanBoldInput
+    output_spec = _CleanBoldOutput
+
+    def _run_interface(self, runtime):
+        from ..clean_bold import write_clean_bold
+
+        self._results["out_files"] = write_clean_bold(
+            self.inputs.output_dir, self.inputs.bids_dir, self.inputs.runs_json,
+            list(self.inputs.bold_files), self.inputs.mask_file, dict(self.inputs.bold_spec),
+            dict(self.inputs.encoding), dict(self.inputs.statistics),
+            list(self.inputs.word_tables or []))
+        return runtime
+
+
 class _DesignInput(BaseInterfaceInputSpec):
     runs_json = File(exists=True, mandatory=True)
     word_tables = InputMultiObject(File(exists=True), mandatory=True)

@@ -21,6 +21,7 @@ from ..interfaces import (
     ParticipantReport,
     PrepareBold,
     TuneModel,
+    WriteCleanBold,
     WriteVariant,
 )
 from ..outputs import variant_metadata
@@ -122,6 +123,17 @@ def init_single_subject_wf(*, subject_plan, extractors, variants, spec, spec_fil
     prepare = pe.Node(PrepareBold(runs_json=subject_plan.runs_json, bold_spec=bold_spec),
                       name="prepare_bold", mem_gb=4.0)
     merge = pe.Node(niu.Merge(len(variants)), name="merge_outputs")
+    if spec.statistics.noise_ceiling:  # what the group level's noise ceiling reads
+        clean = pe.Node(WriteCleanBold(
+            output_dir=output_dir, bids_dir=bids_dir, runs_json=subject_plan.runs_json,
+            bold_spec=bold_spec,
+            encoding={"outer_cv": spec.encoding.outer_cv,
+                      "trim_edges": list(spec.encoding.trim_edges)},
+            statistics={"noise_ceiling": True,
+                        "clean_bold_dtype": spec.statistics.clean_bold_dtype},
+            word_tables=subject_plan.word_tables), name="write_clean_bold", mem_gb=4.0)
+        workflow.connect([(prepare, clean, [("bold_files", "bold_files"),
+                                            ("mask_file", "mask_file")])])
     encoding = {**dataclasses.asdict(spec.encoding),
                 "statistics": dataclasses.asdict(spec.statistics), "mem_gb": mem_gb_per_fit,
                 "seed": seed}
