@@ -6,7 +6,8 @@ leave-one-subject-out correlation — each participant's BOLD against the mean o
 the others, in a common space — estimates how much of the signal any stimulus
 model can predict (Nastase et al., 2019, "Measuring shared responses across
 subjects using intersubject correlation"). Encoding scores divided by it are
-*ceiling-normalised* scores. The group stage calls these functions.
+*ceiling-normalised* scores. The group stage accumulates it run by run from the
+participants' cleaned BOLD in OUTPUT_DIR (:class:`LosoCorrelation`).
 """
 
 from __future__ import annotations
@@ -55,6 +56,96 @@ def loso_correlation(data, *, batch: int = 8192) -> np.ndarray:
             others = (total - block[s]) / (n_sub - 1)
             out[s, cols] = pearson_r(block[s], others)
     return out
+
+
+class LosoCorrelation:
+    """Leave-one-subject-out correlation accumulated one run at a time.
+
+    Gives the values of :func:`loso_correlation` on the runs concatenated in time
+    while keeping only running sums (float64, three per participant and voxel and
+    two per voxel), so a whole dataset never has to be in memory: only the sum of
+    one run over participants and one participant's run.
+
+    Parameters
+    ----------
+    n_subjects : int
+        Participants (at least 3).
+    n_voxels : int
+        Voxels of every run.
+    batch : int
+        Voxels multiplied in float64 at once.
+
+    Attributes
+    ----------
+    n_volumes_ : int
+        Volumes added so far.
+    """
+
+    def __init__(self, n_subjects: int, n_voxels: int, *, batch: int = 8192):
+        _check([np.zeros((1, n_voxels))] * int(n_subjects))
+        self.n_subjects, self.n_voxels, self.batch = int(n_subjects), int(n_voxels), int(batch)
+        self.n_volumes_ = 0
+        shape = (self.n_subjects, self.n_voxels)
+        self._sx, self._sxx, self._sxt = (np.zeros(shape) for _ in range(3))
+        self._st, self._stt = np.zeros(self.n_voxels), np.zeros(self.n_voxels)
+
+    def add_run(self, load) -> LosoCorrelation:
+        """Add one run of every participant.
+
+        Parameters
+        ----------
+        load : callable
+            ``load(s)`` returns participant ``s``'s run, ndarray of shape
+            (n_volumes, n_voxels), the same volumes of the stimulus for everyone.
+            It is called twice per participant.
+
+        Returns
+        -------
+        self
+        """
+        total = None
+        for s in range(self.n_subjects):
+            x = np.asarray(load(s), dtype=np.float64)
+            if x.ndim != 2 or x.shape[1] != self.n_voxels or (
+                    total is not None and x.shape != total.shape):
+                raise ValueError("every participant needs the same volumes and voxels; got "
+                                 f"shape {x.shape} for participant {s}")
+            total = x if total is None else total + x
+        self._st += total.sum(axis=0)
+        self._stt += np.einsum("ij,ij->j", total, total)
+        for s in range(self.n_subjects):
+            x = load(s)
+            for start in range(0, self.n_voxels, self.batch):
+                cols = slice(start, start + self.batch)
+                xb = np.asarray(x[:, cols], dtype=np.float64)
+                self._sx[s, cols] += xb.sum(axis=0)
+                self._sxx[s, cols] += np.einsum("ij,ij->j", xb, xb)
+                self._sxt[s, cols] += np.einsum("ij,ij->j", xb, total[:, cols])
+        self.n_volumes_ += len(total)
+        return self
+
+    def result(self) -> np.ndarray:
+        """Correlation of each participant with the mean of the others.
+
+        Returns
+        -------
+        ndarray of shape (n_subjects, n_voxels)
+            float32 Pearson r over every volume added (0 where a series is constant).
+        """
+        n, k = float(self.n_volumes_), self.n_subjects - 1
+        if n < 2:
+            raise ValueError("the ceiling needs at least 2 volumes")
+        so = (self._st - self._sx) / k
+        soo = (self._stt - 2 * self._sxt + self._sxx) / k ** 2
+        sxo = (self._sxt - self._sxx) / k
+        cov = sxo - self._sx * so / n
+        vx = self._sxx - self._sx ** 2 / n
+        vo = soo - so ** 2 / n
+        ok = (vx > 1e-12 * np.maximum(self._sxx, 1e-300)) & (
+            vo > 1e-12 * np.maximum(soo, 1e-300))
+        out = np.zeros_like(cov)
+        out[ok] = cov[ok] / np.sqrt(vx[ok] * vo[ok])
+        return np.clip(out, -1.0, 1.0).astype(np.float32)
 
 
 def noise_ceiling(data, *, batch: int = 8192) -> np.ndarray:

@@ -1,14 +1,16 @@
-"""Inter-subject noise ceiling at the group stage.
+"""Inter-subject noise ceiling at the group stage, from OUTPUT_DIR only.
 
-The ceiling needs every participant's cleaned BOLD on the same stimulus time
-line, which the participant level keeps in its work directory
-(``<work>/brainenc_wf/sub_<label>_wf/prepare_bold``). When the group level is given
-that work directory (``-w``) and it still holds those files, each participant's
-leave-one-subject-out correlation is computed with
-:func:`bids_app.encoding.ceiling.loso_correlation` over the runs every participant
-has (matched by task and run entities, with equal numbers of volumes), and encoding
-r is reported as a fraction of it. Without them, ceiling maps already in
-``OUTPUT_DIR`` (``stat-ceiling``) are used, and otherwise no normalised values are given.
+The participant level writes every volumetric run's cleaned held-out BOLD to
+``OUTPUT_DIR`` (``sub-<label>/func/*_desc-clean_bold.nii.gz``, see
+:mod:`bids_app.clean_bold`). For the participants of a group map, the runs all of
+them have (same entities apart from ``sub``, same number of volumes, on the grid of
+the map) are read one at a time, restricted to the voxels analysed in everyone and
+to the volumes no participant excludes (sidecar ``ExcludedVolumes``), and each
+participant's leave-one-subject-out correlation is accumulated over those runs with
+:class:`bids_app.encoding.ceiling.LosoCorrelation` (equal to
+:func:`bids_app.encoding.ceiling.loso_correlation` on the concatenated runs).
+Encoding r is then reported as a fraction of it. Surfaces and CIFTI get no
+ceiling, nor do fewer than 3 participants.
 """
 
 from __future__ import annotations
@@ -16,75 +18,166 @@ from __future__ import annotations
 import json
 import logging
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 LOGGER = logging.getLogger("brainenc.group")
+SUFFIX = "_desc-clean_bold.nii.gz"
+#: Keep a run's masked series of every participant in memory below this size (bytes).
+CACHE_BYTES = 1 << 30
 
 
-def _run_key(name: str) -> str:
-    return re.sub(r"^sub-[A-Za-z0-9]+_", "", name)
+@dataclass
+class Ceiling:
+    """A leave-one-subject-out ceiling and what it was computed from.
+
+    Attributes
+    ----------
+    values : ndarray of shape (n_subjects, n_elements)
+        float32 ceilings (0 outside the voxels analysed in every participant).
+    runs : list of str
+        Run names without the participant (``task-x_run-1_space-S``).
+    n_volumes : int
+        Volumes per participant, over every run.
+    sources : list of str
+        The cleaned BOLD files read, relative to OUTPUT_DIR.
+    """
+
+    values: np.ndarray
+    runs: list = field(default_factory=list)
+    n_volumes: int = 0
+    sources: list = field(default_factory=list)
 
 
-def _prepared(work_dir: Path, subject: str) -> Path | None:
-    folder = Path(work_dir) / "brainenc_wf" / f"sub_{subject}_wf" / "prepare_bold"
-    if (folder / "bold_info.json").exists() and (folder / "brain_mask.nii.gz").exists():
-        return folder
-    return None
+def _run_key(path: Path, subject: str) -> str:
+    return path.name[len(f"sub-{subject}_"):-len(SUFFIX)]
 
 
-def loso_ceiling_from_work(work_dir: str | Path | None, subjects: list[str],
-                           template: str | Path) -> np.ndarray | None:
-    """Per-participant leave-one-subject-out correlation on the grid of ``template``.
+def _entity(key: str, name: str) -> str:
+    match = re.search(rf"(?:^|_){name}-([A-Za-z0-9]+)", key)
+    return match.group(1) if match else ""
+
+
+def clean_bold_files(output_dir: str | Path, subjects: list[str], *, task: str = "",
+                     space: str = "") -> dict[str, list[Path]]:
+    """Cleaned BOLD runs every participant has.
 
     Parameters
     ----------
-    work_dir : str or Path or None
-        The participant level's work directory.
+    output_dir : str or Path
+        OUTPUT_DIR.
+    subjects : list of str
+        Participant labels.
+    task, space : str
+        Keep runs of this task ('' for any) and this space ('' for native).
+
+    Returns
+    -------
+    dict of str -> list of Path
+        Run name (without the participant) -> one file per participant, in the
+        order of ``subjects``; sorted by run name.
+    """
+    found = []
+    for subject in subjects:
+        files = {}
+        for path in sorted(Path(output_dir).glob(f"sub-{subject}/**/func/sub-{subject}_*{SUFFIX}")):
+            key = _run_key(path, subject)
+            if (not task or _entity(key, "task") == task) and _entity(key, "space") == space:
+                files[key] = path
+        found.append(files)
+    common = sorted(set.intersection(*(set(f) for f in found))) if found else []
+    return {key: [files[key] for files in found] for key in common}
+
+
+def _excluded(path: Path) -> set:
+    sidecar = path.with_name(path.name.replace(".nii.gz", ".json"))
+    try:
+        return {int(v) for v in json.loads(sidecar.read_text("utf-8")).get("ExcludedVolumes", [])}
+    except (OSError, ValueError, TypeError):
+        return set()
+
+
+def _masked(path: Path, voxels: np.ndarray, volumes: np.ndarray) -> np.ndarray:
+    """Series (n_volumes, n_voxels) float32 of the chosen voxels and volumes of a 4-D file."""
+    import nibabel as nib
+
+    img = nib.load(str(path))
+    raw = np.asanyarray(img.dataobj.get_unscaled())
+    data = raw.reshape(-1, raw.shape[-1])[voxels][:, volumes].T.astype(np.float32)
+    del raw
+    slope, inter = img.dataobj.slope, img.dataobj.inter
+    if slope != 1.0:
+        data *= np.float32(slope)
+    if inter:
+        data += np.float32(inter)
+    return data
+
+
+def loso_ceiling(output_dir: str | Path, subjects: list[str], template: str | Path,
+                 valid: np.ndarray, *, task: str = "", space: str = "") -> Ceiling | None:
+    """Per-participant leave-one-subject-out correlation from OUTPUT_DIR.
+
+    Parameters
+    ----------
+    output_dir : str or Path
+        OUTPUT_DIR holding the participants' ``desc-clean_bold`` runs.
     subjects : list of str
         Participant labels, in the order of the group data.
     template : str or Path
         A participant NIfTI map giving the grid (flattened element order).
+    valid : ndarray of bool, shape (n_elements,)
+        Voxels analysed in every participant.
+    task, space : str
+        Entities of the group map ('' task: runs of any task).
 
     Returns
     -------
-    ndarray of shape (n_subjects, n_elements) or None
-        float32 ceilings (0 outside the voxels every participant has), or None when
-        fewer than 3 participants have cleaned BOLD on a common time line.
+    Ceiling or None
+        None when fewer than 3 participants, no shared run or no volumetric grid.
     """
     import nibabel as nib
 
-    from ..encoding.ceiling import loso_correlation
+    from ..encoding.ceiling import LosoCorrelation
     from .maps import geometry, map_kind
 
-    if work_dir is None or len(subjects) < 3 or map_kind(template) != "volume":
+    if len(subjects) < 3 or map_kind(template) != "volume":
         return None
-    folders = [_prepared(Path(work_dir), s) for s in subjects]
-    if any(f is None for f in folders):
-        return None
+    output_dir = Path(output_dir)
     grid = geometry(template)
-    infos, masks = [], []
-    for folder in folders:
-        infos.append(json.loads((folder / "bold_info.json").read_text(encoding="utf-8")))
-        mask_path = folder / "brain_mask.nii.gz"
-        if geometry(mask_path)[1:] != grid[1:]:
-            return None
-        masks.append(np.asanyarray(nib.load(str(mask_path)).dataobj).ravel() > 0)
-    runs = [{_run_key(r["run"]): (i, r["volumes"]) for i, r in enumerate(info["runs"])}
-            for info in infos]
-    common = [k for k in runs[0] if all(k in r and r[k][1] == runs[0][k][1] for r in runs)]
-    if not common:
-        LOGGER.warning("noise ceiling skipped: participants share no run of equal length")
+    voxels = np.flatnonzero(valid)
+    accumulator = LosoCorrelation(len(subjects), len(voxels))
+    used_runs, sources = [], []
+    for key, paths in clean_bold_files(output_dir, subjects, task=task, space=space).items():
+        images = [nib.load(str(p)) for p in paths]
+        lengths = {img.shape[3] if len(img.shape) == 4 else 0 for img in images}
+        if (len(lengths) != 1 or any(geometry(p)[1:] != grid[1:] for p in paths)):
+            LOGGER.warning("noise ceiling: run '%s' left out (participants' files differ in "
+                           "volumes or grid)", key)
+            continue
+        excluded = set.union(*(_excluded(p) for p in paths))
+        volumes = np.setdiff1d(np.arange(lengths.pop()), sorted(excluded))
+        if len(volumes) < 3:
+            continue
+        fits = len(subjects) * len(volumes) * len(voxels) * 4 <= CACHE_BYTES
+        cache: dict = {}
+
+        def load(s, paths=paths, volumes=volumes, cache=cache, fits=fits):
+            if s in cache:
+                return cache[s]
+            data = _masked(paths[s], voxels, volumes)
+            if fits:
+                cache[s] = data
+            return data
+
+        accumulator.add_run(load)
+        used_runs.append(key)
+        sources += [Path(p).relative_to(output_dir).as_posix() for p in paths]
+    if not used_runs:
+        LOGGER.warning("noise ceiling skipped: the participants share no cleaned BOLD run "
+                       "(desc-clean_bold) in '%s'", output_dir)
         return None
-    shared = np.logical_and.reduce(masks)
-    series = []
-    for folder, mask, run_map in zip(folders, masks, runs, strict=True):
-        columns = shared[mask]  # the shared voxels among this participant's voxels
-        parts = [np.load(folder / f"run{run_map[k][0]:03d}_bold.npy", mmap_mode="r")[:, columns]
-                 for k in common]
-        series.append(np.concatenate(parts, axis=0))
-    ceiling = loso_correlation(series)
-    full = np.zeros((len(subjects), shared.size), dtype=np.float32)
-    full[:, shared] = ceiling
-    return full
+    full = np.zeros((len(subjects), valid.size), dtype=np.float32)
+    full[:, voxels] = accumulator.result()
+    return Ceiling(full, used_runs, int(accumulator.n_volumes_), sources)

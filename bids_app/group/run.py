@@ -2,9 +2,11 @@
 
 Reads only ``OUTPUT_DIR`` (as BIDS-Apps require): the participants' ``stat-r``
 maps (NIfTI volumes, GIFTI hemispheres or CIFTI grayordinates), their sidecars,
-brain masks and ``_scores.tsv`` tables. Writes ``OUTPUT_DIR/group``: maps of the
-group mean r and of one-sample tests (Student's t and sign-flip permutation, with
-FDR), paired comparison maps, TSV tables and ``group.html``.
+brain masks, ``_scores.tsv`` tables and cleaned held-out BOLD runs
+(``desc-clean_bold``, for the inter-subject noise ceiling). Writes
+``OUTPUT_DIR/group``: maps of the group mean r and of one-sample tests (Student's t
+and sign-flip permutation, with FDR), paired comparison maps, the noise ceiling
+(``stat-ceiling``), TSV tables (with ceiling-normalised r) and ``group.html``.
 """
 
 from __future__ import annotations
@@ -226,21 +228,26 @@ def _ceiling_values(inputs: GroupInputs, data: GroupData) -> np.ndarray | None:
     return values if values.shape == data.values.shape else None
 
 
-def _work_ceiling(work_dir, data: GroupData, output_dir: Path) -> np.ndarray | None:
-    """Noise ceiling from the work directory; its group mean is written as ``stat-ceiling``."""
-    from .ceiling import loso_ceiling_from_work
+def _loso_ceiling(data: GroupData, output_dir: Path) -> np.ndarray | None:
+    """Noise ceiling from the cleaned BOLD in OUTPUT_DIR (mean written as ``stat-ceiling``)."""
+    from .ceiling import loso_ceiling
 
-    ceiling = loso_ceiling_from_work(work_dir, data.subjects, data.paths[0])
-    if ceiling is not None:
-        name = build_name({**data.entities, "stat": "ceiling", "desc": "loso"}, "statmap",
-                          EXTENSIONS[data.kind])
-        final = save_values(ceiling.mean(axis=0), data.paths[0], Path(output_dir) / "group" / name)
-        write_json(final.with_name(name.split(".")[0] + ".json"), {
-            "Statistic": "ceiling", "Participants": data.subjects,
-            "Description": "Inter-subject noise ceiling: mean over participants of the "
-                           "correlation of each participant's cleaned BOLD with the mean of "
-                           "the others (leave-one-subject-out), over the runs all share."})
-    return ceiling
+    ceiling = loso_ceiling(output_dir, data.subjects, data.paths[0], data.valid,
+                           task=data.entities["task"], space=data.entities["space"])
+    if ceiling is None:
+        return None
+    name = build_name({**data.entities, "stat": "ceiling", "desc": "loso"}, "statmap",
+                      EXTENSIONS[data.kind])
+    final = save_values(ceiling.values.mean(axis=0), data.paths[0],
+                        Path(output_dir) / "group" / name)
+    write_json(final.with_name(name.split(".")[0] + ".json"), {
+        "Statistic": "ceiling", "Participants": data.subjects, "Runs": ceiling.runs,
+        "VolumesPerParticipant": ceiling.n_volumes, "Sources": ceiling.sources,
+        "Description": "Inter-subject noise ceiling: mean over participants of the "
+                       "correlation of each participant's cleaned held-out BOLD with the mean "
+                       "of the others (leave-one-subject-out), over the runs and volumes all "
+                       "share."})
+    return ceiling.values
 
 
 #: Voxels whose group noise ceiling is below this are left out of normalised values.
@@ -307,8 +314,8 @@ def run_group(output_dir: str, *, participants: list[str] | None = None,
     seed : int
         Seed of the sign-flip permutations.
     work_dir : str, optional
-        The participant level's work directory: when it still holds the cleaned
-        BOLD, an inter-subject noise ceiling is computed (see :mod:`.ceiling`).
+        Not read: the group level reads only ``OUTPUT_DIR`` (the noise ceiling comes
+        from the participants' ``desc-clean_bold`` runs there, see :mod:`.ceiling`).
 
     Returns
     -------
@@ -345,7 +352,7 @@ def run_group(output_dir: str, *, participants: list[str] | None = None,
         if ceiling is None:
             key_c = (tuple(data.subjects), shape, data.entities["task"])
             if key_c not in ceiling_cache:
-                ceiling_cache[key_c] = _work_ceiling(work_dir, data, output_dir)
+                ceiling_cache[key_c] = _loso_ceiling(data, output_dir)
             ceiling = ceiling_cache[key_c]
         region_frames.append(region_rows(data, region_cache[shape], top_percent, ceiling))
     folder = output_dir / "group"

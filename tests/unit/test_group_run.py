@@ -153,39 +153,6 @@ def test_surface_group_maps(tmp_path):
     assert set(regions["hemi"]) == {"L", "R"}
 
 
-def test_noise_ceiling_from_work_dir(tmp_path):
-    """Cleaned BOLD left in the work directory gives a leave-one-subject-out ceiling."""
-    out = make_fake_outputs(tmp_path, n_subjects=3,
-                            variants={"minilmfrozenL3": VARIANTS["minilmfrozenL3"]},
-                            with_alpha=False)
-    planted = language_mask_on_grid()
-    mask_file = next((out / "sub-01" / "func").glob("*_desc-brain_mask.nii.gz"))
-    mask = np.asanyarray(nib.load(mask_file).dataobj).ravel() > 0
-    rng = np.random.default_rng(0)
-    shared = rng.standard_normal((120, 1))
-    for sub in ("01", "02", "03"):
-        folder = tmp_path / "work" / "brainenc_wf" / f"sub_{sub}_wf" / "prepare_bold"
-        folder.mkdir(parents=True)
-        nib.save(nib.load(mask_file), folder / "brain_mask.nii.gz")
-        data = rng.standard_normal((120, int(mask.sum()))).astype(np.float32)
-        data[:, planted[mask]] += 2 * shared  # stimulus-driven, shared by everyone
-        np.save(folder / "run000_bold.npy", data)
-        (folder / "bold_info.json").write_text(json.dumps(
-            {"runs": [{"run": f"sub-{sub}_task-listening_run-1", "volumes": 120}]}))
-    stats = SimpleNamespace(**{**STATS.__dict__, "n_permutations": 0})
-    result = run_group(str(out), statistics=stats, work_dir=str(tmp_path / "work"))
-    ceiling = np.asanyarray(nib.load(
-        out / "group" / "task-listening_space-MNI152NLin2009cAsym_stat-ceiling_desc-loso_"
-                        "statmap.nii.gz").dataobj).ravel()
-    assert ceiling[planted].mean() > 0.8 and abs(ceiling[mask & ~planted].mean()) < 0.05
-    row = result["tables"]["group_variants.tsv"].iloc[0]
-    # r ~ 0.22 in the language spheres against a ceiling of ~0.89
-    assert row["mean_r_normalised_language"] == pytest.approx(0.22 / 0.89, abs=0.08)
-    assert "brain_normalised" in set(result["tables"]["group_method_task.tsv"]["measure"])
-    assert run_group(str(out), statistics=stats)["tables"]["group_variants.tsv"].filter(
-        like="normalised").empty  # no work directory: no ceiling
-
-
 def test_cli_group_level_reads_spec_statistics(tmp_path):
     """`brainenc BIDS OUT group --config-file spec.toml` uses [statistics] compare and atlas."""
     from bids_app.cli import main
