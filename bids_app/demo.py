@@ -6,7 +6,8 @@ participants x 3 runs of story listening. Each run is one story (text from
 nilearn's MNI152 grey-matter mask at 4 mm. In *planted* voxels (spheres around
 classic language regions) the signal is driven by the packaged MiniLM model's
 features of the words - computed with the same defaults as brainenc's built-in
-spec, convolved with the Glover HRF - plus AR(1) noise and slow drifts; all other
+spec, convolved with the Glover HRF, through voxel weights that participants partly
+share - plus AR(1) noise and slow drifts; all other
 voxels hold noise and drifts only. The ground truth is saved under
 ``sourcedata/planted/``.
 """
@@ -139,9 +140,13 @@ def make_demo_dataset(out_dir: str | Path, *, n_subjects: int = 3, seed: int = 4
     _write_dataset_files(out, n_subjects, seed, snr, n_planted)
     for name, (onsets, durations) in timings.items():
         _write_events(out, name, stories[name], onsets, durations, n_subjects)
+    # voxel weights shared by every participant plus a participant's own part, so that the
+    # stimulus-driven response is partly common (as the inter-subject noise ceiling assumes)
+    common = np.random.default_rng([seed, 1]).standard_normal((n_latent, n_planted))
     for s in range(1, n_subjects + 1):
         sub = f"{s:02d}"
-        weights = rng.standard_normal((n_latent, n_planted)).astype(np.float32)
+        own = rng.standard_normal((n_latent, n_planted))
+        weights = (0.8 * common + 0.6 * own).astype(np.float32)
         for r, name in enumerate(STORIES, start=1):
             latent = designs[name] @ projection
             signal = latent @ weights
