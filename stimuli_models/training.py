@@ -242,6 +242,7 @@ def train(model, task, train_items: list[dict], dev_items: list[dict], settings:
             scaler.update()
         else:
             optimizer.step()
+        step_lr = scheduler.get_last_lr()[0]  # the rate this step trained with
         scheduler.step()
         step += 1
         if step % settings.eval_every == 0 or step == total:
@@ -250,7 +251,7 @@ def train(model, task, train_items: list[dict], dev_items: list[dict], settings:
             value = metrics[metric]
             report.curve.append({"step": step, "epoch": step * settings.grad_accumulation /
                                  batches_per_epoch, "train_loss": running / max(n_running, 1),
-                                 "learning_rate": scheduler.get_last_lr()[0], **{
+                                 "learning_rate": step_lr, **{
                                      f"dev_{k}": v for k, v in metrics.items()}})
             running, n_running = 0.0, 0
             if log:
