@@ -69,6 +69,51 @@ _tuning.get_method = get_method
 '''
 
 
+#: Makes the step to interrupt last long enough to be caught running, whatever the
+#: machine's speed: the fit sleeps before computing; each story after the first sleeps
+#: before its featurization. Results are unchanged (only time is added).
+DELAY_HOOK = '''
+import os
+import time
+
+_DELAY = float(os.environ.get("BRAINENC_TEST_DELAY", "0"))
+_STEP = os.environ.get("BRAINENC_TEST_DELAY_STEP", "")
+
+if _DELAY and _STEP == "encoding":
+    import bids_app.participant as _participant
+
+    _fit = _participant.fit_encoding
+
+    def fit_encoding(*args, **kwargs):
+        time.sleep(_DELAY)
+        return _fit(*args, **kwargs)
+
+    _participant.fit_encoding = fit_encoding
+elif _DELAY and _STEP == "featurize":
+    import stimuli_models.featurize as _featurize
+
+    _compute, _calls = _featurize.compute_features, []
+
+    def compute_features(*args, **kwargs):
+        if _calls:
+            time.sleep(_DELAY)
+        _calls.append(1)
+        return _compute(*args, **kwargs)
+
+    _featurize.compute_features = compute_features
+'''
+
+
+def _delayed_env(root: Path, step: str, seconds: float = 30.0) -> dict:
+    """Environment whose Python processes run ``step`` ``seconds`` later than usual."""
+    hook = root / "delay-hook"
+    hook.mkdir(exist_ok=True)
+    (hook / "sitecustomize.py").write_text(DELAY_HOOK)
+    path = os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, "BRAINENC_TEST_DELAY": str(seconds),
+            "BRAINENC_TEST_DELAY_STEP": step}
+
+
 def _dataset(root: Path, n_subjects: int = 1) -> Path:
     from bids_app.demo import make_demo_dataset
 
@@ -197,7 +242,7 @@ def _assert_identical(resumed: dict, expected: dict) -> None:
 def _interrupt_and_resume(root: Path, bids: Path, step: str, sig: int, nprocs: int):
     out, work = root / "out", root / "work"
     command = _command(bids, out, work, nprocs=nprocs)
-    proc = _start(command)
+    proc = _start(command, env=_delayed_env(root, step))
     before = _kill_during(proc, work, out, step, sig)
     code, err = _finish(proc, timeout=120)
     _wait_group_gone(proc.pid)

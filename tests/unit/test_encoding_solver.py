@@ -127,3 +127,63 @@ def test_cuda_backend_equals_cpu():
     gpu = cross_validate(Xs, Ys, ALPHAS, backend="torch_cuda", inner_folds=3)
     np.testing.assert_allclose(cpu.r_folds, gpu.r_folds, atol=1e-3)
     assert np.mean(cpu.alpha_folds == gpu.alpha_folds) >= 0.99
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("p", [30, 300])  # primal and kernel forms of the Cholesky hats
+def test_cholesky_hats_equal_the_eigendecomposition(backend, p):
+    from himalaya.backend import set_backend
+
+    from bids_app.encoding.solver import _cholesky_hats
+
+    be = set_backend(backend)
+    Xs, _ = _data(p=p, v=4)
+    X = np.concatenate(Xs)
+    train, val = np.arange(250), np.arange(250, 300)
+    hats = _cholesky_hats(be, X[train], X[val], ALPHAS)
+    plan = RidgePlan(X[train], X[val], ALPHAS, [(train[:200], train[200:])], be)
+    eigen = plan._eigen_hats(X[train], X[val])
+    direct = np.concatenate([X[val].astype(float) @ np.linalg.solve(
+        X[train].T.astype(float) @ X[train] + a * np.eye(p), X[train].T) for a in ALPHAS])
+    np.testing.assert_allclose(be.to_numpy(hats), direct, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(be.to_numpy(eigen), direct, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_singular_gram_falls_back_to_the_eigendecomposition(backend):
+    """alpha = 0 on a rank-deficient kernel: Cholesky fails, the eigenbasis still works."""
+    from himalaya.backend import set_backend
+
+    from bids_app.encoding.solver import _cholesky_hats
+
+    be = set_backend(backend)
+    rng = np.random.default_rng(3)
+    X = (rng.normal(size=(120, 5)) @ rng.normal(size=(5, 200))).astype(np.float32)  # rank 5
+    Y = (X[:, :3] @ rng.normal(size=(3, 6))).astype(np.float32)
+    alphas = np.array([0.0, 1.0, 10.0], dtype=np.float32)
+    assert _cholesky_hats(be, X[:100], X[100:], alphas) is None
+    cv = inner_splits(np.repeat(np.arange(5), 20), 5)
+    plan = RidgePlan(X[:100], X[100:], alphas, cv, be)
+    assert all(f.hat is not None for f in plan.folds)  # hats from the eigenbasis
+    assert plan.refit_hat is None  # predictions from the eigenbasis
+    Yb = be.asarray(Y[:100])
+    pred = be.to_numpy(plan.predict(Yb, plan.select(plan.cv_scores(Yb))))
+    assert np.all(np.isfinite(pred))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_refit_by_hat_matrices_equals_the_eigenbasis(backend):
+    from himalaya.backend import set_backend
+
+    be = set_backend(backend)
+    Xs, Ys = _data(p=300, v=60, seed=8)
+    X, Y = np.concatenate(Xs), np.concatenate(Ys)
+    cv = inner_splits(np.repeat(np.arange(5), 50), 5)
+    plan = RidgePlan(X[:250], X[250:], ALPHAS, cv, be)
+    assert plan.refit_hat is not None  # more features than volumes: hat matrices win
+    Yb = be.asarray(Y[:250])
+    idx = be.asarray_like(np.arange(60) % len(ALPHAS), plan.select(plan.cv_scores(Yb)))
+    by_hat = be.to_numpy(plan.predict(Yb, idx))
+    plan.refit_hat = None  # the same plan through its eigenbasis
+    by_eigen = be.to_numpy(plan.predict(Yb, idx))
+    np.testing.assert_allclose(by_hat, by_eigen, rtol=1e-3, atol=1e-4)
