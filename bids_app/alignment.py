@@ -22,10 +22,15 @@ import numpy as np
 from scipy import stats
 
 _HRF_PARAMS = {
-    # delay, undershoot, dispersion, undershoot dispersion, ratio (nilearn's conventions)
-    "glover": (6.0, 12.0, 0.9, 0.9, 0.35),
+    # delay, undershoot, dispersion, undershoot dispersion, ratio (nilearn's conventions).
+    # Glover (1999) weighs the undershoot by 0.35 relative to peak-normalised gammas; of
+    # unit-area gamma densities that is a ratio of 0.48 (as nilearn >= 0.11 uses).
+    "glover": (6.0, 12.0, 0.9, 0.9, 0.48),
     "spm": (6.0, 16.0, 1.0, 1.0, 1.0 / 6.0),
 }
+#: HRF models accepted by :func:`hrf_basis` (the names nilearn uses).
+HRF_MODELS = tuple(f"{base}{extra}" for base in _HRF_PARAMS
+                   for extra in ("", " + derivative", " + derivative + dispersion"))
 
 
 def _gamma_difference(t: np.ndarray, delay, undershoot, disp, u_disp, ratio, *, cdf=False):
@@ -54,25 +59,42 @@ def hrf(t: np.ndarray, model: str = "glover", *, integral: bool = False) -> np.n
         Same shape as ``t``.
     """
     if model not in _HRF_PARAMS:
-        raise ValueError(f"'hrf_model' must be one of {sorted(_HRF_PARAMS)}; got {model!r}.")
+        _refuse("hrf_model", model, _HRF_PARAMS)
     return _gamma_difference(t, *_HRF_PARAMS[model], cdf=integral)
+
+
+def _refuse(name: str, value, choices) -> None:
+    shown = "{" + ", ".join(repr(c) for c in sorted(choices)) + "}"
+    raise ValueError(f"'{name}' must be one of {shown}; got {value!r}.")
 
 
 def hrf_basis(model: str):
     """Functions of the HRF basis set named ``model``.
 
-    ``'glover + derivative'`` adds the time derivative, ``'... + dispersion'``
-    the dispersion derivative (finite differences, as nilearn computes them).
+    ``'glover + derivative'`` adds the time derivative, ``'... + derivative +
+    dispersion'`` also the dispersion derivative, both finite differences as
+    nilearn computes them: ``(h(t) - h(t - 0.1)) / 0.1`` and
+    ``(h(t; d) - h(t; d + 0.01)) / 0.01`` for the peak dispersion ``d``.
+
+    Parameters
+    ----------
+    model : str
+        One of :data:`HRF_MODELS` (spaces around ``+`` are optional).
 
     Returns
     -------
     list of callable
         Each maps (t, integral) to the basis function (or its running integral).
+
+    Raises
+    ------
+    ValueError
+        For any other name.
     """
-    parts = [p.strip() for p in model.split("+")]
+    parts = [p.strip() for p in str(model).split("+")]
+    if " + ".join(parts) not in HRF_MODELS:
+        _refuse("hrf_model", model, HRF_MODELS)
     base = parts[0]
-    if base not in _HRF_PARAMS:
-        raise ValueError(f"unknown HRF model {model!r}")
     delay, under, disp, u_disp, ratio = _HRF_PARAMS[base]
 
     def canonical(t, integral=False):
