@@ -94,12 +94,14 @@ def _readers(graph, node) -> list:
 def test_subject_independent_work_runs_once_per_dataset(tmp_path):
     graph, extractors = _build(tmp_path)
     nodes = list(graph.nodes())
-    count = {kind: sum(_kind(n) == kind for n in nodes)
+    count = {kind: sum(_kind(n) == kind for n in nodes if n.name != "write_clean_bold")
              for kind in ("tune", "featurize", "fit", "design", "write", "prepare")}
     assert count["tune"] == N_EXTRACTORS  # not 12 x 8 = 96
     assert count["featurize"] == N_EXTRACTORS
     assert count["fit"] == count["design"] == count["write"] == N_SUBJECTS * N_EXTRACTORS
     assert count["prepare"] == N_SUBJECTS
+    # the held-out BOLD for the noise ceiling is written once per participant, not per variant
+    assert sum(n.name == "write_clean_bold" for n in nodes) == N_SUBJECTS
     for node in nodes:
         if _kind(node) == "featurize":  # every participant reads the one featurization
             readers = {_subject(s) for s in _readers(graph, node) if _kind(s) == "design"}
