@@ -59,6 +59,9 @@ class VariantEntry:
     task: str = ""
     settings: dict = field(default_factory=dict)
     label: str = ""
+    #: Labels of other variants whose features join this variant's design as further bands
+    #: (fitted by banded ridge, one stat-r2split map per band).
+    bands_with: list = field(default_factory=list)
 
 
 @dataclass
@@ -408,15 +411,18 @@ def validate_spec(spec: ExperimentSpec) -> None:
             spec.task(variant.task)
         if variant.label and not _LABEL.match(variant.label):
             raise UsageError(f"variant label '{variant.label}' must be alphanumeric; rename it.")
+    from .variants import check_bands_with
+
+    check_bands_with(spec)
     _validate_tuning(spec)
     try:
         spec.features.settings()
     except SettingsError as exc:
         raise UsageError(f"[features]: {exc}") from None
     _check_choice("alignment.method", spec.alignment.method, {"hrf", "fir", "lanczos"})
-    _check_choice("alignment.hrf_model", spec.alignment.hrf_model,
-                  {"glover", "spm", "glover + derivative", "spm + derivative",
-                   "glover + derivative + dispersion", "spm + derivative + dispersion"})
+    from .alignment import HRF_MODELS
+
+    _check_choice("alignment.hrf_model", spec.alignment.hrf_model, set(HRF_MODELS))
     _check_choice("alignment.word_duration", spec.alignment.word_duration, {"impulse", "boxcar"})
     _check_annotations(spec.annotations)
     _check_choice("encoding.backend", spec.encoding.backend,

@@ -3,7 +3,9 @@
 An *extractor* is a model tuned by one method on one task (or frozen): it is
 tuned once and featurizes every story once. A *variant* is an extractor read at
 one layer; it is what an encoding model is fitted on and what ``desc-<label>``
-names in the outputs.
+names in the outputs. A variant whose spec line has ``bands_with`` also reads
+the extractors of the variants named there, at the same layers, each layer of
+each extractor a band of its design (banded ridge partitions the variance).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .config import ExperimentSpec, ModelEntry, TaskEntry
+from .config import ExperimentSpec, ModelEntry, TaskEntry, VariantEntry
 from .errors import UsageError, from_library_error
 
 _NON_ALNUM = re.compile(r"[^A-Za-z0-9]+")
@@ -55,6 +57,9 @@ class Variant:
     #: Hidden layers used together, one band each (``[features] bands = true``);
     #: ``layer`` is then the deepest of them.
     band_layers: list = field(default_factory=list)
+    #: Extractors of the variants named by ``bands_with``: their features at the same
+    #: layer positions join the design as further bands.
+    with_extractors: list = field(default_factory=list)
 
     @property
     def band_positions(self) -> list[int]:
@@ -63,6 +68,27 @@ class Variant:
             return [self.layer_position]
         return [self.extractor.layers.index(layer) for layer in self.band_layers]
 
+    @property
+    def sources(self) -> list[Extractor]:
+        """The extractors whose features the design holds, its own first."""
+        return [self.extractor, *self.with_extractors]
+
+    def bands(self) -> list[tuple[int, int, str]]:
+        """Model bands of the design, in column order.
+
+        Returns
+        -------
+        list of (int, int, str)
+            Index in :attr:`sources`, slice of that extractor's feature files and band
+            name: ``L<layer>``, or ``<extractor>L<layer>`` when several extractors
+            contribute (``stat-r2split<Band>`` names it).
+        """
+        positions = self.band_positions
+        if not self.with_extractors:
+            return [(0, p, f"L{self.extractor.layers[p]}") for p in positions]
+        return [(k, p, f"{ex.label}L{ex.layers[p]}")
+                for k, ex in enumerate(self.sources) for p in positions]
+
     def description(self) -> str:
         """One line for ``descriptions.tsv``."""
         ex = self.extractor
@@ -70,8 +96,13 @@ class Variant:
         method = "pretrained (frozen)" if ex.method == "frozen" else f"{ex.method}-tuned"
         where = (f"hidden layers {', '.join(map(str, self.band_layers))} as bands"
                  if self.band_layers else f"hidden layer {self.layer}")
-        return (f"Encoding model of {method} '{ex.model.name}' ({ex.model.source}){task}, "
+        line = (f"Encoding model of {method} '{ex.model.name}' ({ex.model.source}){task}, "
                 f"{where}")
+        if self.with_extractors:
+            others = ", ".join(f"'{other.label}'" for other in self.with_extractors)
+            line += (f", with the features of {others} at the same layers as further bands "
+                     "(banded ridge)")
+        return line
 
 
 def _alnum(text: str) -> str:
@@ -94,54 +125,126 @@ def settings_tag(settings: dict) -> str:
     return _alnum("".join(parts))
 
 
-def plan_variants(spec: ExperimentSpec) -> tuple[list[Extractor], list[Variant]]:
-    """Resolve models and layers and name every extractor and variant.
+def entry_label(entry: VariantEntry) -> str:
+    """Label of a ``[[variants]]`` line: its ``label``, or model, method, settings and task.
 
-    Returns
-    -------
-    extractors : list of Extractor
-    variants : list of Variant
-        One per extractor and layer, labels unique.
+    This names the extractor (``OUTPUT_DIR/models/<label>``), prefixes the labels of its
+    variants and is what ``bands_with`` refers to.
     """
+    return entry.label or _alnum(entry.model + entry.method + settings_tag(entry.settings)
+                                 + entry.task)
+
+
+def check_bands_with(spec: ExperimentSpec) -> None:
+    """Check that ``bands_with`` of each variant names other variants, once each.
+
+    Raises
+    ------
+    UsageError
+        Naming the offending ``variants[i].bands_with`` and the known labels.
+    """
+    labels = [entry_label(v) for v in spec.variants]
+    shown = "{" + ", ".join(repr(label) for label in sorted(set(labels))) + "}"
+    for i, entry in enumerate(spec.variants):
+        where, names = f"variants[{i}].bands_with", entry.bands_with
+        if not all(isinstance(name, str) for name in names):
+            raise UsageError(f"'{where}' must be a list of variant labels, e.g. "
+                             f"[{labels[0]!r}]; got {names!r}.")
+        for name in names:
+            if name not in labels:
+                raise UsageError(f"'{where}' names {name!r}, which is not a variant; known: "
+                                 f"{shown}.")
+            if name == labels[i]:
+                raise UsageError(f"'{where}' names the variant itself ({name!r}); name other "
+                                 f"variants; known: {shown}.")
+            if names.count(name) > 1:
+                raise UsageError(f"'{where}' names {name!r} more than once; name each "
+                                 "variant once.")
+
+
+def _identity(entry: VariantEntry) -> str:
+    return json.dumps([entry.model, entry.method, entry.settings, entry.task], sort_keys=True,
+                      default=str)
+
+
+def _make_extractor(spec: ExperimentSpec, entry: VariantEntry, label: str) -> Extractor:
+    """Resolve the model, layers and task of one spec line."""
     from stimuli_models.errors import StimuliModelsError
     from stimuli_models.features import resolve_layers
     from stimuli_models.models import check_model_dir, model_n_layers, resolve_model
 
     base_dir = Path(spec.source_file).parent if spec.source_file else None
-    feature_settings = spec.features.settings()
-    extractors, variants, labels = [], [], set()
+    model = spec.model(entry.model)
+    try:
+        model_dir = resolve_model(model.source, base_dir=base_dir,
+                                  allow_download=model.allow_download)
+        config = check_model_dir(model_dir, allow_pickle=model.allow_pickle,
+                                 trust_remote_code=model.trust_remote_code)
+        layers = resolve_layers(spec.features.settings().layers, model_n_layers(config))
+    except StimuliModelsError as exc:
+        raise from_library_error(exc) from None
+    task = spec.task(entry.task) if entry.task else None
+    if task is not None and base_dir is not None:  # task files relative to the spec
+        task = TaskEntry(name=task.name, type=task.type,
+                         options={**task.options, "base_dir": str(base_dir)})
+    return Extractor(label=label, model=model, model_dir=str(model_dir), method=entry.method,
+                     settings=dict(entry.settings), task=task, layers=list(layers))
+
+
+def plan_variants(spec: ExperimentSpec) -> tuple[list[Extractor], list[Variant]]:
+    """Resolve models and layers and name every extractor and variant.
+
+    Spec lines that differ only in ``bands_with`` share one extractor (tuned and
+    featurized once). A line with ``bands_with`` and no ``label`` is labelled
+    ``<label>with<other labels>`` so that it can sit beside the plain line.
+
+    Returns
+    -------
+    extractors : list of Extractor
+        One per distinct model x method x settings x task.
+    variants : list of Variant
+        One per spec line and layer, labels unique.
+    """
+    extractors, owners = {}, {}
     for entry in spec.variants:
-        model = spec.model(entry.model)
-        try:
-            model_dir = resolve_model(model.source, base_dir=base_dir,
-                                      allow_download=model.allow_download)
-            config = check_model_dir(model_dir, allow_pickle=model.allow_pickle,
-                                     trust_remote_code=model.trust_remote_code)
-            layers = resolve_layers(feature_settings.layers, model_n_layers(config))
-        except StimuliModelsError as exc:
-            raise from_library_error(exc) from None
-        task = spec.task(entry.task) if entry.task else None
-        if task is not None and base_dir is not None:  # task files relative to the spec
-            task = TaskEntry(name=task.name, type=task.type,
-                             options={**task.options, "base_dir": str(base_dir)})
-        base = entry.label or _alnum(model.name + entry.method + settings_tag(entry.settings)
-                                     + (task.name if task else ""))
-        if base in labels:
-            raise UsageError(f"two variants are both labelled '{base}'; give them distinct "
+        label = entry_label(entry)
+        if label not in extractors:
+            extractors[label] = _make_extractor(spec, entry, label)
+            owners[label] = _identity(entry)
+        elif owners[label] != _identity(entry):
+            raise UsageError(f"two variants are both labelled '{label}'; give them distinct "
                              "'label's in the spec.")
-        labels.add(base)
-        extractor = Extractor(label=base, model=model, model_dir=str(model_dir),
-                              method=entry.method, settings=dict(entry.settings), task=task,
-                              layers=list(layers))
-        extractors.append(extractor)
-        if spec.features.bands and len(layers) > 1:
-            contiguous = list(layers) == list(range(layers[0], layers[-1] + 1))
-            tag = (f"L{layers[0]}to{layers[-1]}" if contiguous
-                   else "".join(f"L{layer}" for layer in layers))
-            variants.append(Variant(label=f"{base}{tag}", extractor=extractor, layer=layers[-1],
-                                    layer_position=len(layers) - 1, band_layers=list(layers)))
-            continue
-        for position, layer in enumerate(layers):
-            variants.append(Variant(label=f"{base}L{layer}", extractor=extractor,
-                                    layer=layer, layer_position=position))
-    return extractors, variants
+    variants, labels = [], set()
+    for i, entry in enumerate(spec.variants):
+        extractor = extractors[entry_label(entry)]
+        others = [extractors[name] for name in entry.bands_with]
+        for other in others:
+            if len(other.layers) != len(extractor.layers):
+                raise UsageError(
+                    f"'variants[{i}].bands_with' names '{other.label}', read at layers "
+                    f"{other.layers}, but this variant is read at layers {extractor.layers}; "
+                    "use [features] layers that give every model as many layers (relative "
+                    "depths or indices rather than 'all').")
+        base = entry.label or extractor.label + ("with" + "".join(entry.bands_with)
+                                                 if others else "")
+        for variant in _layer_variants(spec, base, extractor):
+            if variant.label in labels:
+                raise UsageError(f"two variants are both labelled '{variant.label}'; give "
+                                 "them distinct 'label's in the spec.")
+            labels.add(variant.label)
+            variant.with_extractors = others
+            variants.append(variant)
+    return list(extractors.values()), variants
+
+
+def _layer_variants(spec: ExperimentSpec, base: str, extractor: Extractor) -> list[Variant]:
+    """One variant per layer, or one with every layer a band (``[features] bands``)."""
+    layers = extractor.layers
+    if spec.features.bands and len(layers) > 1:
+        contiguous = list(layers) == list(range(layers[0], layers[-1] + 1))
+        tag = (f"L{layers[0]}to{layers[-1]}" if contiguous
+               else "".join(f"L{layer}" for layer in layers))
+        return [Variant(label=f"{base}{tag}", extractor=extractor, layer=layers[-1],
+                        layer_position=len(layers) - 1, band_layers=list(layers))]
+    return [Variant(label=f"{base}L{layer}", extractor=extractor, layer=layer,
+                    layer_position=position) for position, layer in enumerate(layers)]
