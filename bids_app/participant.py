@@ -149,12 +149,14 @@ def prepare_bold(runs_json: str, bold_spec: dict, out_dir: str) -> tuple[str, li
 def build_designs(runs_json: str, word_tables: list[str], feature_files: list[str],
                   story_names: list[str], layer_position: int, alignment: dict,
                   bold_spec: dict, out_dir: str, *, band_positions: list[int] | None = None,
-                  band_names: list[str] | None = None, nuisance: dict | None = None,
+                  band_names: list[str] | None = None, band_sources: list[int] | None = None,
+                  nuisance: dict | None = None,
                   story_files: list[str] | None = None) -> list[str]:
     """Align word features to the volumes of every run, one band after the other.
 
     The design holds the model features of one layer (or of several layers,
-    ``band_positions``, one band each) followed by the nuisance bands. Bands are
+    ``band_positions``, one band each; several extractors, ``band_sources``)
+    followed by the nuisance bands. Bands are
     aligned separately and set side by side, so that each covers a contiguous
     column range; with more than one band the ranges go to the design's sidecar
     JSON as ``bands: {name: [start, stop]}`` (used by banded ridge; plain ridge
@@ -167,7 +169,8 @@ def build_designs(runs_json: str, word_tables: list[str], feature_files: list[st
     word_tables : list of str
         One TSV per run (``onset, duration, word, story, word_index``).
     feature_files : list of str
-        Feature file of each story (same order as ``story_names``).
+        Feature file of each story (same order as ``story_names``); with several
+        extractors, those of the first, then those of the second, and so on.
     story_names : list of str
         Story names.
     layer_position : int
@@ -178,6 +181,9 @@ def build_designs(runs_json: str, word_tables: list[str], feature_files: list[st
         Folder for the outputs.
     band_positions, band_names : list, optional
         Slices of the feature files used together, and their band names.
+    band_sources : list of int, optional
+        Extractor of each band (index into the groups of ``feature_files``; all 0 when
+        not given).
     nuisance : dict, optional
         From :func:`bids_app.featurization.nuisance_settings`; needs ``story_files``.
     story_files : list of str, optional
@@ -195,10 +201,16 @@ def build_designs(runs_json: str, word_tables: list[str], feature_files: list[st
     positions = list(band_positions) if band_positions else [layer_position]
     names = (list(band_names) if band_names else ["features"] if len(positions) == 1
              else [f"features{p}" for p in positions])
-    loaded = {name: np.load(path, mmap_mode="r")
-              for name, path in zip(story_names, feature_files, strict=True)}
-    bands = {band: {story: data[position] for story, data in loaded.items()}
-             for band, position in zip(names, positions, strict=True)}
+    sources = list(band_sources) if band_sources else [0] * len(positions)
+    n_stories = len(story_names)
+    if len(feature_files) != n_stories * (max(sources) + 1):
+        raise ValueError(f"{len(feature_files)} feature files for {n_stories} stories and "
+                         f"{max(sources) + 1} extractor(s)")
+    loaded = [{name: np.load(path, mmap_mode="r") for name, path in
+               zip(story_names, feature_files[k * n_stories:(k + 1) * n_stories], strict=True)}
+              for k in range(max(sources) + 1)]
+    bands = {band: {story: data[position] for story, data in loaded[source].items()}
+             for band, position, source in zip(names, positions, sources, strict=True)}
     if nuisance and nuisance.get("bands"):
         from .featurization import story_nuisance
 

@@ -153,6 +153,7 @@ class _DesignInput(BaseInterfaceInputSpec):
     bold_spec = traits.Dict(mandatory=True)
     band_positions = traits.List(traits.Int, desc="feature slices used together, a band each")
     band_names = traits.List(traits.Str, desc="names of those bands")
+    band_sources = traits.List(traits.Int, desc="extractor of each band (feature_files groups)")
     nuisance = traits.Dict(desc="nuisance bands (bids_app.featurization.nuisance_settings)")
     story_files = traits.List(File(exists=True), desc="story JSON files (nuisance bands)")
 
@@ -176,6 +177,7 @@ class BuildDesigns(SimpleInterface):
             dict(self.inputs.alignment), dict(self.inputs.bold_spec), runtime.cwd,
             band_positions=list(self.inputs.band_positions) or None,
             band_names=list(self.inputs.band_names) or None,
+            band_sources=list(self.inputs.band_sources) or None,
             nuisance=dict(self.inputs.nuisance) or None,
             story_files=list(self.inputs.story_files) or None)
         return runtime

@@ -31,6 +31,26 @@ def _node_name(label: str) -> str:
     return label.replace("-", "_")
 
 
+def _variant_metadata(variant, spec, seed: int, backend: str) -> dict:
+    """Sidecar provenance of one variant, its layer bands and the extractors it bands with."""
+    metadata = variant_metadata(variant.label, variant.extractor, variant.layer, spec, seed,
+                                backend)
+    if variant.band_layers:  # several layers, one band each
+        metadata["Layers"] = list(variant.band_layers)
+        metadata["Features"] = {**metadata["Features"], "layers": list(variant.band_layers)}
+    if variant.with_extractors:
+        metadata["BandsWith"] = [
+            {"Extractor": ex.label, "Model": ex.model.source, "ModelName": ex.model.name,
+             "TuningMethod": ex.method, "TaskName": ex.task.name if ex.task else None,
+             "TuningSettings": dict(ex.settings),
+             "Layers": [ex.layers[p] for p in variant.band_positions]}
+            for ex in variant.with_extractors]
+        metadata["Encoding"] = {**metadata["Encoding"], "banded": True,
+                                "estimator": "himalaya banded ridge "
+                                             "(BandedRidgeCV/MultipleKernelRidgeCV)"}
+    return metadata
+
+
 def init_brainenc_wf(*, plan, extractors, variants, spec, spec_file: str, output_dir: str,
                      bids_dir: str, work_dir: str, seed: int, device: str, backend: str,
                      omp_nthreads: int = 0, mem_gb_per_fit: float = 2.0) -> pe.Workflow:
@@ -146,29 +166,36 @@ def init_single_subject_wf(*, subject_plan, extractors, variants, spec, spec_fil
     for index, variant in enumerate(variants, start=1):
         name = _node_name(variant.label)
         ex_name = _node_name(variant.extractor.label)
+        bands = variant.bands()
         design = pe.Node(BuildDesigns(
             runs_json=subject_plan.runs_json, word_tables=subject_plan.word_tables,
             story_names=story_names, layer_position=variant.layer_position,
             alignment=dataclasses.asdict(spec.alignment), bold_spec=bold_spec,
-            band_positions=variant.band_positions,
-            band_names=[f"L{layer}" for layer in (variant.band_layers or [variant.layer])],
+            band_positions=[position for _, position, _ in bands],
+            band_names=[band for _, _, band in bands],
+            band_sources=[source for source, _, _ in bands],
             nuisance=nuisance if nuisance["bands"] else {}, story_files=list(story_files or [])),
             name=f"design_{name}")
-        fit = pe.Node(FitEncoding(encoding={**encoding,
+        # bands of other extractors: fitted by banded ridge whatever [encoding] banded says
+        banded = {"banded": True} if variant.with_extractors else {}
+        fit = pe.Node(FitEncoding(encoding={**encoding, **banded,
                                             "save_predictions": variant.label in compared},
                                   backend=backend, omp_nthreads=omp_nthreads, use_gpu=use_gpu),
                       name=f"fit_{name}", mem_gb=mem_gb_per_fit, n_procs=max(omp_nthreads, 1))
-        metadata = variant_metadata(variant.label, variant.extractor, variant.layer, spec, seed,
-                                    backend)
-        if variant.band_layers:  # several layers, one band each
-            metadata["Layers"] = list(variant.band_layers)
-            metadata["Features"] = {**metadata["Features"], "layers": list(variant.band_layers)}
+        metadata = _variant_metadata(variant, spec, seed, backend)
         write = pe.Node(WriteVariant(output_dir=output_dir, bids_dir=bids_dir,
                                      runs_json=subject_plan.runs_json,
                                      metadata=json.loads(json.dumps(metadata, default=str))),
                         name=f"write_{name}")
+        if variant.with_extractors:  # every extractor's files, one after the other
+            gather = pe.Node(niu.Merge(len(variant.sources)), name=f"features_{name}")
+            workflow.connect([
+                (inputnode, gather, [(f"features_{_node_name(source.label)}", f"in{k}")])
+                for k, source in enumerate(variant.sources, start=1)])
+            workflow.connect(gather, "out", design, "feature_files")
+        else:
+            workflow.connect(inputnode, f"features_{ex_name}", design, "feature_files")
         workflow.connect([
-            (inputnode, design, [(f"features_{ex_name}", "feature_files")]),
             (design, fit, [("design_files", "design_files")]),
             (prepare, fit, [("bold_files", "bold_files")]),
             (fit, write, [("result_file", "result_file")]),
