@@ -359,9 +359,13 @@ def reference(tmp_path_factory):
     return root, bids, _reference(root, bids, nprocs=2)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
-@pytest.mark.parametrize("step", ["featurize", "encoding"])
+@pytest.mark.parametrize(("step", "sig"), [
+    pytest.param("featurize", signal.SIGTERM, id="featurize-SIGTERM", marks=pytest.mark.slow),
+    pytest.param("featurize", signal.SIGKILL, id="featurize-SIGKILL", marks=pytest.mark.slow),
+    pytest.param("encoding", signal.SIGTERM, id="encoding-SIGTERM", marks=pytest.mark.slow),
+    # the whole job killed mid-fit, two processes: in the default suite
+    pytest.param("encoding", signal.SIGKILL, id="encoding-SIGKILL"),
+])
 def test_resumed_outputs_are_byte_identical(reference, step, sig):
     root, bids, expected = reference
     try:
@@ -378,7 +382,6 @@ def test_resumed_outputs_are_byte_identical(reference, step, sig):
         shutil.rmtree(root / "work", ignore_errors=True)
 
 
-@pytest.mark.slow
 def test_parallel_participant_jobs_share_one_output_dir(tmp_path):
     """Two participant jobs at once (a SLURM array): both succeed, shared work built once."""
     bids = _dataset(tmp_path, n_subjects=2)
