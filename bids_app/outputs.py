@@ -17,6 +17,7 @@ from .encoding.engine import EncodingResult
 from .encoding.maps import n_significant, result_maps
 from .io.bids import BoldRun
 from .io.derivatives import (
+    STANDARD_SPACES,
     bids_uri,
     build_name,
     software_versions,
@@ -61,6 +62,51 @@ def grid_metadata(runs: list[BoldRun], entities: dict) -> dict:
     return meta
 
 
+def spatial_reference(runs: list[BoldRun], entities: dict, bids_dir: Path,
+                      hemi: str | None = None) -> dict:
+    """``SpatialReference`` of an output whose ``space-`` is not a BIDS standard template.
+
+    Parameters
+    ----------
+    runs : list of BoldRun
+        The participant's runs.
+    entities : dict
+        Entities of the output.
+    bids_dir : Path
+        BIDS_DIR (URIs of files inside it are ``bids:raw:`` URIs).
+    hemi : {'L', 'R'}, optional
+        Hemisphere of a ``.func.gii`` output.
+
+    Returns
+    -------
+    dict
+        Empty for standard templates and outputs without ``space-``; else the
+        TemplateFlow sphere of an fsaverage mesh, or the first input run (whose
+        grid or mesh the output shares).
+    """
+    from .io.surfaces import surface_reference
+
+    space = entities.get("space")
+    if not space or space in STANDARD_SPACES:
+        return {}
+    reference = surface_reference(space, hemi) if hemi else None
+    if reference is None:
+        source = runs[0].surface_files[hemi] if hemi else runs[0].bold_file
+        reference = bids_uri(source, bids_dir)
+    return {"SpatialReference": reference}
+
+
+def _sidecar_file(image: Path) -> Path:
+    return image.with_name(image.name.split(".")[0] + ".json")
+
+
+def _hemi_of(image: Path) -> str | None:
+    for hemi in ("L", "R"):
+        if f"_hemi-{hemi}_" in image.name:
+            return hemi
+    return None
+
+
 def write_mask(output_dir: Path, runs: list[BoldRun], mask_file: str, bids_dir: Path) -> Path:
     """Write the participant's analysis mask as ``desc-brain_mask.nii.gz``."""
     import nibabel as nib
@@ -80,6 +126,7 @@ def write_mask(output_dir: Path, runs: list[BoldRun], mask_file: str, bids_dir: 
                        "NaN, infinite or constant in any run.",
         "Sources": [bids_uri(r.bold_file, bids_dir) for r in runs],
         **grid_metadata(runs, entities),
+        **spatial_reference(runs, entities, bids_dir),
     })
     return final
 
@@ -143,7 +190,8 @@ def write_variant_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun],
         "SkullStripped": True,
         "Runs": [r.name for r in runs],
         "TestRunsPerFold": [[runs[i].name for i in fold] for fold in result.test_runs],
-        "SoftwareVersions": software_versions(),
+        # not BIDS's SoftwareVersions: that is a string naming the scanner's software
+        "Software": software_versions(),
     }
     common.update(grid_metadata(runs, entities))
     written, later = [], []
@@ -157,7 +205,8 @@ def write_variant_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun],
             files = write_surface_maps(folder, {**entities, "stat": stat}, values, mask_file,
                                        runs)
         for final in files:
-            write_json(final.with_name(final.name.split(".")[0] + ".json"), sidecar)
+            write_json(_sidecar_file(final), {**sidecar, **spatial_reference(
+                runs, entities, bids_dir, _hemi_of(final))})
         written.append(str(files[0]))
         later += [str(f) for f in files[1:]]
     fdr_alpha = float((metadata.get("Statistics") or {}).get("fdr_alpha", 0.05))
@@ -322,7 +371,7 @@ def write_comparison_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun]
         "BlockLength": int(statistics.get("block_length", 10)),
         "Sources": [bids_uri(r.bold_file, bids_dir) for r in runs],
         "SkullStripped": True,
-        "SoftwareVersions": software_versions(),
+        "Software": software_versions(),
         **grid_metadata(runs, entities),
     }
     written = []
@@ -340,6 +389,7 @@ def write_comparison_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun]
             files = write_surface_maps(folder, {**entities, "stat": stat}, values[key],
                                        mask_file, runs)
         for final in files:
-            write_json(final.with_name(final.name.split(".")[0] + ".json"), sidecar)
+            write_json(_sidecar_file(final), {**sidecar, **spatial_reference(
+                runs, entities, bids_dir, _hemi_of(final))})
         written.append(str(files[0]))
     return written

@@ -18,6 +18,13 @@ from .._version import __version__
 from ..errors import ResourceError
 
 BIDS_VERSION = "1.10.0"
+#: Standard template identifiers of BIDS (``space-`` labels that need no ``SpatialReference``).
+STANDARD_SPACES = frozenset({
+    "ICBM452AirSpace", "ICBM452Warp5Space", "IXI549Space", "fsaverage", "fsaverageSym", "fsLR",
+    "MNIColin27", "MNI152Lin", "MNI152NLin2009aSym", "MNI152NLin2009bSym", "MNI152NLin2009cSym",
+    "MNI152NLin2009aAsym", "MNI152NLin2009bAsym", "MNI152NLin2009cAsym", "MNI152NLin6Sym",
+    "MNI152NLin6Asym", "MNI305", "NIHPD", "OASIS30AntsOASISAnts", "OASIS30Atropos", "Talairach",
+    "UNCInfant"})
 #: Entity order of output names (BIDS order; ``stat`` as FitLins places it, ``desc`` last).
 ENTITY_ORDER = ("sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "echo", "part",
                 "hemi", "space", "res", "den", "label", "stat", "desc")

@@ -17,6 +17,32 @@ from ..errors import DatasetError
 
 HEMISPHERES = ("L", "R")
 _STRUCTURE = {"L": "CortexLeft", "R": "CortexRight"}
+#: TemplateFlow density labels of the fsaverage meshes (vertices per hemisphere).
+FSAVERAGE_DENSITIES = {"fsaverage4": "3k", "fsaverage5": "10k", "fsaverage6": "41k",
+                       "fsaverage": "164k"}
+_TEMPLATEFLOW = "https://templateflow.s3.amazonaws.com"
+
+
+def surface_reference(space: str, hemi: str) -> str | None:
+    """URL of the TemplateFlow sphere of one hemisphere of an fsaverage mesh.
+
+    Parameters
+    ----------
+    space : str
+        ``space-`` label of the surface (``fsaverage5`` ...).
+    hemi : {'L', 'R'}
+        Hemisphere.
+
+    Returns
+    -------
+    str or None
+        None when the space is not an fsaverage mesh.
+    """
+    density = FSAVERAGE_DENSITIES.get(space)
+    if density is None:
+        return None
+    return (f"{_TEMPLATEFLOW}/tpl-fsaverage/tpl-fsaverage_hemi-{hemi}_den-{density}"
+            "_sphere.surf.gii")
 
 
 def data_kind(path: str | Path) -> str:

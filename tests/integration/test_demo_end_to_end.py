@@ -52,7 +52,7 @@ def test_sidecar_holds_provenance(demo):
     assert meta["CrossValidation"]["outer"] == "leave-one-run-out"
     assert meta["Sources"][0].startswith("bids:raw:sub-01/func/")
     assert len(meta["TestRunsPerFold"]) == 3
-    assert "himalaya" in meta["SoftwareVersions"]
+    assert "himalaya" in meta["Software"]
 
 
 def test_scores_table_matches_map(demo):
