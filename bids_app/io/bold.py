@@ -201,6 +201,23 @@ def analysis_mask(runs):
     return np.ones(size, dtype=bool), None
 
 
+def _with_time_trend(confounds: np.ndarray | None, keep: np.ndarray, detrend: bool):
+    """Add a linear trend in scan time to the confounds when volumes inside the run are dropped.
+
+    nilearn detrends the kept volumes by their order, which is a linear function of
+    scan time only when the dropped volumes are all at the start; after a gap in the
+    middle of a run (scrubbing) a drift that is linear in time would be left in.
+    The trend is computed over all volumes and censored with them.
+    """
+    kept = np.flatnonzero(keep)
+    if not detrend or len(kept) < 2 or not (np.diff(kept) > 1).any():
+        return confounds
+    trend = np.arange(len(keep), dtype=np.float64)[:, None]
+    if confounds is None:
+        return trend
+    return np.hstack([np.asarray(confounds, dtype=np.float64), trend])
+
+
 def clean_run(data: np.ndarray, *, tr: float, detrend: bool = True, standardize: bool = True,
               high_pass: float | None = None, keep: np.ndarray | None = None,
               confounds: np.ndarray | None = None,
@@ -217,7 +234,7 @@ def clean_run(data: np.ndarray, *, tr: float, detrend: bool = True, standardize:
     tr : float
         Repetition time (seconds).
     detrend, standardize : bool
-        Linear detrending; z-scoring of every voxel.
+        Linear detrending (in scan time, across dropped volumes); z-scoring of every voxel.
     high_pass : float, optional
         Cut-off frequency in Hz: discrete cosine drifts below it are regressed out (as
         SPM and fMRIPrep's cosine regressors do).
@@ -243,6 +260,7 @@ def clean_run(data: np.ndarray, *, tr: float, detrend: bool = True, standardize:
     cleaned = np.empty((n_kept, n_voxels), dtype=np.float32)
     bad = np.zeros(n_voxels, dtype=bool)
     sample_mask = None if keep.all() else np.flatnonzero(keep)
+    confounds = _with_time_trend(confounds, keep, detrend)
     for start in range(0, n_voxels, max(int(batch_size), 1)):
         part = data[:, start:start + batch_size]
         kept = part[keep]
@@ -283,6 +301,7 @@ def clean_confounds(confounds: np.ndarray, *, tr: float, detrend: bool = True,
     constant = np.ptp(values[keep], axis=0) <= 0
     out = clean(values, detrend=detrend, standardize=None, high_pass=high_pass or None,
                 filter="cosine" if high_pass else False, t_r=tr,
+                confounds=_with_time_trend(None, keep, detrend),
                 sample_mask=None if keep.all() else np.flatnonzero(keep))
     out = np.asarray(out)
     std = out.std(axis=0)

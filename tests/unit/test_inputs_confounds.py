@@ -36,6 +36,80 @@ def real_run(tmp_path) -> BoldRun:
                    source="fmriprep", entities={"subject": "01", "task": "a"})
 
 
+#: nilearn's real fMRIPrep confounds files: (file stem, name fMRIPrep gives it).
+SHIPPED = {"v21": ("test-v21_desc-confounds_timeseries", "desc-confounds_timeseries"),
+           "v1": ("test_desc-confounds_regressors", "desc-confounds_regressors")}
+
+
+@pytest.fixture(params=sorted(SHIPPED))
+def shipped_run(request, tmp_path) -> BoldRun:
+    """A run beside one of nilearn's real confounds files (fMRIPrep 21 and 1.x names)."""
+    stem, name = SHIPPED[request.param]
+    source = nilearn_confounds_file().parent / f"{stem}.tsv"
+    n = len(pd.read_csv(source, sep="\t"))
+    func = tmp_path / "sub-01" / "func"
+    func.mkdir(parents=True)
+    bold = func / "sub-01_task-a_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((2, 2, 2, n), np.float32), np.eye(4)), bold)
+    tsv = func / f"sub-01_task-a_{name}.tsv"
+    shutil.copy(source, tsv)
+    shutil.copy(source.with_suffix(".json"), tsv.with_suffix(".json"))
+    return BoldRun(subject="01", session="", task="a", run="", bold_file=bold, events_file=None,
+                   tr=2.0, n_volumes=n, space="MNI152NLin2009cAsym", confounds_file=tsv,
+                   source="fmriprep", entities={"subject": "01", "task": "a"})
+
+
+def _nilearn(run, strategy, options):
+    from nilearn.interfaces.fmriprep import load_confounds_strategy
+
+    frame, mask = load_confounds_strategy(str(run.bold_file), denoise_strategy=strategy,
+                                          **options)
+    kept = np.arange(run.n_volumes) if mask is None else np.asarray(mask)
+    return frame, kept
+
+
+@pytest.mark.parametrize("options", [{}, {"compcor": "temporal_anat_separated", "n_compcor": 3}],
+                         ids=["anat_combined_all", "temporal_anat_separated_3"])
+def test_compcor_strategy_matches_nilearn(shipped_run, options):
+    frame, kept = _nilearn(shipped_run, "compcor", options)
+    samples = run_samples(shipped_run, {"confounds": "compcor", "confound_options": options})
+    assert samples.names == [str(c) for c in frame.columns]
+    assert samples.confounds.shape == (shipped_run.n_volumes, frame.shape[1])
+    np.testing.assert_allclose(samples.confounds, np.nan_to_num(frame.to_numpy()), rtol=1e-6,
+                               atol=1e-6)
+    components = [n for n in samples.names if "comp_cor" in n]
+    if options:  # three of each: temporal, CSF, white matter
+        assert len(components) == 9 and sum(n.startswith("t_comp_cor_") for n in components) == 3
+    else:
+        assert components and all(n.startswith("a_comp_cor_") for n in components)
+    np.testing.assert_array_equal(np.flatnonzero(samples.keep), kept)
+    assert samples.counts["removed"] == shipped_run.n_volumes - len(kept)
+
+
+#: Scrubbing settings that keep some volumes of each file (nilearn's defaults scrub every
+#: volume of the v21 file and none of the 1.x one).
+SCRUB = {"desc-confounds_timeseries": {"fd_threshold": 0.5, "std_dvars_threshold": 1.5,
+                                       "scrub": 0},
+         "desc-confounds_regressors": {"fd_threshold": 0.15, "scrub": 0}}
+
+
+def test_scrubbing_strategy_matches_nilearn(shipped_run):
+    options = SCRUB[shipped_run.confounds_file.stem.split("_", 2)[2]]
+    frame, kept = _nilearn(shipped_run, "scrubbing", options)
+    samples = run_samples(shipped_run, {"confounds": "scrubbing", "confound_options": options})
+    assert samples.names == [str(c) for c in frame.columns]
+    np.testing.assert_array_equal(np.flatnonzero(samples.keep), kept)
+    counts = samples.counts
+    assert counts["removed"] == shipped_run.n_volumes - len(kept)
+    assert counts["removed"] == counts["non_steady_state"] + counts["scrubbed"]
+    assert counts["scrubbed"] >= 4
+    fd = pd.read_csv(shipped_run.confounds_file, sep="\t", na_values="n/a")[
+        "framewise_displacement"].to_numpy()
+    assert not samples.keep[np.nan_to_num(fd) > options["fd_threshold"]].any()
+    # scrubbed volumes are censored, not regressed with one-hot columns
+    assert not [n for n in samples.names if n.startswith("motion_outlier")]
+
+
 def _real_table() -> pd.DataFrame:
     return pd.read_csv(nilearn_confounds_file(), sep="\t", na_values="n/a")
 
@@ -181,3 +255,46 @@ def test_stack_confounds_keeps_runs_with_other_columns_apart():
     assert (stacked[:3, 2] == 0).all() and (stacked[3:, :2] == 0).all()
     with pytest.raises(ValueError):
         stack_confounds([np.ones((3, 2))], [4])
+
+
+# ---------------------------------------------------------------- filtering
+def _low_power(x: np.ndarray, tr: float, cutoff: float) -> np.ndarray:
+    """Power of each column at frequencies in (0, cutoff) Hz."""
+    freqs = np.fft.rfftfreq(len(x), tr)
+    power = np.abs(np.fft.rfft(x - x.mean(axis=0), axis=0)) ** 2
+    return power[(freqs > 0) & (freqs < cutoff)].sum(axis=0)
+
+
+def test_high_pass_removes_slow_drift_and_keeps_faster_signal():
+    tr, n, cutoff = 2.0, 300, 0.01
+    t = np.arange(n) * tr
+    rng = np.random.default_rng(3)
+    fast = np.sin(2 * np.pi * 0.05 * t)  # 20 s period, well above the cut-off
+    drift = 4.0 * np.cos(2 * np.pi * 0.004 * t + 0.7) + 2.0 * np.cos(2 * np.pi * 0.0015 * t)
+    data = (100 + fast[:, None] * rng.uniform(0.5, 1.5, 20) + drift[:, None]
+            + 0.05 * rng.standard_normal((n, 20))).astype(np.float32)
+    filtered, _ = clean_run(data, tr=tr, high_pass=cutoff)
+    detrended, _ = clean_run(data, tr=tr)
+    before = _low_power(data / data.std(axis=0), tr, cutoff)
+    assert (_low_power(filtered, tr, cutoff) < before / 100).all()
+    # linear detrending alone leaves the drift in
+    assert (_low_power(detrended, tr, cutoff) > before / 10).all()
+    assert min(np.corrcoef(fast, column)[0, 1] for column in filtered.T) > 0.95
+    assert max(np.corrcoef(fast, column)[0, 1] for column in detrended.T) < 0.6
+
+
+def test_detrending_removes_a_linear_drift_within_the_kept_volumes():
+    tr, n = 2.0, 120
+    t = np.arange(n) * tr
+    fast = np.sin(2 * np.pi * 0.06 * t)
+    data = (50 + 0.2 * t[:, None] + fast[:, None]).astype(np.float32) * np.ones((1, 4), np.float32)
+    keep = np.ones(n, dtype=bool)
+    keep[:3] = False
+    keep[60:64] = False  # scrubbed volumes
+    cleaned, _ = clean_run(data, tr=tr, keep=keep)
+    assert cleaned.shape == (keep.sum(), 4)
+    assert max(abs(np.corrcoef(t[keep], c)[0, 1]) for c in cleaned.T) < 1e-3
+    assert min(np.corrcoef(fast[keep], c)[0, 1] for c in cleaned.T) > 0.99
+    # confounds regressed within folds are detrended the same way
+    regressors = clean_confounds(np.column_stack([t, fast]), tr=tr, keep=keep)
+    assert np.abs(regressors[:, 0]).max() < 1e-6 and regressors[:, 1].std() == pytest.approx(1)
