@@ -185,7 +185,8 @@ def write_variant_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun],
     sources = [bids_uri(r.bold_file, bids_dir) for r in runs]
     sources += [bids_uri(r.events_file, bids_dir) for r in runs if r.events_file]
     common = {
-        **metadata,
+        # BIDS defines TaskName as a string: an untuned variant leaves it out, not null
+        **{k: v for k, v in metadata.items() if not (k == "TaskName" and v is None)},
         "Sources": sources,
         "SkullStripped": True,
         "Runs": [r.name for r in runs],

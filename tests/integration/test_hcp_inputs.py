@@ -17,7 +17,7 @@ import pytest
 from bids_app.config import InputsConfig, default_spec
 from tests.helpers.hcp import CIFTI, VOLUME, hcp_spec_text, make_hcp_dataset
 from tests.helpers.pipeline import auc, run_steps
-from tests.helpers.validation import validate
+from tests.helpers.validation import sidecar_errors, validate
 
 NAME = "sub-01_task-story_space-MNI152NLin6Asym_res-2"
 
@@ -134,6 +134,8 @@ def test_cli_hcp_volumes_through_the_spec_mapping(hcp, tmp_path, tiny_bert):
     info = json.loads(next((tmp_path / "work").rglob("bold_info.json")).read_text())
     assert info["n_volumes_removed"] == 2 * hcp.n_runs
     assert validate(tmp_path / "out") == []
+    errors, n_maps = sidecar_errors(tmp_path / "out", tmp_path / "copy")
+    assert n_maps >= 3 and errors == []
 
 
 @pytest.mark.slow
@@ -147,3 +149,5 @@ def test_cli_hcp_cifti_from_the_derivatives_option(hcp, tmp_path, tiny_bert):
     saved = (tmp_path / "out" / "experiment_spec.toml").read_text(encoding="utf-8")
     assert str(hcp.root) in saved
     assert validate(tmp_path / "out") == []
+    errors, n_maps = sidecar_errors(tmp_path / "out", tmp_path / "copy")
+    assert n_maps >= 3 and errors == []
