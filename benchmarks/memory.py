@@ -144,8 +144,12 @@ def measure(resolution: int, n_volumes: int, n_runs: int, repeats: int) -> dict:
 
 def extrapolate(rows: list[dict]) -> dict:
     """Fit peak = a + b * (grid bytes of one run) on the rows; predict SMN4Lang at 2 mm."""
-    grid_2mm = 91 * 109 * 91
-    full_run = grid_2mm * TARGET["volumes_per_run"] * 4 / 2 ** 20
+    measured_2mm = [r for r in rows if r["resolution_mm"] == 2]
+    if measured_2mm:  # the grid of nilearn's 2 mm mask, as measured
+        full_run = (measured_2mm[0]["grid_run_float32_mib"] / measured_2mm[0]["volumes_per_run"]
+                    * TARGET["volumes_per_run"])
+    else:
+        full_run = 91 * 109 * 91 * TARGET["volumes_per_run"] * 4 / 2 ** 20
     x = np.array([r["grid_run_float32_mib"] for r in rows])
     y = np.array([r["brainenc_streaming_peak_mib"] for r in rows])
     slope, intercept = (np.polyfit(x, y, 1) if len(set(x)) > 1 else (y[0] / x[0], 0.0))
