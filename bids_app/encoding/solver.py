@@ -32,6 +32,17 @@ import numpy as np
 
 #: bytes per float32 value
 _F32 = 4
+#: voxel batches are padded to a multiple of this many columns: BLAS products whose
+#: rows are not 64-byte aligned run about a quarter slower (measured with MKL sgemm)
+_ALIGN = 16
+
+
+def _padded(be, Y):
+    """``Y`` with zero columns appended up to a multiple of ``_ALIGN`` (or ``Y`` itself)."""
+    extra = -Y.shape[1] % _ALIGN
+    if not extra:
+        return Y
+    return be.concatenate([Y, be.zeros_like(Y, shape=(Y.shape[0], extra))], 1)
 
 
 @dataclass
@@ -250,6 +261,8 @@ class RidgePlan:
         """
         be = self.backend
         n_alphas = len(self.alphas_np)
+        n_batch = Y.shape[1]
+        Y = _padded(be, Y)
         total = None
         for (train, val), fold in zip(self.cv, self.folds, strict=True):
             Yt, Yv = Y[train], Y[val]
@@ -267,7 +280,7 @@ class RidgePlan:
             score[be.isnan(score)] = -1e30
             total = score if total is None else total + score
             del pred
-        return total / len(self.cv)
+        return total[:, :n_batch] / len(self.cv)
 
     def select(self, scores):
         """Index of the best alpha per voxel (ties go to the larger alpha, as himalaya)."""
@@ -290,7 +303,7 @@ class RidgePlan:
         backend array of shape (n_test, n_batch)
         """
         be = self.backend
-        if self.refit_hat is not None:
+        if self.refit_hat is not None:  # column groups: copies, aligned by BLAS itself
             chosen = np.asarray(be.to_numpy(alpha_index)).astype(np.int64)
             out = be.zeros_like(Y, shape=(self.refit_hat.shape[1], Y.shape[1]))
             for a in np.unique(chosen):
@@ -298,10 +311,11 @@ class RidgePlan:
                 out[:, cols] = be.matmul(self.refit_hat[int(a)], Y[:, cols])
             return out
         fit = self.refit
-        B = be.matmul(fit.R, Y)
+        n_batch = Y.shape[1]
+        B = be.matmul(fit.R, _padded(be, Y))
         alpha = self.alphas[alpha_index]
-        B /= fit.s[:, None] + alpha[None, :]
-        return be.matmul(fit.C, B)
+        B[:, :n_batch] /= fit.s[:, None] + alpha[None, :]
+        return be.matmul(fit.C, B)[:, :n_batch]
 
     def weights(self, X, Y, alpha_index):
         """Primal weights of the refitted model (for inspection; not needed for scores).
