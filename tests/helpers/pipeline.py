@@ -42,7 +42,8 @@ def run_steps(bids: Path, spec, out: Path, work: Path, *, space: str | None = No
     -------
     dict
         ``result`` (EncodingResult), ``written`` (output files, maps first), ``runs``,
-        ``mask`` (mask file) and ``info`` (bold_info.json content).
+        ``mask`` (mask file), ``info`` (bold_info.json content), ``bold`` (cleaned
+        runs) and ``designs`` (design files).
     """
     from bids_app.encoding.engine import EncodingResult
     from bids_app.io.bids import make_derivative_layouts, make_layout
@@ -78,4 +79,5 @@ def run_steps(bids: Path, spec, out: Path, work: Path, *, space: str | None = No
     written = write_variant_outputs(str(out), str(bids), runs, result_file, mask,
                                     {"variant": "test"})
     return {"result": EncodingResult.load(result_file), "written": written, "runs": runs,
-            "mask": mask, "info": json.loads(Path(info).read_text(encoding="utf-8"))}
+            "mask": mask, "info": json.loads(Path(info).read_text(encoding="utf-8")),
+            "bold": bold_files, "designs": designs}

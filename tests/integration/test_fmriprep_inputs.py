@@ -7,7 +7,6 @@ language model is needed. The command line is checked on the same data.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 from pathlib import Path
@@ -17,12 +16,8 @@ import numpy as np
 import pytest
 
 from bids_app.config import default_spec
-from bids_app.encoding.engine import EncodingResult
-from bids_app.io.bids import make_derivative_layouts, make_layout
-from bids_app.outputs import write_mask, write_variant_outputs
-from bids_app.participant import build_designs, fit_encoding, load_runs, prepare_bold
-from bids_app.plan import make_plan
 from tests.helpers.fmriprep import SPACE, make_fmriprep_dataset
+from tests.helpers.pipeline import auc, run_steps
 
 SPACES = {"volume": f"{SPACE}:res-2", "surface": "fsaverage5", "cifti": "fsLR:den-91k"}
 
@@ -34,44 +29,12 @@ def synthetic(tmp_path_factory):
                                  surface_naming="21.0")
 
 
-def _auc(r, planted):
-    order = np.argsort(np.argsort(r))
-    n_pos, n_neg = planted.sum(), (~planted).sum()
-    return (order[planted].sum() - n_pos * (n_pos - 1) / 2) / (n_pos * n_neg)
-
-
 def _pipeline(synthetic, kind, tmp_path, **bold):
     spec = default_spec()
     for key, value in {"confounds": "simple", **bold}.items():
         setattr(spec.bold, key, value)
-    layout = make_layout(synthetic.bids)
-    derivs = make_derivative_layouts({"fmriprep": synthetic.fmriprep})
-    out, work = tmp_path / "out", tmp_path / "work"
-    plan = make_plan(layout, ["01"], spec, work_dir=work, output_dir=out, derivatives=derivs,
-                     space=SPACES[kind], bids_dir=synthetic.bids)
-    assert not plan.failures
-    subject = plan.subjects[0]
-    bold_spec = dataclasses.asdict(spec.bold)
-    mask, bold_files, info = prepare_bold(subject.runs_json, bold_spec, str(work / "bold"))
-    rng = np.random.default_rng(0)
-    features = []
-    for name, story in zip(plan.story_names, plan.story_files, strict=True):
-        n_words = len(json.loads(Path(story).read_text(encoding="utf-8"))["words"])
-        path = work / f"{name}_features.npy"
-        np.save(path, rng.normal(1.0, 1.0, (1, n_words, 6)).astype(np.float32))
-        features.append(str(path))
-    designs = build_designs(subject.runs_json, subject.word_tables, features, plan.story_names,
-                            0, dataclasses.asdict(spec.alignment), bold_spec, str(work / "x"))
-    encoding = {**dataclasses.asdict(spec.encoding), "alphas": [1.0, 10.0, 100.0, 1000.0],
-                "inner_folds": 2}
-    result_file = fit_encoding(designs, bold_files, encoding, "numpy", str(work / "res.npz"))
-    runs = load_runs(subject.runs_json)
-    write_mask(out, runs, mask, synthetic.bids)
-    written = write_variant_outputs(str(out), str(synthetic.bids), runs, result_file, mask,
-                                    {"variant": "test"})
-    return {"mask": mask, "bold": bold_files, "designs": designs,
-            "info": json.loads(Path(info).read_text()), "written": written,
-            "result": EncodingResult.load(result_file), "runs": runs}
+    return run_steps(synthetic.bids, spec, tmp_path / "out", tmp_path / "work",
+                     space=SPACES[kind], derivatives={"fmriprep": synthetic.fmriprep})
 
 
 def test_volume_recovery_and_nifti_outputs(synthetic, tmp_path):
@@ -79,7 +42,7 @@ def test_volume_recovery_and_nifti_outputs(synthetic, tmp_path):
     mask = np.asanyarray(nib.load(got["mask"]).dataobj) > 0
     assert mask.sum() == len(synthetic.planted["volume"])  # fMRIPrep's brain mask is used
     r = got["result"].r
-    assert _auc(r, synthetic.planted["volume"]) > 0.95
+    assert auc(r, synthetic.planted["volume"]) > 0.95
     assert r[synthetic.planted["volume"]].mean() > 0.3
     r_map = Path(got["written"][0])
     assert r_map.name == f"sub-01_task-story_space-{SPACE}_res-2_stat-r_desc-test_statmap.nii.gz"
@@ -110,7 +73,7 @@ def test_surface_recovery_and_one_gifti_per_hemisphere(synthetic, tmp_path):
     planted = synthetic.planted["surface"]
     r = got["result"].r
     assert len(r) == len(planted) == 2 * 10242
-    assert _auc(r, planted) > 0.95
+    assert auc(r, planted) > 0.95
     maps = [Path(p) for p in got["written"] if "_stat-r_" in p]
     assert sorted(p.name for p in maps) == [
         "sub-01_task-story_hemi-L_space-fsaverage5_stat-r_desc-test_statmap.func.gii",
@@ -126,7 +89,7 @@ def test_surface_recovery_and_one_gifti_per_hemisphere(synthetic, tmp_path):
 def test_cifti_recovery_and_dscalar_with_input_brain_models(synthetic, tmp_path):
     got = _pipeline(synthetic, "cifti", tmp_path, confound_regression="run")
     planted = synthetic.planted["cifti"]
-    assert _auc(got["result"].r, planted) > 0.95
+    assert auc(got["result"].r, planted) > 0.95
     assert not Path(got["bold"][0]).with_name("run000_confounds.npy").exists()  # per run
     r_map = Path(got["written"][0])
     assert r_map.name == "sub-01_task-story_space-fsLR_den-91k_stat-r_desc-test_statmap.dscalar.nii"
@@ -187,7 +150,7 @@ inner_folds = 2
     r_map = next(func.glob("*_space-*_res-2_stat-r_desc-*_statmap.nii.gz"))
     r = np.asanyarray(nib.load(r_map).dataobj)
     mask = np.asanyarray(nib.load(next(func.glob("*_desc-brain_mask.nii.gz"))).dataobj) > 0
-    assert _auc(r[mask], synthetic.planted["volume"]) > 0.9
+    assert auc(r[mask], synthetic.planted["volume"]) > 0.9
     report = (out / "sub-01.html").read_text(encoding="utf-8")
     assert "volumes removed" in report
     validator = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "bids-validator-deno"

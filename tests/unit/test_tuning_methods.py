@@ -18,15 +18,7 @@ MARGIN = {"sequence-classification": 0.2, "sentence-pair-classification": 0.2,
           "multiple-choice": 0.25, "token-classification": 0.2, "question-answering": 0.2}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and do not fight other jobs)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")
