@@ -418,8 +418,7 @@ def run_group_level(options, spec) -> int:
         spec = _saved_spec(options.output_dir) or spec
     result = run_group(str(options.output_dir), participants=options.participant_label or None,
                        fdr_alpha=spec.statistics.fdr_alpha, statistics=spec.statistics,
-                       seed=options.random_seed,
-                       work_dir=str(options.work_dir) if options.work_dir else None)
+                       seed=options.random_seed)
     LOGGER.info("group report: %s", result["report"])
     return EXIT_OK
 

@@ -297,8 +297,7 @@ def region_rows(data: GroupData, regions: RegionSet, top_percent: float,
 
 
 def run_group(output_dir: str, *, participants: list[str] | None = None,
-              fdr_alpha: float = 0.05, statistics=None, seed: int = 0,
-              work_dir: str | None = None) -> dict:
+              fdr_alpha: float = 0.05, statistics=None, seed: int = 0) -> dict:
     """Run the group stage and write ``OUTPUT_DIR/group``.
 
     Parameters
@@ -313,9 +312,6 @@ def run_group(output_dir: str, *, participants: list[str] | None = None,
         ``compare`` pairs, ``atlas``, ``n_permutations``, ``top_percent``.
     seed : int
         Seed of the sign-flip permutations.
-    work_dir : str, optional
-        Not read: the group level reads only ``OUTPUT_DIR`` (the noise ceiling comes
-        from the participants' ``desc-clean_bold`` runs there, see :mod:`.ceiling`).
 
     Returns
     -------
