@@ -285,7 +285,7 @@ def fit_encoding(design_files: list[str], bold_files: list[str], encoding: dict,
         ``.npz`` with per-voxel ``r``, ``r2``, ``alpha``, per-fold values and, when
         asked for, permutation ``p``/``q`` or banded ``r2_split``.
     """
-    from .encoding.engine import cross_validate
+    from .encoding.engine import ProgressLog, cross_validate
     from .errors import UsageError
 
     stats = encoding.get("statistics") or {}
@@ -307,7 +307,9 @@ def fit_encoding(design_files: list[str], bold_files: list[str], encoding: dict,
     common = {"outer_cv": encoding["outer_cv"], "inner_folds": encoding["inner_folds"],
               "backend": backend, "run_labels": labels,
               "n_targets_batch": encoding.get("n_targets_batch") or None,
-              "trim": encoding.get("trim_edges") or (0, 0)}
+              "trim": encoding.get("trim_edges") or (0, 0),
+              "mem_gb": encoding.get("mem_gb"),
+              "progress": ProgressLog(Path(out_file).stem)}
     arrays = {}
     if encoding.get("save_predictions"):  # held-out predictions for a paired comparison
         from numpy.lib.format import open_memmap
@@ -333,7 +335,7 @@ def fit_encoding(design_files: list[str], bold_files: list[str], encoding: dict,
                                        **common, **extra)
     else:
         result = cross_validate(
-            Xs, Ys, encoding["alphas"], mem_gb=encoding.get("mem_gb"),
+            Xs, Ys, encoding["alphas"],
             n_permutations=stats.get("heldout_permutations", 0),
             permutation=stats.get("permutation", "block"),
             block_length=stats.get("block_length", 10), random_state=encoding.get("seed", 0),

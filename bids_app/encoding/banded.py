@@ -44,33 +44,57 @@ def band_slices(bands: dict, n_features: int) -> list[tuple[str, slice]]:
     return items
 
 
-def _fit_fold(Xtr, Ytr, Xte, slices, alphas, cv, n_iter, random_state, batch):
-    """Fit on one outer fold; return split predictions (n_bands, n_test, v) and alphas."""
+def _fold_inputs(Xtr, Xte, slices):
+    """What every voxel batch of one outer fold shares: band designs or linear kernels."""
+    if Xtr.shape[0] >= Xtr.shape[1]:
+        return "primal", [Xtr[:, s] for s in slices], [Xte[:, s] for s in slices]
+    Ks = np.stack([Xtr[:, s] @ Xtr[:, s].T for s in slices])
+    Ks_test = np.stack([Xte[:, s] @ Xtr[:, s].T for s in slices])
+    return "kernel", Ks, Ks_test
+
+
+def _fit_fold(inputs, Ytr, alphas, cv, n_iter, random_state, batch):
+    """Fit one voxel batch of one outer fold; split predictions (n_bands, n_test, v), alphas."""
     from himalaya.kernel_ridge import MultipleKernelRidgeCV
     from himalaya.ridge import BandedRidgeCV
 
     params = {"alphas": np.asarray(alphas, dtype=np.float32), "n_iter": n_iter,
               "progress_bar": False, "n_targets_batch": batch, "n_targets_batch_refit": batch}
-    if Xtr.shape[0] >= Xtr.shape[1]:
+    kind, train, test = inputs
+    if kind == "primal":
         model = BandedRidgeCV(groups="input", solver_params={**params, "warn": False}, cv=cv,
                               random_state=random_state)
-        model.fit([Xtr[:, s] for s in slices], Ytr)
-        split = model.predict([Xte[:, s] for s in slices], split=True)
     else:
-        Ks = np.stack([Xtr[:, s] @ Xtr[:, s].T for s in slices])
-        Ks_test = np.stack([Xte[:, s] @ Xtr[:, s].T for s in slices])
         model = MultipleKernelRidgeCV(kernels="precomputed", solver_params=params, cv=cv,
                                       random_state=random_state)
-        model.fit(Ks, Ytr)
-        split = model.predict(Ks_test, split=True)
-    return split, model.best_alphas_, model.deltas_
+    model.fit(train, Ytr)
+    return model.predict(test, split=True), model.best_alphas_
+
+
+def banded_batch_size(n_voxels: int, n_train: int, n_test: int, n_bands: int, n_alphas: int,
+                      n_val_max: int, mem_gb: float | None, *, reserve_gb: float = 0.5) -> int:
+    """Voxels fitted at once by the banded model so that its buffers fit in ``mem_gb``.
+
+    Per voxel: training and test BOLD, the split test predictions, himalaya's
+    dual weights and one fold's validation predictions for every alpha (float32),
+    counted twice for the copies made between backend and numpy.
+
+    Returns
+    -------
+    int
+        Between 64 and ``n_voxels``.
+    """
+    per_voxel = 2 * 4 * (2 * n_train + (n_bands + 2) * n_test + n_alphas * n_val_max)
+    usable = max((mem_gb or 4.0) - reserve_gb, 0.25) * 1024 ** 3
+    return int(min(max(64, usable // per_voxel), max(n_voxels, 1)))
 
 
 def banded_cross_validate(Xs, Ys, bands: dict, alphas, *, outer_cv: str = "leave-one-run-out",
                           inner_folds: int = 5, backend: str = "torch", n_iter: int = 20,
                           random_state: int = 0, run_labels=None,
                           n_targets_batch: int | None = None, trim=(0, 0),
-                          confounds=None, predictions=None, heldout=None) -> EncodingResult:
+                          confounds=None, predictions=None, heldout=None,
+                          mem_gb: float | None = None, progress=None) -> EncodingResult:
     """Outer cross-validation of a banded ridge model.
 
     Parameters
@@ -78,13 +102,16 @@ def banded_cross_validate(Xs, Ys, bands: dict, alphas, *, outer_cv: str = "leave
     Xs : list of ndarray of shape (n_volumes_i, n_features)
         Design of each run, bands side by side.
     Ys : list of ndarray of shape (n_volumes_i, n_voxels)
-        BOLD of each run.
+        BOLD of each run (memory-mapped arrays are read one voxel batch at a time).
     bands : dict of str -> (int, int)
         Column range ``[start, stop)`` of each band.
     alphas : sequence of float
         Candidate overall regularisation strengths.
     n_iter : int
         Band-weight combinations tried by the random search (the first is uniform).
+    n_targets_batch : int, optional
+        Voxels fitted at once; by default sized from ``mem_gb``. Voxels are fitted
+        independently, so the batch does not change the result.
     trim : (int, int)
         Volumes left out at the start and end of every run.
     confounds : list of ndarray of shape (n_volumes_i, n_confounds_i), optional
@@ -92,6 +119,10 @@ def banded_cross_validate(Xs, Ys, bands: dict, alphas, *, outer_cv: str = "leave
     predictions, heldout : ndarray of shape (n_kept_volumes, n_voxels), optional
         Filled with the held-out predictions (sum over bands) and the held-out BOLD
         they predict (for paired comparisons of variants).
+    mem_gb : float, optional
+        Memory budget of the working buffers.
+    progress : callable, optional
+        Called as ``progress(fold, n_folds, voxels_done, n_voxels)`` after every batch.
     Other parameters are those of :func:`bids_app.encoding.engine.cross_validate`.
 
     Returns
@@ -102,13 +133,14 @@ def banded_cross_validate(Xs, Ys, bands: dict, alphas, *, outer_cv: str = "leave
     """
     from himalaya.scoring import r2_score_split
 
-    started = time.perf_counter()
-    be = use_backend(backend)
-    from .engine import _trim_mask
+    from .engine import _check_inputs, _trim_mask, column_reader
 
+    started = time.perf_counter()
+    _check_inputs(Xs, Ys)
+    be = use_backend(backend)
     keep = _trim_mask([len(y) for y in Ys], trim)
     X = np.concatenate(Xs).astype(np.float32)[keep]
-    Y = np.concatenate([np.asarray(y, dtype=np.float32) for y in Ys])[keep]
+    y_cols = column_reader(Ys, keep, mem_gb)
     C = None
     if confounds is not None:
         from .confounds import stack_confounds
@@ -119,32 +151,41 @@ def banded_cross_validate(Xs, Ys, bands: dict, alphas, *, outer_cv: str = "leave
     slices = [s for _, s in names_slices]
     groups = np.concatenate([np.full(len(x), i) for i, x in enumerate(Xs)])[keep]
     splits = outer_splits(groups, outer_cv, labels=run_labels)
-    n_folds, v = len(splits), Y.shape[1]
+    n_folds, v = len(splits), Ys[0].shape[1]
     r_folds = np.zeros((n_folds, v), np.float32)
     r2_folds = np.zeros_like(r_folds)
     alpha_folds = np.zeros_like(r_folds)
     split_folds = np.zeros((n_folds, len(slices), v), np.float32)
-    test_runs = []
+    test_runs, batch = [], 0
     for k, (train, test) in enumerate(splits):
         cv = inner_splits(groups[train], inner_folds, labels=run_labels)
-        Ytr, Yte = Y[train], Y[test]
-        if C is not None:
-            from .confounds import FoldConfoundRegressor
+        inputs = _fold_inputs(X[train], X[test], slices)
+        batch = n_targets_batch or banded_batch_size(
+            v, len(train), len(test), len(slices), len(alphas),
+            max(len(c[1]) for c in cv), mem_gb)
+        for begin in range(0, v, batch):
+            cols = slice(begin, min(begin + batch, v))
+            Yb = y_cols(cols)
+            Ytr, Yte = Yb[train], Yb[test]
+            if C is not None:
+                from .confounds import FoldConfoundRegressor
 
-            regressor = FoldConfoundRegressor().fit(C[train], Ytr)
-            Ytr, Yte = regressor.transform(C[train], Ytr), regressor.transform(C[test], Yte)
-        split, best_alphas, _ = _fit_fold(X[train], Ytr, X[test], slices, alphas, cv,
-                                          n_iter, random_state, n_targets_batch)
-        pred = np.asarray(be.to_numpy(be.sum(split, 0)), dtype=np.float32)
-        if predictions is not None:
-            predictions[test] = pred
-        if heldout is not None:
-            heldout[test] = Yte
-        r_folds[k] = pearson_r(Yte, pred)
-        r2_folds[k] = r2_score(Yte, pred)
-        split_folds[k] = np.asarray(be.to_numpy(r2_score_split(
-            be.asarray(Yte), be.asarray(split))), dtype=np.float32)
-        alpha_folds[k] = np.asarray(be.to_numpy(best_alphas), dtype=np.float32)
+                regressor = FoldConfoundRegressor().fit(C[train], Ytr)
+                Ytr, Yte = regressor.transform(C[train], Ytr), regressor.transform(C[test], Yte)
+            split, best_alphas = _fit_fold(inputs, Ytr, alphas, cv, n_iter, random_state,
+                                           n_targets_batch)
+            pred = np.asarray(be.to_numpy(be.sum(split, 0)), dtype=np.float32)
+            if predictions is not None:
+                predictions[test, cols] = pred
+            if heldout is not None:
+                heldout[test, cols] = Yte
+            r_folds[k, cols] = pearson_r(Yte, pred)
+            r2_folds[k, cols] = r2_score(Yte, pred)
+            split_folds[k, :, cols] = np.asarray(be.to_numpy(r2_score_split(
+                be.asarray(Yte), be.asarray(split))), dtype=np.float32)
+            alpha_folds[k, cols] = np.asarray(be.to_numpy(best_alphas), dtype=np.float32)
+            if progress is not None:
+                progress(k, n_folds, cols.stop, v)
         test_runs.append(sorted(int(g) for g in np.unique(groups[test])))
     return EncodingResult(
         r=r_folds.mean(0), r2=r2_folds.mean(0),
@@ -153,6 +194,7 @@ def banded_cross_validate(Xs, Ys, bands: dict, alphas, *, outer_cv: str = "leave
         info={"backend": backend, "solver": "himalaya banded ridge (random search)",
               "bands": names, "n_iter": int(n_iter), "n_samples": int(X.shape[0]),
               "n_features": int(X.shape[1]), "n_voxels": int(v), "n_outer_folds": n_folds,
+              "voxel_batch": int(batch),
               "trim": [int(t) for t in (trim or (0, 0))],
               "run_lengths": np.bincount(groups, minlength=len(Ys)).tolist(),
               "seconds": round(time.perf_counter() - started, 3)},

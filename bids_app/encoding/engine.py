@@ -140,7 +140,7 @@ def cross_validate(Xs, Ys, alphas, *, outer_cv: str = "leave-one-run-out",
                    n_targets_batch: int | None = None, run_labels=None, confounds=None,
                    trim=(0, 0), mem_gb: float | None = None, n_permutations: int = 0,
                    permutation: str = "block", block_length: int = 10, random_state=0,
-                   predictions=None, heldout=None) -> EncodingResult:
+                   predictions=None, heldout=None, progress=None) -> EncodingResult:
     """Outer cross-validation over runs of a voxel-wise ridge model.
 
     Parameters
@@ -180,6 +180,9 @@ def cross_validate(Xs, Ys, alphas, *, outer_cv: str = "leave-one-run-out",
         Writable (e.g. memory-mapped) array receiving the held-out predictions.
     heldout : ndarray of shape (n_kept_volumes, n_voxels), optional
         Writable array receiving the held-out BOLD as scored (after confound removal).
+    progress : callable, optional
+        Called as ``progress(fold, n_folds, voxels_done, n_voxels)`` after every voxel
+        batch (e.g. :class:`ProgressLog`).
 
     Returns
     -------
@@ -200,14 +203,7 @@ def cross_validate(Xs, Ys, alphas, *, outer_cv: str = "leave-one-run-out",
         C = stack_confounds(confounds, [len(y) for y in Ys])[keep]
     n, v = len(groups), Ys[0].shape[1]
     alphas_np = np.asarray(alphas, dtype=np.float32)
-    in_memory = n * v * 4 <= (mem_gb or 4.0) * 1024 ** 3 / 3
-    Y_all = np.concatenate([np.asarray(y, dtype=np.float32) for y in Ys])[keep] if in_memory \
-        else None
-
-    def y_cols(cols):
-        if Y_all is not None:
-            return Y_all[:, cols]
-        return np.concatenate([np.asarray(y[:, cols], dtype=np.float32) for y in Ys])[keep]
+    y_cols = column_reader(Ys, keep, mem_gb)
 
     splits = outer_splits(groups, outer_cv, labels=run_labels)
     n_folds = len(splits)
@@ -246,6 +242,8 @@ def cross_validate(Xs, Ys, alphas, *, outer_cv: str = "leave-one-run-out",
                 predictions[test, cols] = pred
             if heldout is not None:
                 heldout[test, cols] = Yte
+            if progress is not None:
+                progress(k, n_folds, cols.stop, v)
         if z_null is not None:
             Yte, pred, _, _ = _fit_fold_batch(Y_null, train, test, C, plans, be)
             z_null[k] = fold_z(Yte, pred, perms)
@@ -271,6 +269,45 @@ def cross_validate(Xs, Ys, alphas, *, outer_cv: str = "leave-one-run-out",
               "run_lengths": np.bincount(groups, minlength=len(Ys)).tolist()},
         p=p, q=q, layer_folds=layer_folds,
     )
+
+
+def column_reader(Ys, keep, mem_gb: float | None):
+    """``read(cols)``: the kept volumes of all runs for voxel columns ``cols`` (float32).
+
+    The runs are concatenated in memory once when they take at most a third of
+    ``mem_gb`` (4 GB by default); otherwise every call reads only its columns from
+    the (memory-mapped) runs, so memory grows with the voxel batch.
+    """
+    n, v = int(np.sum(keep)), Ys[0].shape[1]
+    if n * v * 4 <= (mem_gb or 4.0) * 1024 ** 3 / 3:
+        Y_all = np.concatenate([np.asarray(y, dtype=np.float32) for y in Ys])[keep]
+        return lambda cols: Y_all[:, cols]
+    return lambda cols: np.concatenate([np.asarray(y[:, cols], dtype=np.float32)
+                                        for y in Ys])[keep]
+
+
+class ProgressLog:
+    """Logs the progress of a long fit (fold, voxels done, time left) at most every ``every`` s.
+
+    Called as ``progress(fold, n_folds, done, n_voxels)`` after every voxel batch.
+    """
+
+    def __init__(self, label: str, every: float = 60.0, logger=None):
+        import logging
+
+        self.label, self.every = label, float(every)
+        self.logger = logger or logging.getLogger("brainenc.encoding")
+        self.started = self.last = time.perf_counter()
+
+    def __call__(self, fold: int, n_folds: int, done: int, n_voxels: int) -> None:
+        now = time.perf_counter()
+        finished = fold * n_voxels + done
+        if now - self.last < self.every or finished >= n_folds * n_voxels:
+            return
+        self.last = now
+        left = (now - self.started) * (n_folds * n_voxels - finished) / max(finished, 1)
+        self.logger.info("%s: outer fold %d/%d, %d of %d voxels, about %.0f s left",
+                         self.label, fold + 1, n_folds, done, n_voxels, left)
 
 
 def _pseudo_null(y_cols, groups, v, method, block_length, seed, n_voxels=500):

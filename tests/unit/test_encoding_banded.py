@@ -54,3 +54,35 @@ def test_bands_must_tile_the_design():
         band_slices({"a": [0, 2], "b": [3, 5]}, 5)
     with pytest.raises(ValueError, match="design has 6"):
         band_slices({"a": [0, 2], "b": [2, 5]}, 6)
+
+
+@pytest.mark.parametrize("pb_extra", [0, 300])
+def test_streamed_batches_give_the_whole_result(pb_extra, tmp_path):
+    """On-disk runs read a few voxels at a time give what the whole array in memory gives."""
+    Xs, Ys, bands = _two_bands(pb_extra=pb_extra, v=23)
+    whole = banded_cross_validate(Xs, Ys, bands, np.logspace(-1, 4, 6), backend="numpy",
+                                  inner_folds=3, n_iter=6)
+    paths = []
+    for i, y in enumerate(Ys):
+        np.save(tmp_path / f"run{i}.npy", y)
+        paths.append(np.load(tmp_path / f"run{i}.npy", mmap_mode="r"))
+    calls = []
+    streamed = banded_cross_validate(Xs, paths, bands, np.logspace(-1, 4, 6), backend="numpy",
+                                     inner_folds=3, n_iter=6, n_targets_batch=5,
+                                     mem_gb=1e-6, progress=lambda *a: calls.append(a))
+    assert streamed.info["voxel_batch"] == 5
+    assert calls[-1] == (3, 4, 23, 23) and len(calls) == 4 * 5  # 4 folds x 5 batches
+    np.testing.assert_array_equal(streamed.alpha_folds, whole.alpha_folds)
+    np.testing.assert_allclose(streamed.r_folds, whole.r_folds, atol=1e-5)
+    np.testing.assert_allclose(streamed.r2_split, whole.r2_split, atol=1e-5)
+
+
+def test_banded_batch_size_follows_the_memory_budget():
+    from bids_app.encoding.banded import banded_batch_size
+
+    small = banded_batch_size(10 ** 6, 20_000, 450, 3, 13, 4_000, mem_gb=2)
+    large = banded_batch_size(10 ** 6, 20_000, 450, 3, 13, 4_000, mem_gb=16)
+    assert 64 <= small < large < 10 ** 6
+    # per voxel at most what the formula counts, so the buffers stay under the budget
+    assert large * 2 * 4 * (2 * 20_000 + 5 * 450 + 13 * 4_000) <= 16 * 1024 ** 3
+    assert banded_batch_size(100, 20_000, 450, 3, 13, 4_000, mem_gb=16) == 100
