@@ -300,6 +300,7 @@ class ProgressLog:
         self.started = self.last = time.perf_counter()
 
     def __call__(self, fold: int, n_folds: int, done: int, n_voxels: int) -> None:
+        """Log when ``every`` seconds have passed since the last message."""
         now = time.perf_counter()
         finished = fold * n_voxels + done
         if now - self.last < self.every or finished >= n_folds * n_voxels:
