@@ -187,3 +187,29 @@ def test_refit_by_hat_matrices_equals_the_eigenbasis(backend):
     plan.refit_hat = None  # the same plan through its eigenbasis
     by_eigen = be.to_numpy(plan.predict(Yb, idx))
     np.testing.assert_allclose(by_hat, by_eigen, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_quadratic_form_errors_equal_the_formed_predictions(backend):
+    """Fewer features than validation volumes: errors as quadratic forms in the basis."""
+    from himalaya.backend import set_backend
+
+    be = set_backend(backend)
+    Xs, Ys = _data(n=80, p=12, v=37)
+    X, Y = np.concatenate(Xs), np.concatenate(Ys)
+    groups = np.concatenate([np.full(len(x), i) for i, x in enumerate(Xs)])
+    train, test = outer_splits(groups)[0]
+    cv = inner_splits(groups[train], 5)
+    plan = RidgePlan(X[train], X[test], ALPHAS, cv, be)
+    assert plan.strategies == ["gram"] * len(cv)
+    Yb = be.asarray(Y[train])
+    gram = np.asarray(be.to_numpy(plan.cv_scores(Yb)))
+    for fold in plan.folds:  # the same folds scored by forming every alpha's predictions
+        fold.G = None
+    formed = np.asarray(be.to_numpy(plan.cv_scores(Yb)))
+    np.testing.assert_allclose(gram, formed, rtol=2e-5)
+    np.testing.assert_array_equal(np.argmax(gram, 0), np.argmax(formed, 0))
+    # r < n_val is where the quadratic forms need fewer operations
+    cost = flops_per_voxel(320, 80, 12, 13)
+    assert cost["gram"] < cost["project"] < cost["hat"]
+    assert flops_per_voxel(1280, 320, 1536, 13)["gram"] > flops_per_voxel(1280, 320, 1536, 13)["hat"]
