@@ -59,13 +59,20 @@ class _Basis:
     C: object        # (n_eval, r) evaluation rows in the basis
     hat: object = None  # (n_alphas * n_eval, n_train) stacked hat matrices, or None
     G: object = None    # (r, r) Cᵀ C when validation errors are scored as quadratic forms
+    VT: object = None   # primal form: (p, p) eigenvectors of Xᵀ X, transposed
+    XvT: object = None  # primal form: (p, n_val) validation rows, transposed
 
 
-def _eigen_basis(be, X_train, X_eval):
-    """Diagonalise the training design in float64 and express ``X_eval`` in the basis."""
+def _eigen_basis(be, X_train, X_eval, *, with_V: bool = False):
+    """Diagonalise the training design in float64 and express ``X_eval`` in the basis.
+
+    Returns ``s, R, C`` (and ``V``, the eigenvectors of ``Xᵀ X`` in the primal form or
+    None in the kernel form, when ``with_V``).
+    """
     n, p = X_train.shape
     Xt = be.asarray(X_train, dtype="float64")
     Xe = be.asarray(X_eval, dtype="float64")
+    V = None
     if n <= p:  # kernel form: K = X Xᵀ = U S Uᵀ
         s, U = _eigh(be, be.matmul(Xt, be.transpose(Xt)))
         R = be.transpose(U)
@@ -75,7 +82,7 @@ def _eigen_basis(be, X_train, X_eval):
         R = be.transpose(be.matmul(Xt, V))
         C = be.matmul(Xe, V)
     s = be.clip(s, 0, None)
-    return s, R, C
+    return (s, R, C, V) if with_V else (s, R, C)
 
 
 def _cholesky_hats(be, X_train, X_eval, alphas):
@@ -155,12 +162,19 @@ def flops_per_voxel(n_train: int, n_val: int, n_features: int, n_alphas: int) ->
     dict
         ``{'hat': ..., 'project': ..., 'gram': ...}``: the stacked hat matrices times
         Y; Y projected on the eigenvectors and each alpha's predictions formed; Y
-        projected and each alpha's error taken as a quadratic form in the basis.
+        projected and each alpha's error taken as a quadratic form in the basis. In
+        the primal form also ``'gram_shared'``: the quadratic forms with the fold's
+        ``Xᵀ Y`` taken from that of all training volumes (computed once per voxel
+        batch, 2·p·n, not counted here) minus the validation rows' part.
     """
     r = min(n_train, n_features)
-    return {"hat": 2 * n_alphas * n_val * n_train,
+    cost = {"hat": 2 * n_alphas * n_val * n_train,
             "project": 2 * r * n_train + 2 * n_alphas * n_val * r,
             "gram": 2 * r * n_train + 2 * n_val * r + 2 * n_alphas * r * r}
+    if n_train > n_features:  # Xᵀ Y of the fold from the outer set's, minus the validation rows'
+        p = n_features
+        cost["gram_shared"] = 2 * p * n_val + 4 * p * p + 2 * n_alphas * p * p
+    return cost
 
 
 def refit_flops_per_voxel(n_train: int, n_test: int, n_features: int) -> dict:
@@ -203,14 +217,13 @@ class RidgePlan:
         self.cv = [(np.asarray(a), np.asarray(b)) for a, b in cv]
         self.n_flops = 0.0  # per voxel, dominant products
         self.folds = []
-        self.strategies = []  # 'hat', 'project' or 'gram' per inner fold
+        self.strategies = []  # 'hat', 'project', 'gram' or 'gram_shared' per inner fold
         n_alphas = len(self.alphas_np)
         for train, val in self.cv:
             cost = flops_per_voxel(len(train), len(val), X.shape[1], n_alphas)
             hat_bytes = n_alphas * len(val) * len(train) * _F32
             hat = None
-            if (cost["hat"] <= min(cost["project"], cost["gram"])
-                    and hat_bytes <= hat_budget_bytes):
+            if cost["hat"] <= min(cost.values()) and hat_bytes <= hat_budget_bytes:
                 hat = _cholesky_hats(be, X[train], X[val], self.alphas_np)
                 if hat is None:
                     hat = self._eigen_hats(X[train], X[val])
@@ -218,20 +231,36 @@ class RidgePlan:
                 self.folds.append(_Basis(None, None, None, hat))
                 self.strategies.append("hat")
                 continue
-            s, R, C = _eigen_basis(be, X[train], X[val])
-            G = None
-            strategy = "gram" if cost["gram"] < cost["project"] else "project"
+            s, R, C, V = _eigen_basis(be, X[train], X[val], with_V=True)
+            choice = dict(cost)
+            if "gram_shared" in choice:  # its share of the Xᵀ Y of all training volumes
+                choice["gram_shared"] += 2 * X.shape[0] * X.shape[1] / len(self.cv)
+            strategy = min((k for k in ("project", "gram", "gram_shared") if k in choice),
+                           key=choice.get)
             self.n_flops += cost[strategy]
             self.strategies.append(strategy)
+            fold = _Basis(be.asarray(s, dtype="float32"), None, None)
+            if strategy == "project":
+                fold.R, fold.C = be.asarray(R, dtype="float32"), be.asarray(C, dtype="float32")
+            else:
+                fold.G = be.asarray(be.matmul(be.transpose(C), C), dtype="float32")
             if strategy == "gram":
-                G = be.asarray(be.matmul(be.transpose(C), C), dtype="float32")
-            self.folds.append(_Basis(be.asarray(s, dtype="float32"),
-                                     be.asarray(R, dtype="float32"),
-                                     be.asarray(C, dtype="float32"), G=G))
+                fold.R, fold.C = be.asarray(R, dtype="float32"), be.asarray(C, dtype="float32")
+            elif strategy == "gram_shared":
+                fold.VT = be.asarray(be.transpose(V), dtype="float32")
+                fold.XvT = be.asarray(np.ascontiguousarray(X[val].T), dtype="float32")
+            self.folds.append(fold)
+        self._XT = None  # Xᵀ of all training volumes, for the shared projections
+        if "gram_shared" in self.strategies:
+            self._XT = be.asarray(np.ascontiguousarray(np.asarray(X, dtype=np.float32).T))
+            self.n_flops += 2 * X.shape[0] * X.shape[1]
+        self._xty = None  # (Y, Xᵀ Y) of the last batch scored
         self._X, self._X_test = X, X_test
         self._refit = None
         self.refit_hat = None
         cost = refit_flops_per_voxel(X.shape[0], X_test.shape[0], X.shape[1])
+        if self._XT is not None:  # Vᵀ (Xᵀ Y) from the shared product instead of (X V)ᵀ Y
+            cost["project"] = 2 * X.shape[1] ** 2 + 2 * X_test.shape[0] * X.shape[1]
         hat_bytes = n_alphas * X_test.shape[0] * X.shape[0] * _F32
         if cost["hat"] < cost["project"] and hat_bytes <= hat_budget_bytes:
             hat = _cholesky_hats(be, X, X_test, self.alphas_np)
@@ -257,10 +286,12 @@ class RidgePlan:
         """Eigenbasis of all training volumes (computed on first use)."""
         if self._refit is None:
             be = self.backend
-            s, R, C = _eigen_basis(be, self._X, self._X_test)
+            s, R, C, V = _eigen_basis(be, self._X, self._X_test, with_V=True)
             self._refit = _Basis(be.asarray(s, dtype="float32"),
                                  be.asarray(R, dtype="float32"),
                                  be.asarray(C, dtype="float32"))
+            if V is not None:
+                self._refit.VT = be.asarray(be.transpose(V), dtype="float32")
         return self._refit
 
     def cv_scores(self, Y):
@@ -279,12 +310,21 @@ class RidgePlan:
         be = self.backend
         n_alphas = len(self.alphas_np)
         n_batch = Y.shape[1]
-        Y = _padded(be, Y)
+        unpadded, Y = Y, _padded(be, Y)
         total = None
+        XtY = None
+        if self._XT is not None:
+            XtY = be.matmul(self._XT, Y)
+            self._xty = (unpadded, XtY)
         for (train, val), fold in zip(self.cv, self.folds, strict=True):
             Yt, Yv = Y[train], Y[val]
             if fold.G is not None:
-                score = -self._gram_errors(fold, Yt, Yv) / len(val)
+                if fold.VT is not None:  # Xᵀ Y of the inner training rows, in the basis
+                    Pv = be.matmul(fold.XvT, Yv)
+                    z, q = be.matmul(fold.VT, XtY - Pv), be.matmul(fold.VT, Pv)
+                else:
+                    z, q = be.matmul(fold.R, Yt), be.matmul(be.transpose(fold.C), Yv)
+                score = -self._gram_errors(fold, z, q, Yv) / len(val)
                 score[be.isnan(score)] = -1e30
                 total = score if total is None else total + score
                 continue
@@ -304,16 +344,14 @@ class RidgePlan:
             del pred
         return total[:, :n_batch] / len(self.cv)
 
-    def _gram_errors(self, fold: _Basis, Yt, Yv):
+    def _gram_errors(self, fold: _Basis, z, q, Yv):
         """Validation sums of squared errors of every alpha, as quadratic forms (float64).
 
-        ``‖C D z − y‖² = uᵀ G u − 2 qᵀ u + ‖y‖²`` with ``z = R Yt``, ``u = D z``,
-        ``G = CᵀC`` and ``q = Cᵀ y``; alphas are taken a few at a time so that the
-        buffers stay at a few (r, n_batch) arrays.
+        ``‖C D z − y‖² = uᵀ G u − 2 qᵀ u + ‖y‖²`` with ``z`` the training targets
+        in the basis, ``u = D z``, ``G = CᵀC`` and ``q = Cᵀ y``; one alpha at a time,
+        so that the buffers stay at a few (r, n_batch) arrays.
         """
         be = self.backend
-        z = be.matmul(fold.R, Yt)  # (r, b)
-        q = be.matmul(be.transpose(fold.C), Yv)  # (r, b)
         yy = be.asarray(be.sum(Yv * Yv, 0), dtype="float64")
         rows = []
         for alpha in self.alphas:
@@ -354,7 +392,11 @@ class RidgePlan:
             return out
         fit = self.refit
         n_batch = Y.shape[1]
-        B = be.matmul(fit.R, _padded(be, Y))
+        if self._xty is not None and self._xty[0] is Y and fit.VT is not None:
+            B = be.matmul(fit.VT, self._xty[1])  # Vᵀ Xᵀ Y from the batch just scored
+        else:
+            B = be.matmul(fit.R, _padded(be, Y))
+        self._xty = None
         alpha = self.alphas[alpha_index]
         B[:, :n_batch] /= fit.s[:, None] + alpha[None, :]
         return be.matmul(fit.C, B)[:, :n_batch]

@@ -201,15 +201,27 @@ def test_quadratic_form_errors_equal_the_formed_predictions(backend):
     train, test = outer_splits(groups)[0]
     cv = inner_splits(groups[train], 5)
     plan = RidgePlan(X[train], X[test], ALPHAS, cv, be)
-    assert plan.strategies == ["gram"] * len(cv)
+    assert plan.strategies == ["gram_shared"] * len(cv)
     Yb = be.asarray(Y[train])
     gram = np.asarray(be.to_numpy(plan.cv_scores(Yb)))
-    for fold in plan.folds:  # the same folds scored by forming every alpha's predictions
-        fold.G = None
+    idx = plan.select(be.asarray(gram))
+    pred = np.asarray(be.to_numpy(plan.predict(Yb, idx)))  # Vᵀ (Xᵀ Y) reused
+    assert plan._xty is None, "the shared product is released after the refit"
+    # the same folds scored by forming every alpha's predictions, and refitted from (X V)ᵀ Y
+    from bids_app.encoding.solver import _eigen_basis
+
+    for fold, (tr, va) in zip(plan.folds, cv, strict=True):
+        s, R, C = _eigen_basis(be, X[train][tr], X[train][va])
+        fold.G, fold.VT = None, None
+        fold.R, fold.C = be.asarray(R, dtype="float32"), be.asarray(C, dtype="float32")
+    plan._XT = None
     formed = np.asarray(be.to_numpy(plan.cv_scores(Yb)))
     np.testing.assert_allclose(gram, formed, rtol=2e-5)
     np.testing.assert_array_equal(np.argmax(gram, 0), np.argmax(formed, 0))
+    direct = np.asarray(be.to_numpy(plan.predict(Yb, idx)))
+    np.testing.assert_allclose(pred, direct, rtol=1e-4, atol=1e-5)
     # r < n_val is where the quadratic forms need fewer operations
     cost = flops_per_voxel(320, 80, 12, 13)
     assert cost["gram"] < cost["project"] < cost["hat"]
-    assert flops_per_voxel(1280, 320, 1536, 13)["gram"] > flops_per_voxel(1280, 320, 1536, 13)["hat"]
+    wide = flops_per_voxel(1280, 320, 1536, 13)  # more features than volumes: hat matrices
+    assert wide["gram"] > wide["hat"] and "gram_shared" not in wide
