@@ -280,7 +280,13 @@ def column_reader(Ys, keep, mem_gb: float | None):
     """
     n, v = int(np.sum(keep)), Ys[0].shape[1]
     if n * v * 4 <= (mem_gb or 4.0) * 1024 ** 3 / 3:
-        Y_all = np.concatenate([np.asarray(y, dtype=np.float32) for y in Ys])[keep]
+        Y_all = np.empty((n, v), dtype=np.float32)  # filled run by run: no second copy
+        row = start = 0
+        for y in Ys:
+            kept = keep[start:start + len(y)]
+            start += len(y)
+            Y_all[row:row + int(kept.sum())] = np.asarray(y, dtype=np.float32)[kept]
+            row += int(kept.sum())
         return lambda cols: Y_all[:, cols]
     return lambda cols: np.concatenate([np.asarray(y[:, cols], dtype=np.float32)
                                         for y in Ys])[keep]

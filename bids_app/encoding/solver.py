@@ -13,7 +13,9 @@ broken toward larger alphas) with less arithmetic:
   validation error of every alpha is a quadratic form in the r projected
   targets, ``‖C D z − y‖² = (Dz)ᵀ (CᵀC) (Dz) − 2 (Cᵀy)ᵀ (Dz) + ‖y‖²`` with
   ``D = diag(1/(s+alpha))``: 2·r² operations per voxel and alpha instead of
-  2·r·n_val for forming the predictions;
+  2·r·n_val for forming the predictions; in the primal form (more training
+  volumes than features) each fold's ``Xᵀ y`` is the outer training set's minus
+  the validation rows' part, computed once per voxel batch and reused by the refit;
 * hat matrices come from one Cholesky factorisation per alpha of the smaller
   regularised Gram matrix (float64). An eigendecomposition would serve every
   alpha at once, but its tridiagonal reduction runs at memory speed: on a CPU,
