@@ -116,12 +116,19 @@ def make_data(cfg: dict, n_voxels: int, seed: int = 0):
     X = np.concatenate(Xs)
     p = X.shape[1]
     W = (rng.normal(size=(p, n_voxels)) * (rng.random(n_voxels) < 0.5)).astype(np.float32)
-    signal = X @ W / np.sqrt(p)
-    noise = rng.normal(size=signal.shape).astype(np.float32)
-    Y = (signal + rng.uniform(0.5, 4.0, n_voxels).astype(np.float32) * noise).astype(np.float32)
+    # filled in blocks of rows (the same random stream as one draw): at the paper's scale
+    # float64 temporaries of the whole (volumes, voxels) array would not fit in memory
+    Y = np.empty((len(X), n_voxels), dtype=np.float32)
+    block = max(1, int(2e8 // max(n_voxels, 1)))
+    for start in range(0, len(X), block):
+        Y[start:start + block] = rng.normal(size=(min(block, len(X) - start), n_voxels))
+    scale = rng.uniform(0.5, 4.0, n_voxels).astype(np.float32)
+    for start in range(0, len(X), block):
+        rows = slice(start, start + block)
+        Y[rows] = X[rows] @ W / np.sqrt(p) + scale * Y[rows]
     groups = np.repeat(np.arange(n_runs), cfg["run_length"])
-    train = groups < cfg["train_runs"]
-    return X[train], Y[train], X[~train], Y[~train], groups[train]
+    n_train = cfg["train_runs"] * cfg["run_length"]  # training runs come first: views, no copies
+    return X[:n_train], Y[:n_train], X[n_train:], Y[n_train:], groups[:n_train]
 
 
 def run_brainenc(X, Y, Xte, cv, backend="torch", mem_gb=2.0):
