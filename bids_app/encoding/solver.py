@@ -353,7 +353,7 @@ class RidgePlan:
         in the basis, ``u = D z``, ``G = CᵀC`` and ``q = Cᵀ y``; one alpha at a time,
         so that the buffers stay at a few (r, n_batch) arrays. The terms are float32
         products summed in float64: the error's relative precision is about
-        ``2·eps32 / (1 − R²)`` (1e-6 at the R² of BOLD data), against
+        ``2·eps32 / (1 − R²)`` (below 1e-6 for R² under 0.8), against
         ``2·eps32 / sqrt(1 − R²)`` when the predictions are formed.
         """
         be = self.backend
