@@ -118,11 +118,12 @@ def test_flop_model_and_batch_size():
 
 
 @pytest.mark.gpu
-def test_cuda_backend_equals_cpu():
+@pytest.mark.parametrize("p", [400, 12])  # hat matrices; quadratic forms with shared Xᵀ Y
+def test_cuda_backend_equals_cpu(p):
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU")
-    Xs, Ys = _data(p=400, seed=5)
+    Xs, Ys = _data(p=p, seed=5)
     cpu = cross_validate(Xs, Ys, ALPHAS, backend="torch", inner_folds=3)
     gpu = cross_validate(Xs, Ys, ALPHAS, backend="torch_cuda", inner_folds=3)
     np.testing.assert_allclose(cpu.r_folds, gpu.r_folds, atol=1e-3)
