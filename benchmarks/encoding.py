@@ -38,13 +38,15 @@ import argparse
 import json
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _sampling import PeakSampler  # noqa: E402
 
 SIZES = {
     # runs of training volumes, held-out runs, volumes per run, features, delays, voxels
@@ -62,25 +64,9 @@ SIZES = {
 ALPHAS = np.logspace(0, 6, 13).astype(np.float32)
 
 
-class PeakRSS:
-    """Largest resident-set increase (MiB) while the block runs (sampled every 10 ms)."""
-
-    def __enter__(self):
-        self.base = self.peak = _rss()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-        return self
-
-    def _watch(self):
-        while not self._stop.wait(0.01):
-            self.peak = max(self.peak, _rss())
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss())
-        self.mib = (self.peak - self.base) / 2 ** 20
+def PeakRSS():  # noqa: N802 - used like the class it was
+    """Largest resident-set increase (MiB, ``.mib``) while the block runs (every 10 ms)."""
+    return PeakSampler(_rss, 0.01)
 
 
 def _rss() -> int:

@@ -38,13 +38,15 @@ import argparse
 import json
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _sampling import PeakSampler  # noqa: E402
 
 SIZES = {
     # runs, volumes per run, features, delays, voxel counts measured, outer CV, memory
@@ -71,24 +73,15 @@ class PeakMemory:
     """Largest private (anonymous) and file-backed resident memory while the block runs."""
 
     def __enter__(self):
-        self.base_anon = self.peak_anon = _status_kib("RssAnon")
-        self.peak_file = _status_kib("RssFile")
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
+        self._anon = PeakSampler(lambda: _status_kib("RssAnon") * 1024, 0.02).__enter__()
+        self._file = PeakSampler(lambda: _status_kib("RssFile") * 1024, 0.02).__enter__()
         return self
 
-    def _watch(self):
-        while not self._stop.wait(0.02):
-            self.peak_anon = max(self.peak_anon, _status_kib("RssAnon"))
-            self.peak_file = max(self.peak_file, _status_kib("RssFile"))
-
     def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak_anon = max(self.peak_anon, _status_kib("RssAnon"))
-        self.anon_mib = (self.peak_anon - self.base_anon) / 1024
-        self.file_mib = self.peak_file / 1024
+        self._anon.__exit__(*exc)
+        self._file.__exit__(*exc)
+        self.anon_mib = self._anon.mib
+        self.file_mib = self._file.peak / 2 ** 20
         return False
 
 

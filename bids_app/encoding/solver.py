@@ -17,10 +17,10 @@ broken toward larger alphas) with less arithmetic:
   volumes than features) each fold's ``Xᵀ y`` is the outer training set's minus
   the validation rows' part, computed once per voxel batch and reused by the refit;
 * hat matrices come, in float64, from one eigendecomposition of the smaller Gram
-  matrix per fold (torch on CPU: measured about 20 % faster than 13 Cholesky
-  factorisations of a 1,280 × 1,280 kernel, with the same hats to 1e-8) or from
-  one Cholesky factorisation per alpha (the numpy backend, where both take the
-  same time, and GPUs, where Cholesky is fast);
+  matrix per fold (torch on CPU, where 13 Cholesky factorisations of a
+  1,280 × 1,280 kernel took 1.28× as long, with the same hats to 1e-8) or from
+  one Cholesky factorisation per alpha (the numpy backend, where they took 0.89×
+  as long, and GPUs, where Cholesky is fast): ``benchmarks/hat_matrices.py``;
 * the refit never forms weights per alpha: held-out predictions are the test
   rows' hat matrix of each voxel's alpha times Y (voxels grouped by alpha), or,
   when that costs more per voxel, Y projected once on the training eigenvectors
@@ -65,11 +65,12 @@ class _Basis:
     XvT: object = None  # primal form: (p, n_val) validation rows, transposed
 
 
-def _eigen_basis(be, X_train, X_eval, *, with_V: bool = False):
+def _eigen_basis(be, X_train, X_eval, *, with_V: bool = False, with_R: bool = True):
     """Diagonalise the training design in float64 and express ``X_eval`` in the basis.
 
     Returns ``s, R, C`` (and ``V``, the eigenvectors of ``Xᵀ X`` in the primal form or
-    None in the kernel form, when ``with_V``).
+    None in the kernel form, when ``with_V``). ``with_R=False`` skips the primal
+    form's ``R = (X V)ᵀ`` (returned as None) when it is not needed.
     """
     n, p = X_train.shape
     Xt = be.asarray(X_train, dtype="float64")
@@ -81,7 +82,7 @@ def _eigen_basis(be, X_train, X_eval, *, with_V: bool = False):
         C = be.matmul(be.matmul(Xe, be.transpose(Xt)), U)
     else:  # primal form: Xᵀ X = V S Vᵀ
         s, V = _eigh(be, be.matmul(be.transpose(Xt), Xt))
-        R = be.transpose(be.matmul(Xt, V))
+        R = be.transpose(be.matmul(Xt, V)) if with_R else None
         C = be.matmul(Xe, V)
     s = be.clip(s, 0, None)
     return (s, R, C, V) if with_V else (s, R, C)
@@ -231,12 +232,13 @@ class RidgePlan:
                 self.folds.append(_Basis(None, None, None, hat))
                 self.strategies.append("hat")
                 continue
-            s, R, C, V = _eigen_basis(be, X[train], X[val], with_V=True)
             choice = dict(cost)
             if "gram_shared" in choice:  # its share of the Xᵀ Y of all training volumes
                 choice["gram_shared"] += 2 * X.shape[0] * X.shape[1] / len(self.cv)
             strategy = min((k for k in ("project", "gram", "gram_shared") if k in choice),
                            key=choice.get)
+            s, R, C, V = _eigen_basis(be, X[train], X[val], with_V=True,
+                                      with_R=strategy != "gram_shared")
             self.n_flops += cost[strategy]
             self.strategies.append(strategy)
             fold = _Basis(be.asarray(s, dtype="float32"), None, None)

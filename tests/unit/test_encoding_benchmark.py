@@ -1,11 +1,8 @@
 """The encoding benchmark runs at its small size and its methods agree with himalaya."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "encoding.py"
+from tests.helpers.benchmarks import load_benchmark
 
 
 @pytest.fixture(autouse=True)
@@ -17,10 +14,7 @@ def _one_thread():
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("bench_encoding", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("encoding")
 
 
 def test_small_benchmark_agrees_with_himalaya(tmp_path):
@@ -39,3 +33,13 @@ def test_small_benchmark_agrees_with_himalaya(tmp_path):
     assert report["gemm_gflops_start"] > 0 and ours["peak_rss_mib"] >= 0
     assert set(row["speedup_of_brainenc"]) == {"himalaya_default", "himalaya_best", "sklearn",
                                                "naive"}
+
+
+def test_hat_matrix_benchmark_compares_both_ways(tmp_path):
+    bench = load_benchmark("hat_matrices")
+    out = tmp_path / "hats.json"
+    report = bench.main(["--size", "small", "--repeats", "1", "--out", str(out)])
+    assert out.is_file() and {r["backend"] for r in report["rows"]} == {"torch", "numpy"}
+    for row in report["rows"]:
+        assert row["max_relative_difference"] < 1e-6  # the same hat matrices
+        assert row["cholesky_over_eigendecomposition"] > 0

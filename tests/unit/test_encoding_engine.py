@@ -158,3 +158,21 @@ def test_band_labels_are_alphanumeric():
     assert band_label("tuned-L6") == "TunedL6"
     assert band_label("word rate") == "WordRate"
     assert band_label("__") == "Band"
+
+
+def test_progress_log_reports_fold_voxels_and_time_left(caplog):
+    import logging
+
+    from bids_app.encoding.engine import ProgressLog
+
+    log = ProgressLog("sub-01_fit", every=0.0)
+    with caplog.at_level(logging.INFO, logger="brainenc.encoding"):
+        log(0, 3, 500, 1000)
+        log(2, 3, 1000, 1000)  # the last batch: nothing left to announce
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 1
+    assert messages[0].startswith("sub-01_fit: outer fold 1/3, 500 of 1000 voxels, about ")
+    quiet = ProgressLog("x", every=3600.0)
+    with caplog.at_level(logging.INFO, logger="brainenc.encoding"):
+        quiet(0, 3, 10, 1000)
+    assert len(caplog.records) == 1, "at most one message per interval"

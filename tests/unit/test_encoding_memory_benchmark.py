@@ -1,17 +1,12 @@
 """The whole-brain memory benchmark runs at its small size: streaming memory stays flat."""
 
-import importlib.util
 import json
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "encoding_memory.py"
+from tests.helpers.benchmarks import load_benchmark
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("bench_encoding_memory", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("encoding_memory")
 
 
 def test_streamed_fit_memory_does_not_grow_with_voxels(tmp_path):

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "tuning.py"
+from tests.helpers.benchmarks import load_benchmark
 
 
 @pytest.fixture(scope="module")
@@ -17,10 +15,7 @@ def bench():
     import torch
 
     threads = torch.get_num_threads()
-    spec = importlib.util.spec_from_file_location("tuning_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    yield module
+    yield load_benchmark("tuning")
     torch.set_num_threads(threads)  # the small mode runs on one thread
 
 
