@@ -131,6 +131,7 @@ class AnnotationConfig:
     segmentation_file: str = ""
     dictionary: str = ""
     end_tolerance: float = 5.0
+    strict: bool = False
 
 
 @dataclass

@@ -84,18 +84,29 @@ def read_tsv(path: Path) -> pd.DataFrame:
         raise DatasetError(f"cannot read '{path}' ({exc.strerror or exc}); check that it is a "
                            "readable file.") from None
     text = _decode(raw, path).replace("\r\n", "\n").replace("\r", "\n")
-    lines = [line for line in text.split("\n") if line.strip()]
-    if not lines:
+    numbered = [(n, line) for n, line in enumerate(text.split("\n"), start=1) if line.strip()]
+    if not numbered:
         raise DatasetError(f"'{path}' is empty; it needs a header row and one row per event.")
+    lines = [line for _, line in numbered]
     n_columns = len(lines[0].split("\t"))
-    for number, line in enumerate(lines[1:], start=2):
+    for number, line in numbered[1:]:
         if len(line.split("\t")) != n_columns:
             raise DatasetError(
                 f"'{path}' line {number} has {len(line.split(chr(9)))} tab-separated fields but "
                 f"the header has {n_columns}; fix the row (fields must be separated by tabs)."
             )
-    return pd.read_csv(io.StringIO("\n".join(lines)), sep="\t", dtype=str,
-                       keep_default_na=False, na_filter=False, quoting=3)
+    frame = pd.read_csv(io.StringIO("\n".join(lines)), sep="\t", dtype=str,
+                        keep_default_na=False, na_filter=False, quoting=3)
+    frame.attrs["lines"] = [n for n, _ in numbered[1:]]  # file line of each row (by index)
+    return frame
+
+
+def _line_of(frame: pd.DataFrame, row: int) -> int:
+    """File line of the ``row``-th (positional) row of a frame read by :func:`read_tsv`."""
+    lines, label = frame.attrs.get("lines"), frame.index[row]
+    if lines and isinstance(label, (int, np.integer)) and 0 <= label < len(lines):
+        return int(lines[label])
+    return row + 2
 
 
 def numeric_column(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
@@ -105,8 +116,8 @@ def numeric_column(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise DatasetError(
-            f"'{path}' column '{column}' row {row + 2} is not a number "
-            f"({frame[column].iloc[row]!r}); fix the value."
+            f"'{path}' column '{column}' row {row + 2} (line {_line_of(frame, row)}) is not a "
+            f"number ({frame[column].iloc[row]!r}); fix the value."
         )
     return values.to_numpy(dtype=float)
 
@@ -148,8 +159,8 @@ def read_word_events(path: Path, *, text_column: str = "word",
     onset = numeric_column(frame, "onset", path)
     if np.isnan(onset).any():
         row = int(np.flatnonzero(np.isnan(onset))[0])
-        raise DatasetError(f"'{path}' has a word without an onset (data row {row + 1}); "
-                           "every word needs a numeric onset.")
+        raise DatasetError(f"'{path}' line {_line_of(frame, row)} has a word without an onset "
+                           f"({words.iloc[row]!r}); every word needs a numeric onset.")
     duration = (numeric_column(frame, "duration", path) if "duration" in frame.columns
                 else np.full(len(frame), np.nan))
     order = np.argsort(onset, kind="stable")
@@ -238,7 +249,8 @@ def _register(source: StorySource, registry: StoryRegistry, spec, shift: float,
         "source_text": [t for t, k in zip(timings.source_text, keep, strict=True) if k],
         "aligned": timings.aligned[keep].astype(int)})
     meta = {"format": timings.fmt, "time_reference": timings.time_reference,
-            "normalisation": normalisation_record(spec, separator), "notes": timings.notes}
+            "normalisation": normalisation_record(spec, separator), "notes": timings.notes,
+            "repairs": list(timings.repairs)}
     name = registry.add(source.name, words, source.label, separator=separator,
                         timings=story_frame, meta=meta)
     return pd.DataFrame({
@@ -297,5 +309,6 @@ def annotate_run(run, registry: StoryRegistry, spec, *, bids_dir: Path | None = 
     found = check_run_words(table, run, used_window(run, dummy_scans),
                             tolerance=spec.end_tolerance, sources=files)
     if warnings is not None:
-        warnings.extend(found)
+        repaired = dict.fromkeys(m for s in sources for m in s.timings.repairs)
+        warnings.extend([m for m in repaired if m not in warnings] + found)
     return table

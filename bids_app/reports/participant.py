@@ -267,7 +267,7 @@ def write_participant_report(output_dir: str, subject: str, runs, word_tables: l
     nav = "<nav>" + "".join(f"<a href='#variant-{esc(v)}'>{esc(v)}</a>"
                             for v in variant_outputs) + "</nav>"
     body = [nav, _inputs_section(runs, word_tables, bold_info),
-            stimuli_section(runs, word_tables, spec)]
+            stimuli_section(runs, word_tables, spec, output_dir=output_dir)]
     warnings = collect_warnings(output_dir, subject, list(warnings or [])
                                 + bold_warnings(bold_info))
     body.append("<h2 id='warnings'>Warnings</h2>" + ("".join(

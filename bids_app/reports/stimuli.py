@@ -61,7 +61,21 @@ def _rate_figure(story: str, runs, word_tables, bin_s: float = 10.0) -> str:
                   f"fig-rate-{story}")
 
 
-def stimuli_section(runs, word_tables, spec) -> str:
+def story_repairs(output_dir, story: str) -> list[str]:
+    """Repairs made while reading a story's annotation (from its sidecar in ``stimuli/``)."""
+    import json
+    from pathlib import Path
+
+    if output_dir is None:
+        return []
+    sidecar = Path(output_dir) / "stimuli" / f"stim-{story}_annot-words_events.json"
+    try:
+        return list(json.loads(sidecar.read_text(encoding="utf-8")).get("Repairs", []))
+    except (OSError, ValueError):
+        return []
+
+
+def stimuli_section(runs, word_tables, spec, output_dir=None) -> str:
     """HTML section with one block per story: counts, coverage, timing problems, speech rate.
 
     Parameters
@@ -72,6 +86,8 @@ def stimuli_section(runs, word_tables, spec) -> str:
         Word table of each run.
     spec : ExperimentSpec
         The resolved spec (dummy scans and text normalisation are reported).
+    output_dir : path-like, optional
+        OUTPUT_DIR, whose story sidecars list the defects repaired in the annotations.
 
     Returns
     -------
@@ -98,6 +114,11 @@ def stimuli_section(runs, word_tables, spec) -> str:
                     if part[key].sum()]
         note = ("<p class='warn'>" + esc("; ".join(problems)) + "</p>") if problems else (
             "<p>No timing problem found.</p>")
+        repairs = story_repairs(output_dir, story)
+        if repairs:
+            note += ("<p class='warn'>Repaired while reading the annotation "
+                     "(annotations.strict = false):</p><ul>"
+                     + "".join(f"<li>{esc(m)}</li>" for m in repairs) + "</ul>")
         story_runs = [r for r in runs if r.name in set(part["run"])]
         tables = [t for r, t in zip(runs, word_tables, strict=True) if r.name in set(part["run"])]
         parts.append(f"<h3 id='story-{esc(story)}'>Story {esc(story)}</h3>"

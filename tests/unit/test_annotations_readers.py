@@ -134,7 +134,7 @@ def test_table_errors_name_the_file(tmp_path):
     with pytest.raises(DatasetError, match="w.tsv.*offset or duration"):
         read_annotation(path)
     path.write_text("onset\tduration\tword\nsoon\t0.1\thi\n")
-    with pytest.raises(DatasetError, match="row 2 column 'onset' is not a number"):
+    with pytest.raises(DatasetError, match="line 2 column 'onset' is not a number"):
         read_annotation(path)
 
 

@@ -50,7 +50,7 @@ def _default_reference(path: Path, time_reference: str) -> str:
 
 def read_annotation(path: Path, *, tier=None, drop_labels=None, label_separator: str = " / ",
                     text_column: str = "word", interpolate: bool = True,
-                    time_reference: str = "auto") -> WordTimings:
+                    time_reference: str = "auto", strict: bool = False) -> WordTimings:
     """Read the word timings of one story from any supported file.
 
     Parameters
@@ -69,6 +69,9 @@ def read_annotation(path: Path, *, tier=None, drop_labels=None, label_separator:
         Interpolate (True) or drop (False) words Gentle could not align.
     time_reference : str
         ``auto`` (``run`` for .mat, ``story`` otherwise), ``story`` or ``run``.
+    strict : bool
+        Refuse a TextGrid with a known defect instead of repairing it (the repairs
+        made are listed in the result's ``repairs``).
 
     Returns
     -------
@@ -79,7 +82,7 @@ def read_annotation(path: Path, *, tier=None, drop_labels=None, label_separator:
     reference = _default_reference(path, time_reference)
     if suffix == ".textgrid":
         timings = read_textgrid(path, tier=tier, drop_labels=drop_labels,
-                                label_separator=label_separator)
+                                label_separator=label_separator, strict=strict)
     elif suffix == ".json":
         timings = read_gentle_json(path, interpolate=interpolate)
     elif suffix == ".mat":

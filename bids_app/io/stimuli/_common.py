@@ -47,6 +47,9 @@ class WordTimings:
         ``story`` (times from the story start) or ``run`` (already in scanner time).
     notes : list of str
         What the reader did that the user should know (interpolations, tier used ...).
+    repairs : list of str
+        Defects of the file that were repaired while reading, each naming the file,
+        the line and what was done (see :class:`Repairs`).
     """
 
     words: list
@@ -59,13 +62,15 @@ class WordTimings:
     fmt: str
     time_reference: str = "story"
     notes: list = field(default_factory=list)
+    repairs: list = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.words)
 
     @classmethod
     def build(cls, words, onsets, offsets, *, source, fmt, aligned=None, source_index=None,
-              source_text=None, time_reference="story", notes=None) -> WordTimings:
+              source_text=None, time_reference="story", notes=None,
+              repairs=None) -> WordTimings:
         """Create from sequences, checking lengths and finiteness."""
         onsets = np.asarray(onsets, dtype=float).reshape(-1)
         offsets = np.asarray(offsets, dtype=float).reshape(-1)
@@ -85,7 +90,65 @@ class WordTimings:
                           else np.asarray(source_index, int)),
             source_text=list(words if source_text is None else source_text),
             source=str(source), fmt=fmt, time_reference=time_reference,
-            notes=list(notes or []))
+            notes=list(notes or []), repairs=list(repairs or []))
+
+
+class Repairs:
+    """Collects the defects of one file that a reader repairs, or refuses them.
+
+    Parameters
+    ----------
+    path : Path
+        The file read (named in every message).
+    strict : bool
+        Raise :class:`~bids_app.errors.DatasetError` at the first defect instead of
+        repairing it (``[annotations] strict = true``).
+    """
+
+    def __init__(self, path: Path, strict: bool = False):
+        self.path, self.strict, self.messages = Path(path), bool(strict), []
+
+    def add(self, line: int | None, found: str, action: str) -> None:
+        """Record one repair (``found``: the defect; ``action``: what was done)."""
+        where = f"'{self.path}' line {line}" if line else f"'{self.path}'"
+        if self.strict:
+            raise DatasetError(f"{where}: {found}; fix the file (annotations.strict is true; "
+                               "with strict = false it is read with this repair: "
+                               f"{action}).")
+        self.messages.append(f"{where}: {found}; {action}.")
+
+
+def text_defects(raw: bytes, text: str, repairs: Repairs) -> None:
+    """Report a UTF-8 byte-order mark, CR/CRLF line ends and mixed tab/space indentation.
+
+    Parameters
+    ----------
+    raw : bytes
+        The file as read.
+    text : str
+        The decoded text before its line ends are normalised.
+    repairs : Repairs
+        Receives one repair per kind of defect found.
+    """
+    if raw.startswith(b"\xef\xbb\xbf"):
+        repairs.add(1, "a UTF-8 byte-order mark (BOM) starts the file", "it was ignored")
+    if "\r" in text:
+        line = text[:text.index("\r")].count("\n") + 1
+        kind = "Windows (CRLF)" if "\r\n" in text else "old Mac (CR)"
+        repairs.add(line, f"{kind} line ends", "they were read as plain line ends")
+    styles, first = set(), None
+    for number, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n")
+                                  .split("\n"), start=1):
+        indent = line[:len(line) - len(line.lstrip(" \t"))]
+        if not indent or not line.strip():
+            continue
+        style = "mixed" if (" " in indent and "\t" in indent) else indent[0]
+        styles.add(style)
+        if (style == "mixed" or len(styles) > 1) and first is None:
+            first = number
+    if first is not None:
+        repairs.add(first, "indentation mixing tabs and spaces",
+                    "the indentation was ignored (it carries no meaning)")
 
 
 def read_bytes(path: Path) -> bytes:
@@ -112,8 +175,11 @@ def read_bytes(path: Path) -> bytes:
                            "check that it is a readable file.") from None
 
 
-def decode_text(raw: bytes, path: Path) -> str:
-    """Decode UTF-8 (with or without BOM) or UTF-16 (BOM, or BOM-less with NUL bytes)."""
+def decode_text(raw: bytes, path: Path, *, keep_line_ends: bool = False) -> str:
+    """Decode UTF-8 (with or without BOM) or UTF-16 (BOM, or BOM-less with NUL bytes).
+
+    Line ends are normalised to newlines unless ``keep_line_ends``.
+    """
     candidates = []
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         candidates.append("utf-16")
@@ -129,6 +195,8 @@ def decode_text(raw: bytes, path: Path) -> str:
             continue
         if "\x00" in text:
             continue
+        if keep_line_ends:
+            return text
         return text.replace("\r\n", "\n").replace("\r", "\n")
     raise DatasetError(f"'{path}' is neither UTF-8 nor UTF-16 text; re-save it as UTF-8 "
                        "(e.g. iconv -f latin1 -t utf-8).")

@@ -138,22 +138,28 @@ def read_gentle_csv(path: Path, *, interpolate: bool = True) -> WordTimings:
     """Read Gentle's ``align.csv`` (rows ``word,alignedWord,start,end``; no times = unaligned)."""
     path = Path(path)
     text = decode_text(read_bytes(path), path)
+    reader = csv.reader(io.StringIO(text))
+    rows, lines = [], []
     try:
-        rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
+        for row in reader:
+            if any(c.strip() for c in row):
+                rows.append(row)
+                lines.append(reader.line_num)
     except csv.Error as exc:
-        raise DatasetError(f"'{path}' is not valid CSV ({exc}); fix the file.") from None
+        raise DatasetError(f"'{path}' line {reader.line_num} is not valid CSV ({exc}); fix "
+                           "that line.") from None
     if rows and len(rows[0]) >= 4 and _number(rows[0][2]) is None and rows[0][2].strip():
-        rows = rows[1:]  # a header row
+        rows, lines = rows[1:], lines[1:]  # a header row
     words, onsets, offsets, aligned, index = [], [], [], [], []
-    for i, row in enumerate(rows):
+    for i, (row, line) in enumerate(zip(rows, lines, strict=True)):
         if len(row) < 2 or not row[0].strip():
-            raise DatasetError(f"'{path}' row {i + 1} is not 'word,alignedWord,start,end'; "
-                               "give Gentle's align.csv as written.")
+            raise DatasetError(f"'{path}' line {line} is not 'word,alignedWord,start,end' "
+                               f"(found {','.join(row)!r}); give Gentle's align.csv as written.")
         fields = (row + ["", "", ""])[:4]
         start, end = _number(fields[2]), _number(fields[3])
         ok = start is not None and end is not None
         if not ok and (fields[2].strip() or fields[3].strip()):
-            raise DatasetError(f"'{path}' row {i + 1} has a start/end that is not a number "
+            raise DatasetError(f"'{path}' line {line} has a start/end that is not a number "
                                f"({fields[2]!r}, {fields[3]!r}); fix the value.")
         words.append(row[0].strip())
         onsets.append(start if ok else np.nan)

@@ -178,8 +178,12 @@ def _read(path: Path, spec, run, stim, root, bids_dir) -> WordTimings:
                               drop_labels=spec.drop_labels, label_separator=spec.label_separator,
                               text_column=spec.text_column,
                               interpolate=spec.interpolate_unaligned,
-                              time_reference=spec.time_reference)
-    return _segment(timings, spec, run, stim, root, bids_dir)
+                              time_reference=spec.time_reference,
+                              strict=getattr(spec, "strict", False))
+    repairs = list(timings.repairs)
+    timings = _segment(timings, spec, run, stim, root, bids_dir)
+    timings.repairs = repairs
+    return timings
 
 
 def _segment(timings: WordTimings, spec, run, stim, root, bids_dir) -> WordTimings:

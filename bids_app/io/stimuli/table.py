@@ -18,18 +18,28 @@ WORD_NAMES = ("word", "words", "text", "token", "label", "char", "character")
 
 def read_rows(path: Path) -> list[list[str]]:
     """Rows of a delimited text file (tab for .tsv, comma for .csv, sniffed otherwise)."""
+    return [row for _, row in read_numbered_rows(path)]
+
+
+def read_numbered_rows(path: Path) -> list[tuple[int, list[str]]]:
+    """Non-empty rows of a delimited text file with the file line each starts on."""
     text = decode_text(read_bytes(path), path)
     suffix = path.suffix.lower()
     first = text.split("\n", 1)[0]
     delimiter = "\t" if suffix == ".tsv" or (suffix != ".csv" and "\t" in first) else ","
     # tab-separated files are not quoted (BIDS); quotes in CSV follow RFC 4180
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter, quoting=quoting)
+    rows, start = [], 1
     try:
-        return [r for r in csv.reader(io.StringIO(text), delimiter=delimiter, quoting=quoting)
-                if any(c.strip() for c in r)]
+        for row in reader:
+            if any(c.strip() for c in row):
+                rows.append((start, row))
+            start = reader.line_num + 1
     except csv.Error as exc:
-        raise DatasetError(f"'{path}' is not a valid delimited table ({exc}); fix the "
-                           "file.") from None
+        raise DatasetError(f"'{path}' line {reader.line_num} is not a valid delimited table "
+                           f"row ({exc}); fix that line.") from None
+    return rows
 
 
 def has_onset_header(rows: list[list[str]]) -> bool:
@@ -45,14 +55,14 @@ def _column(header: list[str], names, preferred: str = "") -> int | None:
     return None
 
 
-def _float(value: str, path: Path, row: int, column: str) -> float:
+def _float(value: str, path: Path, line: int, column: str) -> float:
     value = value.strip()
     if value in ("", "n/a", "nan", "NaN"):
         return np.nan
     try:
         return float(value)
     except ValueError:
-        raise DatasetError(f"'{path}' row {row} column '{column}' is not a number ({value!r}); "
+        raise DatasetError(f"'{path}' line {line} column '{column}' is not a number ({value!r}); "
                            "fix the value.") from None
 
 
@@ -79,11 +89,11 @@ def read_table(path: Path, *, text_column: str = "word", time_reference: str = "
         Rows without a word (empty or ``n/a``) are skipped.
     """
     path = Path(path)
-    rows = read_rows(path)
-    if not rows:
+    numbered = read_numbered_rows(path)
+    if not numbered:
         raise DatasetError(f"the annotation '{path}' is empty; it needs a header row and one row "
                            "per word.")
-    header = rows[0]
+    header = numbered[0][1]
     onset = _column(header, ONSET_NAMES)
     offset = _column(header, OFFSET_NAMES)
     duration = _column(header, ("duration", "dur"))
@@ -93,9 +103,9 @@ def read_table(path: Path, *, text_column: str = "word", time_reference: str = "
             f"'{path}' needs an onset column ({'/'.join(ONSET_NAMES[:3])}), an offset or duration "
             f"column and a word column ('{text_column}'); its header is {header}.")
     words, onsets, offsets, index = [], [], [], []
-    for number, row in enumerate(rows[1:], start=2):
+    for position, (number, row) in enumerate(numbered[1:]):
         if len(row) != len(header):
-            raise DatasetError(f"'{path}' row {number} has {len(row)} fields but the header has "
+            raise DatasetError(f"'{path}' line {number} has {len(row)} fields but the header has "
                                f"{len(header)}; fix the row.")
         text = row[word].strip()
         if text in ("", "n/a"):
@@ -106,12 +116,12 @@ def read_table(path: Path, *, text_column: str = "word", time_reference: str = "
         else:
             end = start + _float(row[duration], path, number, header[duration])
         if not np.isfinite(start):
-            raise DatasetError(f"'{path}' row {number} ({text!r}) has no onset; every word needs "
+            raise DatasetError(f"'{path}' line {number} ({text!r}) has no onset; every word needs "
                                "a numeric onset.")
         words.append(text)
         onsets.append(start)
         offsets.append(end if np.isfinite(end) else start)
-        index.append(number - 2)
+        index.append(position)
     if not words:
         raise DatasetError(f"'{path}' lists no words in column '{header[word]}'; fix the file.")
     return WordTimings.build(words, onsets, offsets, source=str(path), fmt=fmt,
