@@ -269,6 +269,23 @@ def duplicate_run(case: Case) -> list[str]:
     return case.argv("--participant-label", "02")
 
 
+def multi_echo(case: Case) -> list[str]:
+    """Every run of sub-02 stored as two echoes (as Le Petit Prince's raw runs are)."""
+    for run in (1, 2, 3):
+        source = case.bold("02", run)
+        for echo in (1, 2):
+            shutil.copy(source, str(source).replace("_bold.", f"_echo-{echo}_bold."))
+        source.unlink()
+    return case.argv("--participant-label", "02")
+
+
+def multi_echo_one_chosen(case: Case) -> list[str]:
+    """The fix the refusal names: a BIDS filter keeping one echo."""
+    argv = multi_echo(case)
+    (case.root / "echo.json").write_text('{"bold": {"echo": 1}}', encoding="utf-8")
+    return [*argv, "--bids-filter-file", str(case.root / "echo.json")]
+
+
 def tr_disagrees(case: Case) -> list[str]:
     """The sidecar wins (BIDS), with a warning naming both values."""
 
@@ -597,6 +614,11 @@ CATALOGUE = [
     Row("fewer-runs-than-cv", one_run, EXIT_DATASET, r"sub-02 has 1 BOLD run.* at least 2",
         bad="02"),
     Row("duplicated-run", duplicate_run, EXIT_DATASET, r"run-1.* same entities", bad="02"),
+    Row("multi-echo-run", multi_echo, EXIT_DATASET,
+        r"'sub-02_task-listening_run-1' is a multi-echo run \(echoes 1, 2: .*run-1_echo-1_bold"
+        r".*--bids-filter-file holding \{\"bold\": \{\"echo\": 2\}\}.*optimally combined",
+        bad="02"),
+    Row("multi-echo-one-echo-chosen", multi_echo_one_chosen, EXIT_OK, r"^", complete=("02",)),
     Row("tr-sidecar-vs-header", tr_disagrees, EXIT_OK,
         r"RepetitionTime of 'sub-02_.*run-1_bold.nii.gz' is 2 s in its sidecar but 2\.5 s in "
         r"the NIfTI header; using the sidecar", complete=("02",), marks=SLOW),
