@@ -8,6 +8,7 @@ The spec's ``[annotations] mapping`` maps run selectors to file patterns under
     "task-lppEN" = "EN/lppEN_section{run_int}.TextGrid"      # Le Petit Prince: one per run
     "task-RDR" = "word-level/{stim}_word_time.mat"           # SMN4Lang: from events stim_file
     "task-two_run-1" = [{file = "a.TextGrid", onset = 0.0}, {file = "b.TextGrid", onset = 300}]
+    "*" = {file = "gentle/{task}/align.csv", trial_type = "story"}  # Narratives: story rows
 
 A selector is ``*`` or ``key-value`` pairs joined by ``_`` (``sub``, ``ses``,
 ``task``, ``acq``, ``run``; values may use ``*``/``?`` wildcards; run numbers
@@ -15,7 +16,9 @@ compare as integers); the most specific match wins. Placeholders: ``{subject}``,
 ``{session}``, ``{task}``, ``{acquisition}``, ``{run}``, ``{run_int}`` and, for
 patterns applied to the story rows of ``events.tsv`` (rows whose ``stim_file``
 is audio or an annotation), ``{stim}`` (the file name without extension) with
-the row's ``onset`` as the story onset.
+the row's ``onset`` as the story onset. An entry with ``trial_type`` takes its
+onset (and ``{stim}``) from the rows of ``events.tsv`` of that ``trial_type`` only
+(Narratives names the same audio file in its ``music`` and ``story`` rows).
 """
 
 from __future__ import annotations
@@ -88,14 +91,20 @@ def _entries(value, selector: str) -> list[dict]:
         if isinstance(item, str):
             item = {"file": item}
         if not isinstance(item, dict) or not isinstance(item.get("file"), str) or set(item) - {
-                "file", "onset", "story"}:
+                "file", "onset", "story", "trial_type"}:
             raise UsageError(f"annotations.mapping['{selector}'] must be a file pattern, a table "
-                             "{file, onset, story} or a list of them; got " f"{value!r}.")
+                             "{file, onset, story, trial_type} or a list of them; got "
+                             f"{value!r}.")
+        if not isinstance(item.get("trial_type", ""), str):
+            raise UsageError(f"annotations.mapping['{selector}'] trial_type must be a string "
+                             f"(a value of the events' trial_type column); got "
+                             f"{item['trial_type']!r}.")
         onset = item.get("onset", 0.0)
         if not isinstance(onset, (int, float)) or isinstance(onset, bool):
             raise UsageError(f"annotations.mapping['{selector}'] onset must be a number of "
                              f"seconds; got {onset!r}.")
-        out.append({"file": item["file"], "onset": float(onset), "story": item.get("story", "")})
+        out.append({"file": item["file"], "onset": float(onset), "story": item.get("story", ""),
+                    "trial_type": item.get("trial_type", "")})
     return out
 
 
@@ -132,16 +141,19 @@ _MEDIA = AUDIO_EXTENSIONS + (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".svg", ".
 
 
 def story_rows(events_file: Path, *, annotations_only: bool = False,
-               text_column: str = "word") -> list[tuple[float, str]]:
+               text_column: str = "word", trial_type: str = "") -> list[tuple[float, str]]:
     """``(onset, stim_file)`` of the story rows of an events file.
 
-    With ``annotations_only``, rows naming annotation files, and (when the file has
-    no word column) rows naming anything that is not audio, image or video.
-    Otherwise, rows naming audio or annotation files.
+    With ``trial_type``, every row of that ``trial_type`` (its ``stim_file``, if
+    any, gives ``{stim}``). With ``annotations_only``, rows naming annotation files,
+    and (when the file has no word column) rows naming anything that is not audio,
+    image or video. Otherwise, rows naming audio or annotation files.
     """
     from ..annotations import numeric_column, read_tsv
 
     frame = read_tsv(events_file)
+    if trial_type:
+        return _typed_rows(frame, events_file, trial_type)
     if "stim_file" not in frame.columns or "onset" not in frame.columns:
         return []
     onsets = numeric_column(frame, "onset", events_file)
@@ -159,6 +171,28 @@ def story_rows(events_file: Path, *, annotations_only: bool = False,
                                    "give the time the story starts.")
             rows.append((float(onset), value))
     return rows
+
+
+def _typed_rows(frame, events_file: Path, trial_type: str) -> list[tuple[float, str]]:
+    from ..annotations import numeric_column
+
+    if "trial_type" not in frame.columns or "onset" not in frame.columns:
+        raise DatasetError(f"'{events_file}' has no 'trial_type' (or 'onset') column, which the "
+                           f"annotations.mapping entry with trial_type = '{trial_type}' needs; "
+                           "add it or remove trial_type from the mapping.")
+    keep = (frame["trial_type"].str.strip() == trial_type).to_numpy()
+    if not keep.any():
+        found = sorted(set(frame["trial_type"]))
+        raise DatasetError(f"'{events_file}' has no row of trial_type '{trial_type}' (found: "
+                           f"{', '.join(found)}); fix the mapping's trial_type.")
+    onsets = numeric_column(frame, "onset", events_file)[keep]
+    stims = (frame["stim_file"].to_numpy()[keep] if "stim_file" in frame.columns
+             else [""] * int(keep.sum()))
+    if not np.isfinite(onsets).all():
+        raise DatasetError(f"a '{trial_type}' row of '{events_file}' has no onset; give the "
+                           "time the story starts.")
+    return [(float(o), "" if str(s).strip() in ("", "n/a") else str(s).strip())
+            for o, s in zip(onsets, stims, strict=True)]
 
 
 def _root(bids_dir: Path, stimuli_dir: str) -> Path:
@@ -232,16 +266,17 @@ def story_sources(run, spec, bids_dir: Path) -> list[StorySource]:
         root = _root(bids_dir, spec.stimuli_dir)
         out = []
         for entry in entries:
-            if "{stim" in entry["file"]:
+            if "{stim" in entry["file"] or entry["trial_type"]:
                 if run.events_file is None:
                     raise DatasetError(f"the annotation pattern '{entry['file']}' uses {{stim}} "
-                                       f"but '{run.name}' has no events.tsv naming its stories.")
-                rows = story_rows(run.events_file)
+                                       "or trial_type but "
+                                       f"'{run.name}' has no events.tsv naming its stories.")
+                rows = story_rows(run.events_file, trial_type=entry["trial_type"])
                 if not rows:
                     raise DatasetError(f"'{run.events_file}' has no story row (stim_file naming "
                                        f"audio or an annotation) for the pattern "
                                        f"'{entry['file']}'; add the rows or fix the mapping.")
-                targets = [(onset, Path(value).stem) for onset, value in rows]
+                targets = [(onset, Path(value).stem if value else None) for onset, value in rows]
             else:
                 targets = [(entry["onset"], None)]
             for onset, stim in targets:

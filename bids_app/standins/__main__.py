@@ -1,0 +1,7 @@
+"""``python -m bids_app.standins``."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
