@@ -74,9 +74,9 @@ def make_lepetitprince(out_dir: str | Path, *, scale: float = 1.0, sections: int
     dataset_files(root, "Le Petit Prince (Li et al., 2022)", "OpenNeuro ds003643", [SUBJECT])
     func = root / f"sub-{SUBJECT}" / "func"
     table = ["word,lemma,onset,offset,section"]
-    for section, (audio, _) in enumerate(SECTIONS[:sections], start=1):
+    for section, (audio, scans) in enumerate(SECTIONS[:sections], start=1):
         length = max(audio * scale, 60.0)
-        n_volumes = int(math.ceil(length / TR)) + 8
+        n_volumes = scans if scale == 1.0 else int(math.ceil(length / TR)) + 8
         words = story_text(f"lpp{section}", int(length * 2.5), seed)
         onsets, durations = speech_timing(len(words), rng, start=0.5)
         keep = onsets + durations < length - 0.5
