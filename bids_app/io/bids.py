@@ -389,38 +389,10 @@ def _collect_raw(layout, subject: str, *, tasks=None, sessions=None, filters=Non
             entities=entities,
             metadata=dict(metadata),
         ))
+    from .echoes import refuse_echoes
+
     refuse_echoes(runs)
     return runs
-
-
-def refuse_echoes(runs: list[BoldRun]) -> None:
-    """Stop on a multi-echo run (several ``echo-`` files with otherwise equal entities).
-
-    Parameters
-    ----------
-    runs : list of BoldRun
-        Runs of one participant.
-
-    Raises
-    ------
-    DatasetError
-        Naming the run, its echoes and the two ways to give one series per run.
-    """
-    groups: dict = {}
-    for run in runs:
-        groups.setdefault(run.name, []).append(run)
-    for name, group in groups.items():
-        echoes = sorted({str(r.entities.get("echo")) for r in group
-                         if r.entities.get("echo") not in (None, "")}, key=_run_key)
-        if len(group) < 2 or len(echoes) < 2:
-            continue
-        raise DatasetError(
-            f"'{name}' is a multi-echo run (echoes {', '.join(echoes)}: "
-            f"{', '.join(sorted(r.bold_file.name for r in group))}), but brainenc fits one BOLD "
-            "series per run; choose one echo with a --bids-filter-file holding "
-            f'{{"bold": {{"echo": {echoes[len(echoes) // 2]}}}}} (the middle echo is the most '
-            "BOLD-sensitive), or preprocess with fMRIPrep, whose default output is the "
-            "optimally combined series, and give it with -d fmriprep=PATH.")
 
 
 def _run_key(run: str):

@@ -85,37 +85,9 @@ def _candidates(layout, subject: str, tasks, sessions, filters) -> list:
         if not entities.get("space") and kind != "cifti":
             continue  # native-space (boldref-aligned) outputs are not analysed
         found.append((item, entities, kind))
-    return _prefer_combined(found, subject)
+    from .echoes import prefer_combined
 
-
-def _prefer_combined(found: list, subject: str) -> list:
-    """Keep fMRIPrep's optimally combined series where echo-wise outputs sit beside it.
-
-    Echo-wise files without a combined one are refused (one series per run).
-    """
-    import logging
-
-    def key(entities):
-        return tuple(sorted((k, str(v)) for k, v in entities.items() if k != "echo"))
-
-    combined = {key(e) for _, e, _ in found if e.get("echo") in (None, "")}
-    kept = [x for x in found if x[1].get("echo") in (None, "") or key(x[1]) not in combined]
-    if len(kept) < len(found):
-        logging.getLogger("brainenc").warning(
-            "sub-%s: fMRIPrep's optimally combined BOLD is used; its %d echo-wise output(s) "
-            "are ignored.", subject, len(found) - len(kept))
-    echoes: dict = {}
-    for item, entities, _ in kept:
-        if entities.get("echo") not in (None, ""):
-            echoes.setdefault(key(entities), []).append(Path(item.path).name)
-    for names in echoes.values():
-        if len(names) > 1:
-            raise DatasetError(
-                f"the preprocessed run {', '.join(sorted(names))} of sub-{subject} is split "
-                "into echoes and no optimally combined series is beside them; choose one echo "
-                'with a --bids-filter-file holding {"bold": {"echo": 2}}, or give fMRIPrep\'s '
-                "default (combined) output.")
-    return kept
+    return prefer_combined(found, subject)
 
 
 def _matches(entities: dict, wanted: dict) -> bool:
