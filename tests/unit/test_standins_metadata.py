@@ -124,3 +124,46 @@ def test_smn4lang_example_matches_its_layout_and_events(shared_data, tmp_path):
     table = annotate_run(run, StoryRegistry(), spec.annotations, bids_dir=tmp_path)
     assert table["word"].tolist() == ["今天"] * n  # characters pooled into the words
     np.testing.assert_allclose(table["onset"], starts[::2], atol=1e-6)  # scanner time kept
+
+
+def test_lepetitprince_word_information_rows_equal_section_textgrids(tmp_path):
+    from bids_app.config import AnnotationConfig
+    from bids_app.errors import DatasetError
+    from bids_app.io.annotations import StoryRegistry, annotate_run
+    from bids_app.io.bids import BoldRun
+
+    bids = lepetitprince.make_lepetitprince(tmp_path / "lpp", scale=0.15, sections=2)
+    by_csv, by_grid = {}, {}
+    for section in (1, 2):
+        run = str(lepetitprince.FIRST_RUN + section - 1)
+        by_csv[f"task-lppEN_run-{run}"] = {"file": "EN/lppEN_word_information.csv",
+                                           "onset": 8.0, "rows": {"section": section}}
+        by_grid[f"task-lppEN_run-{run}"] = {"file": f"EN/lppEN_section{section}.TextGrid",
+                                            "onset": 8.0}
+    for section in (1, 2):
+        run_label = str(lepetitprince.FIRST_RUN + section - 1)
+        bold = next(bids.rglob(f"*_run-{run_label}_echo-2_bold.nii.gz"))
+        run = BoldRun(subject="EN057", session="", task="lppEN", run=run_label, bold_file=bold,
+                      events_file=None, tr=2.0, n_volumes=nib_volumes(bold),
+                      entities={"subject": "EN057", "task": "lppEN", "run": run_label})
+        tables = [annotate_run(run, StoryRegistry(), AnnotationConfig(
+            stimuli_dir="annotation", mapping=mapping), bids_dir=bids)
+            for mapping in (by_csv, by_grid)]
+        assert tables[0]["word"].tolist() == tables[1]["word"].tolist()
+        np.testing.assert_allclose(tables[0]["onset"], tables[1]["onset"], atol=1e-3)
+        assert tables[0]["story"].iloc[0] == f"lppENwordinformationsection{section}"
+    wrong = {"*": {"file": "EN/lppEN_word_information.csv", "rows": {"chapter": 1}}}
+    with pytest.raises(DatasetError, match=r"no column 'chapter' to select rows by"):
+        annotate_run(run, StoryRegistry(), AnnotationConfig(stimuli_dir="annotation",
+                                                            mapping=wrong), bids_dir=bids)
+    empty = {"*": {"file": "EN/lppEN_word_information.csv", "rows": {"section": 7}}}
+    with pytest.raises(DatasetError, match=r"lists no words .* rows where \{'section': 7\}"):
+        annotate_run(run, StoryRegistry(), AnnotationConfig(stimuli_dir="annotation",
+                                                            mapping=empty), bids_dir=bids)
+
+
+def nib_volumes(path: Path) -> int:
+    """Number of volumes of a 4-D image."""
+    import nibabel as nib
+
+    return int(nib.load(path).shape[3])

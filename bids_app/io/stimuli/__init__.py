@@ -50,7 +50,8 @@ def _default_reference(path: Path, time_reference: str) -> str:
 
 def read_annotation(path: Path, *, tier=None, drop_labels=None, label_separator: str = " / ",
                     text_column: str = "word", interpolate: bool = True,
-                    time_reference: str = "auto", strict: bool = False) -> WordTimings:
+                    time_reference: str = "auto", strict: bool = False,
+                    rows: dict | None = None) -> WordTimings:
     """Read the word timings of one story from any supported file.
 
     Parameters
@@ -72,6 +73,8 @@ def read_annotation(path: Path, *, tier=None, drop_labels=None, label_separator:
     strict : bool
         Refuse a TextGrid with a known defect instead of repairing it (the repairs
         made are listed in the result's ``repairs``).
+    rows : dict, optional
+        Table rows to keep by column value (a table holding several stories).
 
     Returns
     -------
@@ -80,6 +83,9 @@ def read_annotation(path: Path, *, tier=None, drop_labels=None, label_separator:
     path = Path(path)
     suffix = path.suffix.lower()
     reference = _default_reference(path, time_reference)
+    if rows and suffix not in (".tsv", ".csv", ".txt"):
+        raise DatasetError("rows can only be selected in a table (TSV/CSV) with a header; "
+                           f"'{path}' is not one.")
     if suffix == ".textgrid":
         timings = read_textgrid(path, tier=tier, drop_labels=drop_labels,
                                 label_separator=label_separator, strict=strict)
@@ -88,9 +94,11 @@ def read_annotation(path: Path, *, tier=None, drop_labels=None, label_separator:
     elif suffix == ".mat":
         timings = read_mat(path)
     elif suffix in (".tsv", ".csv", ".txt"):
-        rows = read_rows(path)
-        if has_onset_header(rows) or suffix == ".tsv":
-            timings = read_table(path, text_column=text_column)
+        if has_onset_header(read_rows(path)) or suffix == ".tsv":
+            timings = read_table(path, text_column=text_column, rows=rows)
+        elif rows:
+            raise DatasetError(f"rows can only be selected in a table whose header names an "
+                               f"onset column; '{path}' has none (Gentle's align.csv?).")
         else:
             timings = read_gentle_csv(path, interpolate=interpolate)
     else:

@@ -9,6 +9,7 @@ The spec's ``[annotations] mapping`` maps run selectors to file patterns under
     "task-RDR" = "word-level/{stim}_word_time.mat"           # SMN4Lang: from events stim_file
     "task-two_run-1" = [{file = "a.TextGrid", onset = 0.0}, {file = "b.TextGrid", onset = 300}]
     "*" = {file = "gentle/{task}/align.csv", trial_type = "story"}  # Narratives: story rows
+    "task-lppEN_run-15" = {file = "EN/lppEN_word_information.csv", rows = {section = 1}}
 
 A selector is ``*`` or ``key-value`` pairs joined by ``_`` (``sub``, ``ses``,
 ``task``, ``acq``, ``run``; values may use ``*``/``?`` wildcards; run numbers
@@ -18,7 +19,9 @@ patterns applied to the story rows of ``events.tsv`` (rows whose ``stim_file``
 is audio or an annotation), ``{stim}`` (the file name without extension) with
 the row's ``onset`` as the story onset. An entry with ``trial_type`` takes its
 onset (and ``{stim}``) from the rows of ``events.tsv`` of that ``trial_type`` only
-(Narratives names the same audio file in its ``music`` and ``story`` rows).
+(Narratives names the same audio file in its ``music`` and ``story`` rows). An
+entry with ``rows`` keeps the rows of a table with those column values (one
+section of a table holding a whole book).
 """
 
 from __future__ import annotations
@@ -91,10 +94,13 @@ def _entries(value, selector: str) -> list[dict]:
         if isinstance(item, str):
             item = {"file": item}
         if not isinstance(item, dict) or not isinstance(item.get("file"), str) or set(item) - {
-                "file", "onset", "story", "trial_type"}:
+                "file", "onset", "story", "trial_type", "rows"}:
             raise UsageError(f"annotations.mapping['{selector}'] must be a file pattern, a table "
-                             "{file, onset, story, trial_type} or a list of them; got "
+                             "{file, onset, story, trial_type, rows} or a list of them; got "
                              f"{value!r}.")
+        if not isinstance(item.get("rows", {}), dict):
+            raise UsageError(f"annotations.mapping['{selector}'] rows must be a table of column "
+                             f"values, e.g. {{section = 1}}; got {item['rows']!r}.")
         if not isinstance(item.get("trial_type", ""), str):
             raise UsageError(f"annotations.mapping['{selector}'] trial_type must be a string "
                              f"(a value of the events' trial_type column); got "
@@ -104,7 +110,7 @@ def _entries(value, selector: str) -> list[dict]:
             raise UsageError(f"annotations.mapping['{selector}'] onset must be a number of "
                              f"seconds; got {onset!r}.")
         out.append({"file": item["file"], "onset": float(onset), "story": item.get("story", ""),
-                    "trial_type": item.get("trial_type", "")})
+                    "trial_type": item.get("trial_type", ""), "rows": item.get("rows", {})})
     return out
 
 
@@ -207,8 +213,8 @@ def _relative(path: Path, bids_dir: Path) -> str:
         return str(path)
 
 
-def _read(path: Path, spec, run, stim, root, bids_dir) -> WordTimings:
-    timings = read_annotation(path, tier=spec.tier if spec.tier != "" else None,
+def _read(path: Path, spec, run, stim, root, bids_dir, rows=None) -> WordTimings:
+    timings = read_annotation(path, rows=rows, tier=spec.tier if spec.tier != "" else None,
                               drop_labels=spec.drop_labels, label_separator=spec.label_separator,
                               text_column=spec.text_column,
                               interpolate=spec.interpolate_unaligned,
@@ -282,8 +288,9 @@ def story_sources(run, spec, bids_dir: Path) -> list[StorySource]:
             for onset, stim in targets:
                 path = resolve_under(root, _fill(entry["file"], run, stim),
                                      what=f"annotation mapped to '{run.name}'")
-                timings = _read(path, spec, run, stim, root, bids_dir)
-                name = entry["story"] or story_label(stim or path.stem)
+                timings = _read(path, spec, run, stim, root, bids_dir, entry["rows"])
+                name = entry["story"] or story_label(
+                    stim or path.stem, *(f"{k}{v}" for k, v in entry["rows"].items()))
                 out.append(StorySource(name, timings, onset, _relative(path, bids_dir)))
         return out
     if run.events_file is None:

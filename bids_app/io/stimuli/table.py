@@ -66,8 +66,20 @@ def _float(value: str, path: Path, line: int, column: str) -> float:
                            "fix the value.") from None
 
 
+def _selected(row: list[str], header: list[str], rows: dict) -> bool:
+    for column, wanted in rows.items():
+        value = row[header.index(column)].strip()
+        try:
+            if float(value) != float(wanted):
+                return False
+        except ValueError:
+            if value != str(wanted).strip():
+                return False
+    return True
+
+
 def read_table(path: Path, *, text_column: str = "word", time_reference: str = "story",
-               fmt: str = "table") -> WordTimings:
+               fmt: str = "table", rows: dict | None = None) -> WordTimings:
     """Read a table of word timings.
 
     Parameters
@@ -82,6 +94,10 @@ def read_table(path: Path, *, text_column: str = "word", time_reference: str = "
         Clock of the times (``story`` or ``run``).
     fmt : str
         Format name recorded with the timings.
+    rows : dict, optional
+        Keep only the rows whose columns have these values (numbers compare as
+        numbers), e.g. ``{'section': 3}`` for one section of Le Petit Prince's
+        ``lppEN_word_information.csv``.
 
     Returns
     -------
@@ -102,13 +118,17 @@ def read_table(path: Path, *, text_column: str = "word", time_reference: str = "
         raise DatasetError(
             f"'{path}' needs an onset column ({'/'.join(ONSET_NAMES[:3])}), an offset or duration "
             f"column and a word column ('{text_column}'); its header is {header}.")
+    missing = [c for c in (rows or {}) if c not in header]
+    if missing:
+        raise DatasetError(f"'{path}' has no column {missing[0]!r} to select rows by (the "
+                           f"annotations.mapping entry's rows); its header is {header}.")
     words, onsets, offsets, index = [], [], [], []
     for position, (number, row) in enumerate(numbered[1:]):
         if len(row) != len(header):
             raise DatasetError(f"'{path}' line {number} has {len(row)} fields but the header has "
                                f"{len(header)}; fix the row.")
         text = row[word].strip()
-        if text in ("", "n/a"):
+        if text in ("", "n/a") or (rows and not _selected(row, header, rows)):
             continue
         start = _float(row[onset], path, number, header[onset])
         if offset is not None:
@@ -123,6 +143,8 @@ def read_table(path: Path, *, text_column: str = "word", time_reference: str = "
         offsets.append(end if np.isfinite(end) else start)
         index.append(position)
     if not words:
-        raise DatasetError(f"'{path}' lists no words in column '{header[word]}'; fix the file.")
+        chosen = f" in the rows where {rows}" if rows else ""
+        raise DatasetError(f"'{path}' lists no words in column '{header[word]}'{chosen}; fix the "
+                           "file or the selection.")
     return WordTimings.build(words, onsets, offsets, source=str(path), fmt=fmt,
                              source_index=index, time_reference=time_reference)
