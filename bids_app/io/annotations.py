@@ -20,6 +20,7 @@ that each is featurized once.
 from __future__ import annotations
 
 import io
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -309,6 +310,9 @@ def annotate_run(run, registry: StoryRegistry, spec, *, bids_dir: Path | None = 
     found = check_run_words(table, run, used_window(run, dummy_scans),
                             tolerance=spec.end_tolerance, sources=files)
     if warnings is not None:
-        repaired = dict.fromkeys(m for s in sources for m in s.timings.repairs)
-        warnings.extend([m for m in repaired if m not in warnings] + found)
+        repaired = [m for m in dict.fromkeys(m for s in sources for m in s.timings.repairs)
+                    if m not in warnings]
+        for message in repaired:  # shown as the run goes, and in the report
+            logging.getLogger("brainenc").warning("%s", message)
+        warnings.extend(repaired + found)
     return table

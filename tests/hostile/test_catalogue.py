@@ -363,6 +363,29 @@ def events_bom_crlf(case: Case) -> list[str]:
     return case.argv("--participant-label", "02")
 
 
+def textgrid_story(case: Case, *, strict: bool = False) -> list[str]:
+    """sub-02's run 1 timed by a TextGrid story row whose label has a doubled closing quote."""
+    from bids_app.standins._common import textgrid, word_intervals
+
+    events = case.events("02", 1)
+    rows = [line.split("\t") for line in events.read_text().splitlines()[1:]]
+    onsets = np.array([float(r[0]) for r in rows]) - 2.0
+    durations = np.array([float(r[1]) for r in rows])
+    words = [r[2] for r in rows]
+    text = textgrid({"words": word_intervals(words, onsets, durations, onsets[-1] + 5.0)},
+                    onsets[-1] + 5.0).split("\n")
+    line = next(i for i, t in enumerate(text) if t.strip().startswith("text = ") and
+                t.strip() != 'text = "sp"')
+    text[line] += '"'
+    (case.bids / "stimuli").mkdir(exist_ok=True)
+    (case.bids / "stimuli" / "story1.TextGrid").write_text("\n".join(text), encoding="utf-8")
+    events.write_text("onset\tduration\ttrial_type\tstim_file\n2.0\t100\tstory\t"
+                      "story1.TextGrid\n", encoding="utf-8")
+    if strict:
+        case.write_spec(case.spec.read_text() + "\n[annotations]\nstrict = true\n")
+    return case.argv("--participant-label", "02")
+
+
 def words_after_run(case: Case) -> list[str]:
     def shift(text):
         lines = text.splitlines()
@@ -638,6 +661,12 @@ CATALOGUE = [
         r"run-1_events\.tsv' is not UTF-8.*iconv", bad="02"),
     Row("events-bom-crlf-accepted", events_bom_crlf, EXIT_OK, r"^", complete=("02",),
         marks=SLOW),
+    Row("textgrid-defect-repaired", textgrid_story, EXIT_OK,
+        r"story1\.TextGrid' line \d+: the label .* ends with a doubled closing quote; the stray "
+        r"quote was ignored", complete=("02",)),
+    Row("textgrid-defect-strict", lambda case: textgrid_story(case, strict=True), EXIT_DATASET,
+        r"story1\.TextGrid' line \d+: the label .* doubled closing quote; fix the file "
+        r"\(annotations\.strict is true", bad="02"),
     Row("events-unreadable", events_unreadable, EXIT_DATASET,
         r"'.*run-3_events\.tsv' is not readable \(permission denied\); fix its permissions",
         bad="02"),
