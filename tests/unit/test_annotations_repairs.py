@@ -249,6 +249,11 @@ def test_real_textgrid_with_injected_defects(shared_data, tmp_path):
     that = _block(lines, "THAT / 1.230")
     that_end = float(lines[that + 2].split("=")[1])
     lines[the + 1] = f"\t\t\txmin = {that_end - 0.02!r}"
+    # the tier ends after the file; one line indented with spaces among tabs
+    tier_xmax = next(i for i, line in enumerate(lines) if line.startswith("\t\txmax = "))
+    lines[tier_xmax] = "\t\txmax = 306.0"
+    spaces = quote + 2
+    lines[spaces] = "      " + lines[spaces].lstrip("\t")
     path = tmp_path / source.name
     path.write_bytes(("\ufeff" + "\r\n".join(lines)).encode("utf-8"))
 
@@ -262,10 +267,13 @@ def test_real_textgrid_with_injected_defects(shared_data, tmp_path):
     found = "\n".join(timings.repairs)
     for line, what in ((1, "byte-order mark"), (1, "CRLF"), (quote + 1, "doubled closing quote"),
                        (you + 6, "start before the previous word"),
-                       (that + 2, "overlap the next word")):
+                       (that + 2, "overlap the next word"),
+                       (tier_xmax + 1, "ends at 306 s, after the file's xmax of 305.18 s"),
+                       (spaces + 1, "indentation mixing tabs and spaces")):
         assert f"'{path}' line {line}: " in found and what in found, (line, what, found)
     with pytest.raises(DatasetError, match=r"line 1: a UTF-8 byte-order mark"):
         read_textgrid(path, strict=True)
+    lines[spaces] = "\t\t\t" + lines[spaces].lstrip()
     path.write_text("\n".join(lines), encoding="utf-8")  # only the data defects left
     with pytest.raises(DatasetError, match=rf"line {quote + 1}: .*doubled closing quote"):
         read_textgrid(path, strict=True)
