@@ -117,8 +117,8 @@ def numeric_column(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise DatasetError(
-            f"'{path}' column '{column}' row {row + 2} (line {_line_of(frame, row)}) is not a "
-            f"number ({frame[column].iloc[row]!r}); fix the value."
+            f"'{path}' column '{column}' row {row + 2} is not a number "
+            f"({frame[column].iloc[row]!r}) on line {_line_of(frame, row)}; fix the value."
         )
     return values.to_numpy(dtype=float)
 
@@ -160,8 +160,9 @@ def read_word_events(path: Path, *, text_column: str = "word",
     onset = numeric_column(frame, "onset", path)
     if np.isnan(onset).any():
         row = int(np.flatnonzero(np.isnan(onset))[0])
-        raise DatasetError(f"'{path}' line {_line_of(frame, row)} has a word without an onset "
-                           f"({words.iloc[row]!r}); every word needs a numeric onset.")
+        raise DatasetError(f"'{path}' has a word without an onset on line "
+                           f"{_line_of(frame, row)} ({words.iloc[row]!r}); every word needs a "
+                           "numeric onset.")
     duration = (numeric_column(frame, "duration", path) if "duration" in frame.columns
                 else np.full(len(frame), np.nan))
     order = np.argsort(onset, kind="stable")

@@ -213,8 +213,8 @@ def test_events_tsv_errors_name_the_line(tmp_path):
     events = tmp_path / "sub-01_task-a_events.tsv"
     events.write_text("onset\tduration\tword\n0.5\t0.3\tthe\n\n1,5\t0.3\tprince\n",
                       encoding="utf-8")
-    with pytest.raises(DatasetError, match=r"column 'onset' row 3 \(line 4\) is not a number "
-                                           r"\('1,5'\)"):
+    with pytest.raises(DatasetError, match=r"column 'onset' row 3 is not a number \('1,5'\) on "
+                                           r"line 4; fix the value"):
         read_word_events(events)
 
 
@@ -336,3 +336,13 @@ def test_repairs_reach_warnings_sidecar_and_report(shared_data, tmp_path):
     with pytest.raises(DatasetError, match="line 1960: .*annotations.strict is true"):
         annotate_run(run, StoryRegistry(), AnnotationConfig(strict=True),
                      bids_dir=tmp_path / "bids")
+
+
+def test_events_word_without_onset_names_the_line(tmp_path):
+    from bids_app.io.annotations import read_word_events
+
+    events = tmp_path / "sub-01_task-a_events.tsv"
+    events.write_text("onset\tduration\tword\n0.5\t0.3\tthe\n\n\nn/a\t0.3\tprince\n",
+                      encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"has a word without an onset on line 5 \('prince'\)"):
+        read_word_events(events)
