@@ -365,17 +365,16 @@ def events_bom_crlf(case: Case) -> list[str]:
 
 def textgrid_story(case: Case, *, strict: bool = False) -> list[str]:
     """sub-02's run 1 timed by a TextGrid story row whose label has a doubled closing quote."""
-    from bids_app.standins._common import textgrid, word_intervals
+    from tests.helpers.stimuli import textgrid_text, word_intervals
 
     events = case.events("02", 1)
     rows = [line.split("\t") for line in events.read_text().splitlines()[1:]]
     onsets = np.array([float(r[0]) for r in rows]) - 2.0
     durations = np.array([float(r[1]) for r in rows])
     words = [r[2] for r in rows]
-    text = textgrid({"words": word_intervals(words, onsets, durations, onsets[-1] + 5.0)},
-                    onsets[-1] + 5.0).split("\n")
+    text = textgrid_text({"words": word_intervals(words, onsets, durations)}).split("\n")
     line = next(i for i, t in enumerate(text) if t.strip().startswith("text = ") and
-                t.strip() != 'text = "sp"')
+                t.strip() != 'text = ""')
     text[line] += '"'
     (case.bids / "stimuli").mkdir(exist_ok=True)
     (case.bids / "stimuli" / "story1.TextGrid").write_text("\n".join(text), encoding="utf-8")
