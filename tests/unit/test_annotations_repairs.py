@@ -346,3 +346,14 @@ def test_events_word_without_onset_names_the_line(tmp_path):
                       encoding="utf-8")
     with pytest.raises(DatasetError, match=r"has a word without an onset on line 5 \('prince'\)"):
         read_word_events(events)
+
+
+def test_gentle_json_error_names_the_line(tmp_path):
+    from bids_app.io.stimuli.gentle import read_gentle_json
+
+    path = tmp_path / "align.json"
+    path.write_text('{"words": [\n  {"word": "one", "start": 0.1, "end": 0.3},\n'
+                    '  {"word": "two" "start": 0.4}\n]}\n', encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"align\.json' line 3 is not valid JSON \(Expecting "
+                                           r"',' delimiter at column 18\)"):
+        read_gentle_json(path)

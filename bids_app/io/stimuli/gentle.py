@@ -94,9 +94,12 @@ def read_gentle_json(path: Path, *, interpolate: bool = True) -> WordTimings:
     path = Path(path)
     try:
         data = json.loads(decode_text(read_bytes(path), path))
-    except (json.JSONDecodeError, RecursionError):
-        raise DatasetError(f"'{path}' is not valid JSON; give Gentle's align.json as "
-                           "written.") from None
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"'{path}' line {exc.lineno} is not valid JSON ({exc.msg} at column "
+                           f"{exc.colno}); give Gentle's align.json as written.") from None
+    except RecursionError:
+        raise DatasetError(f"'{path}' is not valid JSON (nested too deeply); give Gentle's "
+                           "align.json as written.") from None
     entries = data.get("words") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise DatasetError(f"'{path}' has no 'words' list; it is not Gentle's align.json.")
