@@ -57,6 +57,23 @@ class EncodingData:
         Per run, the confounds the spec regresses out within folds (None when none).
     spec : ExperimentSpec
     work_dir : Path
+    info : dict
+        What cleaning did: voxels kept, volumes removed per run.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bids_app.api import EncodingData
+    >>> from bids_app.encoding import EncodingRidgeCV
+    >>> data = EncodingData(participant="01", runs=["run-1", "run-2"], stories=["a", "b"],
+    ...                     designs={"v": [np.ones((3, 2)), np.ones((4, 2))]},
+    ...                     bold=[np.zeros((3, 5)), np.zeros((4, 5))], mask_img=None,
+    ...                     mask=np.ones(5, bool), bands={"v": None},
+    ...                     estimators={"v": EncodingRidgeCV()})
+    >>> data.groups
+    array([0, 0, 0, 1, 1, 1, 1])
+    >>> data.X().shape, data.Y(runs=[1]).shape
+    ((7, 2), (4, 5))
     """
 
     participant: str

@@ -13,7 +13,6 @@ Heavy dependencies (torch, transformers, peft) are imported inside functions.
 
 from importlib import metadata as _metadata
 
-from .features import FeatureSettings
 from .word_features import WordFeatures, featurize_words
 
 try:
@@ -21,4 +20,4 @@ try:
 except _metadata.PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
-__all__ = ["FeatureSettings", "WordFeatures", "featurize_words"]
+__all__ = ["WordFeatures", "featurize_words"]

@@ -42,6 +42,14 @@ class WordFeatures:
         When each word was heard (seconds), as given.
     info : dict
         Counts from the featurization (tokens, windows, forward passes).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from stimuli_models import WordFeatures
+    >>> out = WordFeatures(np.zeros((2, 3, 8), np.float32), (1, 4), ["a", "b", "c"])
+    >>> out.layer(4).shape
+    (3, 8)
     """
 
     features: np.ndarray
