@@ -14,14 +14,29 @@ files (and the feature cache, reused by later calls) go to ``work_dir``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from stimuli_models.errors import StimuliModelsError
+from stimuli_models.models import resolve_torch_device
+
 from .config import ExperimentSpec, load_spec, validate_spec
-from .errors import DatasetError, UsageError
+from .encoding.backend import choose_backend
+from .encoding.banded_estimator import EncodingBandedRidgeCV
+from .encoding.estimators import EncodingRidgeCV
+from .errors import DatasetError, UsageError, from_library_error
+from .featurization import featurize_extractor, nuisance_settings
+from .io.bids import make_layout, select_subjects
+from .io.fmriprep import make_derivative_layouts, parse_derivatives
+from .participant import build_designs, prepare_bold, read_design_sidecar
+from .plan import make_plan
+from .tuning import tune_extractor
+from .variants import plan_variants
 
 __all__ = ["EncodingData", "encoding_from_bids"]
 
@@ -202,24 +217,12 @@ def encoding_from_bids(bids_dir: str | os.PathLike, participant: str, spec=None,
     >>> model.score(data.X(runs=[2]), data.Y(runs=[2])).shape == (data.Y().shape[1],)
     True
     """
-    import tempfile
-
-    from stimuli_models.models import resolve_torch_device
-
-    from .encoding.backend import choose_backend
-    from .errors import from_library_error
-    from .io.bids import make_layout, select_subjects
-    from .plan import make_plan
-    from .variants import plan_variants
-
     spec = _spec_of(spec)
     participant = str(participant).removeprefix("sub-")
     bids_dir = Path(bids_dir).absolute()
     if not (bids_dir / "dataset_description.json").is_file():
         raise DatasetError(f"'{bids_dir}' is not a BIDS dataset (no dataset_description.json); "
                            "give the dataset's root folder.")
-    from stimuli_models.errors import StimuliModelsError
-
     try:
         device = resolve_torch_device(device)
     except StimuliModelsError as exc:
@@ -258,17 +261,12 @@ def _as_list(value) -> list | None:
 def _derivative_layouts(derivatives: dict | None) -> dict:
     if not derivatives:
         return {}
-    from .io.fmriprep import make_derivative_layouts, parse_derivatives
-
     return make_derivative_layouts(parse_derivatives([f"{k}={v}" for k, v in derivatives.items()]))
 
 
 def _story_features(extractors, story_files, spec, output_dir: Path, device: str,
                     seed: int) -> dict:
     """Tune (or reuse) every extractor and featurize every story: label -> feature files."""
-    from .featurization import featurize_extractor
-    from .tuning import tune_extractor
-
     out = {}
     for extractor in extractors:
         tuning_json = tune_extractor(extractor.to_json(), str(output_dir), seed=seed,
@@ -281,9 +279,6 @@ def _story_features(extractors, story_files, spec, output_dir: Path, device: str
 
 def _designs(variants, subject_plan, plan, spec, features: dict, folder: Path):
     """Design files per variant (one per run) and each variant's bands."""
-    from .featurization import nuisance_settings
-    from .participant import build_designs, read_design_sidecar
-
     nuisance = nuisance_settings(spec)
     designs, bands = {}, {}
     for variant in variants:
@@ -305,8 +300,6 @@ def _bold(subject_plan, spec, folder: Path):
     """Cleaned BOLD of every run, the mask (image and array) and in-fold confounds."""
     import nibabel as nib
 
-    from .participant import prepare_bold
-
     mask_file, bold_files, info_file = prepare_bold(
         subject_plan.runs_json, dataclasses.asdict(spec.bold), str(folder / "bold"))
     bold = [np.load(path) for path in bold_files]
@@ -317,14 +310,10 @@ def _bold(subject_plan, spec, folder: Path):
     else:
         mask_img = nib.load(mask_file)
         mask = np.asanyarray(mask_img.dataobj) > 0
-    import json
-
     return bold, mask_img, mask, confounds, json.loads(Path(info_file).read_text("utf-8"))
 
 
 def _stories_of(design_file: str) -> str:
-    from .participant import read_design_sidecar
-
     return "+".join(read_design_sidecar(design_file).get("stories") or [])
 
 
@@ -334,11 +323,7 @@ def _estimator(spec, bands: dict | None, backend: str, seed: int, *, banded: boo
     common = {"alphas": tuple(float(a) for a in encoding.alphas), "cv": encoding.inner_folds,
               "backend": backend, "n_targets_batch": encoding.n_targets_batch or None}
     if bands and (encoding.banded or banded):
-        from .encoding import EncodingBandedRidgeCV
-
         return EncodingBandedRidgeCV(bands={k: tuple(v) for k, v in bands.items()},
                                      n_iter=encoding.banded_iterations, random_state=seed,
                                      **common)
-    from .encoding import EncodingRidgeCV
-
     return EncodingRidgeCV(**common)

@@ -8,12 +8,11 @@ This package knows nothing about BIDS or nipype and can be used on its own::
     from stimuli_models.models import resolve_model, load_model
     from stimuli_models.features import FeatureSettings, compute_features
 
-Heavy dependencies (torch, transformers, peft) are imported inside functions.
+Heavy dependencies (torch, transformers, peft) are imported inside functions, and the
+names below on first use.
 """
 
 from importlib import metadata as _metadata
-
-from .word_features import WordFeatures, featurize_words
 
 try:
     __version__ = _metadata.version("brainenc")
@@ -21,3 +20,11 @@ except _metadata.PackageNotFoundError:  # running from a source tree that is not
     __version__ = "0+unknown"
 
 __all__ = ["WordFeatures", "featurize_words"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        from . import word_features
+
+        return getattr(word_features, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

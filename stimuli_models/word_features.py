@@ -20,6 +20,8 @@ import numpy as np
 from .errors import SettingsError
 from .features import FeatureSettings, compute_features, resolve_dtype
 from .featurize import LoadedModel, Story, featurize_stories, load_feature_layers
+from .models import hash_model_dir, resolve_model
+from .tuning import get_method
 
 __all__ = ["WordFeatures", "featurize_words"]
 
@@ -153,9 +155,6 @@ def featurize_words(words, onsets=None, model: str | os.PathLike | LoadedModel =
                                   n_virtual_tokens=model.n_virtual_tokens, device=device)
         return WordFeatures(result.features, tuple(result.layers), words, onsets, durations,
                             result.info)
-    from .models import hash_model_dir, resolve_model
-    from .tuning import get_method
-
     model_dir = resolve_model(model, allow_download=allow_download)
 
     def load() -> LoadedModel:

@@ -229,3 +229,20 @@ def _sklearn_checks():
 def test_scikit_learn_estimator_checks(estimator, check):
     """Every check of scikit-learn's ``check_estimator`` (himalaya's estimators pass them all)."""
     check(estimator)
+
+
+def test_folds_that_leave_samples_out_equal_himalaya():
+    """A splitter whose folds do not cover every sample (forward chaining) is scored as himalaya."""
+    from himalaya.backend import set_backend
+    from himalaya.ridge import RidgeCV
+    from sklearn.model_selection import TimeSeriesSplit
+
+    X, Y, _ = _data(p=30, v=40, seed=13)
+    splitter = TimeSeriesSplit(n_splits=4)
+    model = EncodingRidgeCV(alphas=ALPHAS, cv=splitter, backend="numpy", fit_intercept=False)
+    model.fit(X, Y)
+    be = set_backend("numpy")
+    ref = RidgeCV(alphas=ALPHAS, cv=splitter).fit(X, Y)
+    assert np.mean(np.isclose(model.best_alphas_, be.to_numpy(ref.best_alphas_))) >= 0.99
+    np.testing.assert_allclose(model.cv_scores_, be.to_numpy(ref.cv_scores_), rtol=1e-3,
+                               atol=1e-4)
