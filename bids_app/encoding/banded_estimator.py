@@ -39,7 +39,8 @@ class EncodingBandedRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
     random_state : int, default=0
         Seed of the random search.
     fit_intercept : bool, default=True
-        Centre ``X`` and ``Y`` on the training means and fit an intercept.
+        Fit an intercept: ``X`` and ``Y`` are centred on the means of all samples
+        for the refit and, in each inner fold, on the fold's training means (as himalaya).
     backend : {'auto', 'numpy', 'torch', 'torch_cuda'}, default='auto'
         himalaya backend (results are numpy arrays).
     n_targets_batch : int, optional
@@ -140,8 +141,10 @@ class EncodingBandedRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
                   "n_targets_batch": self.n_targets_batch,
                   "n_targets_batch_refit": self.n_targets_batch, **(self.solver_params or {})}
         with backend_scope(self.backend) as be:
+            # centred on all samples already; himalaya centres each inner fold on its training rows
             model = BandedRidgeCV(groups=column_band, solver_params=params, cv=splits,
-                                  random_state=self.random_state).fit(Xc, Yc)
+                                  random_state=self.random_state,
+                                  fit_intercept=bool(self.fit_intercept)).fit(Xc, Yc)
             fitted = {k: np.asarray(be.to_numpy(getattr(model, k)), dtype=np.float32)
                       for k in ("coef_", "deltas_", "best_alphas_", "cv_scores_")}
         self.band_names_ = [name for name, _ in named]
