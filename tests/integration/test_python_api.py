@@ -106,3 +106,61 @@ def test_unknown_variant_is_named(demo):
     _, _, data = demo
     with pytest.raises(UsageError, match="'variant' must be one of {'minilmfrozenL3'}; got 'L9'"):
         data.X("L9")
+
+
+@pytest.fixture(scope="module")
+def fmriprep(tmp_path_factory):
+    from tests.helpers.fmriprep import make_fmriprep_dataset
+
+    return make_fmriprep_dataset(tmp_path_factory.mktemp("api_fmriprep"),
+                                 kinds=("volume", "surface"), n_volumes=90, surface_naming="21.0")
+
+
+@pytest.mark.parametrize("kind, space", [("volume", "MNI152NLin2009cAsym:res-2"),
+                                         ("surface", "fsaverage5")])
+def test_fmriprep_derivatives_space_and_in_fold_confounds(fmriprep, tmp_path, kind, space):
+    """``derivatives`` and ``space`` pick fMRIPrep's runs; confounds come back per run."""
+    from bids_app.api import encoding_from_bids
+    from bids_app.config import default_spec
+    from bids_app.encoding.confounds import FoldConfoundRegressor
+    from bids_app.errors import UsageError
+    from tests.helpers.pipeline import auc
+
+    spec = default_spec()
+    spec.bold.confounds = "simple"
+    data = encoding_from_bids(fmriprep.bids, "01", spec=spec, space=space,
+                              derivatives={"fmriprep": fmriprep.fmriprep},
+                              work_dir=tmp_path / "work", backend="numpy")
+    planted = fmriprep.planted[kind]
+    assert data.Y().shape[1] == len(planted)
+    kept = [90 - run["removed_volumes"] for run in data.info["runs"]]  # non-steady state out
+    assert [len(c) for c in data.confounds] == [len(y) for y in data.bold] == kept
+    assert [len(x) for x in data.designs[data.variants[0]]] == kept and max(kept) < 90
+    train = data.groups < 2
+    C = np.concatenate(data.confounds)
+    regressor = FoldConfoundRegressor().fit(C[train], data.Y()[train])
+    Y_train = regressor.transform(C[train], data.Y()[train])
+    Y_test = regressor.transform(C[~train], data.Y()[~train])
+    model = data.estimator().set_params(scoring="r").fit(data.X()[train], Y_train,
+                                                         groups=data.groups[train])
+    r = model.score(data.X()[~train], Y_test)
+    assert auc(r, planted) > 0.9
+    if kind == "surface":
+        assert data.mask_img is None
+        with pytest.raises(UsageError, match="'unmask' needs volumetric data"):
+            data.unmask(r)
+    else:
+        assert data.unmask(r).shape == data.mask.shape
+
+
+def test_task_selects_runs(demo):
+    from bids_app.api import encoding_from_bids
+    from bids_app.errors import NoMatchError
+
+    bids, root, data = demo
+    same = encoding_from_bids(bids, "01", task="listening", work_dir=root / "work",
+                              backend="numpy")
+    assert same.runs == data.runs
+    np.testing.assert_array_equal(same.Y(), data.Y())
+    with pytest.raises(NoMatchError, match="no BOLD runs matched for participant '01'"):
+        encoding_from_bids(bids, "01", task="rest", work_dir=root / "work")

@@ -250,3 +250,29 @@ def test_folds_that_leave_samples_out_equal_himalaya():
     assert np.mean(np.isclose(model.best_alphas_, be.to_numpy(ref.best_alphas_))) >= 0.99
     np.testing.assert_allclose(model.cv_scores_, be.to_numpy(ref.cv_scores_), rtol=1e-3,
                                atol=1e-4)
+
+
+def test_solver_params_change_the_arithmetic_not_the_result():
+    X, Y, groups = _data(p=40, v=50, seed=14)
+    default = EncodingRidgeCV(alphas=ALPHAS, backend="numpy").fit(X, Y, groups=groups)
+    projected = EncodingRidgeCV(alphas=ALPHAS, backend="numpy",  # no stacked hat matrices
+                                solver_params={"hat_budget_bytes": 0, "mem_gb": 0.5}).fit(
+        X, Y, groups=groups)
+    assert np.mean(default.best_alphas_ == projected.best_alphas_) >= 0.99
+    np.testing.assert_allclose(projected.coef_, default.coef_, rtol=1e-3, atol=1e-5)
+    with pytest.raises(ValueError, match="'solver_params' of the 'eigen' solver must be among"):
+        EncodingRidgeCV(solver_params={"n_alphas_batch": 2}).fit(X, Y)
+
+
+def test_importing_the_packages_loads_no_heavy_library():
+    """The estimators and the Python API load on first use: ``brainenc --help`` stays instant."""
+    import subprocess
+    import sys
+
+    code = ("import sys, bids_app, bids_app.encoding, stimuli_models; "
+            "heavy = {'sklearn', 'torch', 'himalaya', 'transformers'} & set(sys.modules); "
+            "print(sorted(heavy)); "
+            "from bids_app.encoding import EncodingRidgeCV; print('sklearn' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.split("\n")[:2] == ["[]", "True"]
