@@ -276,3 +276,21 @@ def test_importing_the_packages_loads_no_heavy_library():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.split("\n")[:2] == ["[]", "True"]
+
+
+def test_outer_folds_equal_the_command_line_engine():
+    """Fitted fold by fold, the estimator gives the engine's held-out r and alphas."""
+    from bids_app.encoding.cv import outer_splits
+    from bids_app.encoding.engine import cross_validate
+    from bids_app.encoding.scoring import pearson_r
+
+    X, Y, groups = _data(p=30, v=60, seed=15)
+    runs = [np.flatnonzero(groups == g) for g in range(6)]
+    result = cross_validate([X[r] for r in runs], [Y[r] for r in runs], ALPHAS,
+                            backend="numpy", inner_folds=4)
+    for k, (train, test) in enumerate(outer_splits(groups)):
+        model = EncodingRidgeCV(alphas=ALPHAS, cv=4, backend="numpy", fit_intercept=False)
+        model.fit(X[train], Y[train], groups=groups[train])
+        np.testing.assert_allclose(pearson_r(Y[test], model.predict(X[test])), result.r_folds[k],
+                                   atol=1e-4)
+        assert np.mean(np.isclose(model.best_alphas_, result.alpha_folds[k])) >= 0.99
