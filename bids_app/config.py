@@ -11,6 +11,7 @@ with a preceding-context window, and HRF alignment.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import sys
 import typing
@@ -338,10 +339,24 @@ def _build(cls, data: dict, where: str, loose: tuple = ()):
                 raise UsageError(
                     f"'{where}.{name}' must be of type {_type_name(hints[name])}; got {value!r}."
                 )
+            _check_finite(value, f"{where}.{name}")
             kwargs[name] = value
     if "options" in names:
         kwargs["options"] = {k: v for k, v in data.items() if k not in names}
     return cls(**kwargs)
+
+
+def _check_finite(value, where: str) -> None:
+    """Refuse NaN and infinite numbers anywhere in a value (TOML allows ``nan`` and ``inf``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UsageError(f"'{where}' must be a finite number; got {value!r} (TOML's nan and inf "
+                         "are not allowed here).")
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_finite(item, f"{where}[{index}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_finite(item, f"{where}.{key}")
 
 
 def spec_from_dict(data: dict, source_file: str = "") -> ExperimentSpec:
@@ -428,20 +443,20 @@ def validate_spec(spec: ExperimentSpec) -> None:
     _check_choice("encoding.backend", spec.encoding.backend,
                   {"auto", "numpy", "torch", "torch_cuda"})
     if not spec.encoding.alphas or any(
-        not _type_ok(a, float) or a <= 0 for a in spec.encoding.alphas
+        not _type_ok(a, float) or not math.isfinite(a) or a <= 0 for a in spec.encoding.alphas
     ):
-        raise UsageError(f"'encoding.alphas' must be a list of positive numbers; "
+        raise UsageError(f"'encoding.alphas' must be a list of positive finite numbers; "
                          f"got {spec.encoding.alphas!r}.")
     if spec.encoding.inner_folds < 2:
         raise UsageError("'encoding.inner_folds' must be at least 2; "
                          f"got {spec.encoding.inner_folds}.")
     outer_schemes = ("leave-one-run-out", "leave-one-story-out")
-    if spec.encoding.outer_cv not in outer_schemes and not re.fullmatch(
-        r"\d+-fold", spec.encoding.outer_cv
-    ):
+    folds = re.fullmatch(r"(\d+)-fold", spec.encoding.outer_cv)
+    if spec.encoding.outer_cv not in outer_schemes and not (folds and int(folds.group(1)) >= 2):
         raise UsageError("'encoding.outer_cv' must be 'leave-one-run-out', 'leave-one-story-out' "
-                         "or '<K>-fold'; "
+                         "or '<K>-fold' with K at least 2; "
                          f"got {spec.encoding.outer_cv!r}.")
+    _check_minimum(spec)
     if any(not _type_ok(d, int) or d < 0 for d in spec.alignment.delays):
         raise UsageError(f"'alignment.delays' must be non-negative integers (in volumes); "
                          f"got {spec.alignment.delays!r}.")
@@ -454,6 +469,20 @@ def validate_spec(spec: ExperimentSpec) -> None:
         raise UsageError("'statistics.fdr_alpha' must be in (0, 1); "
                          f"got {spec.statistics.fdr_alpha}.")
     _check_statistics(spec.statistics)
+
+
+#: Lower bounds of numeric settings that no other check covers.
+_MINIMUM = {"encoding.n_targets_batch": 0, "features.max_tokens": 0, "bold.dummy_scans": 0,
+            "training.learning_rate": 0, "training.weight_decay": 0,
+            "training.early_stopping_patience": 0, "training.max_steps": 0}
+
+
+def _check_minimum(spec: ExperimentSpec) -> None:
+    for name, minimum in _MINIMUM.items():
+        section, key = name.split(".")
+        value = getattr(getattr(spec, section), key)
+        if value < minimum:
+            raise UsageError(f"'{name}' must be >= {minimum}; got {value!r}.")
 
 
 def _check_annotations(ann: AnnotationConfig) -> None:

@@ -60,6 +60,29 @@ def _check_runs(runs: list[BoldRun], subject: str, min_runs: int) -> None:
         )
 
 
+#: Fewest volumes a run must keep after dummy scans and trimmed edges.
+MIN_VOLUMES = 3
+
+
+def _check_run_settings(runs: list[BoldRun], spec) -> None:
+    """Refuse settings that the runs' length or TR make impossible (before any work)."""
+    bold, trim = spec.bold, spec.encoding.trim_edges
+    for run in runs:
+        kept = run.n_volumes - bold.dummy_scans - sum(trim)
+        if kept < MIN_VOLUMES:
+            raise DatasetError(
+                f"'{run.bold_file.name}' has {run.n_volumes} volumes; dropping {bold.dummy_scans} "
+                f"dummy scan(s) (--dummy-scans or 'bold.dummy_scans') and trimming {trim[0]} + "
+                f"{trim[1]} ('encoding.trim_edges') would leave {max(kept, 0)}, fewer than "
+                f"{MIN_VOLUMES}; lower these settings.")
+        nyquist = 0.5 / run.tr
+        if bold.high_pass and bold.high_pass >= nyquist:
+            raise DatasetError(
+                f"'bold.high_pass' = {bold.high_pass:g} Hz is at or above the Nyquist frequency "
+                f"({nyquist:g} Hz at TR {run.tr:g} s of '{run.bold_file.name}'), so it would "
+                "remove the whole signal; use a cut-off such as 0.01 Hz (0 disables it).")
+
+
 def make_plan(layout, subjects: list[str], spec, *, work_dir: Path, output_dir: Path,
               tasks=None, sessions=None, filters=None, derivatives=None, space=None,
               bids_dir=None) -> Plan:
@@ -79,6 +102,7 @@ def make_plan(layout, subjects: list[str], spec, *, work_dir: Path, output_dir: 
                                 derivatives=derivatives, space=space,
                                 inputs=getattr(spec, "inputs", None), bids_dir=bids_dir)
             _check_runs(runs, subject, min_runs=2)
+            _check_run_settings(runs, spec)
             folder = inputs / f"sub-{subject}"
             folder.mkdir(parents=True, exist_ok=True)
             tables, warnings = [], []

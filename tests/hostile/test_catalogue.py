@@ -280,6 +280,46 @@ def tr_disagrees(case: Case) -> list[str]:
     return case.argv("--participant-label", "02")
 
 
+def _set_sidecar_tr(case: Case, tr) -> None:
+    sidecar = case.bids / "task-listening_bold.json"
+    meta = json.loads(sidecar.read_text())
+    meta["RepetitionTime"] = tr
+    sidecar.write_text(json.dumps(meta))
+
+
+def tr_in_milliseconds(case: Case) -> list[str]:
+    """2000 (ms) in the sidecar, 2 s in the header: a factor of 1000 is a unit mistake."""
+    _set_sidecar_tr(case, 2000)
+    return case.argv("--participant-label", "02")
+
+
+def tr_in_milliseconds_no_header(case: Case) -> list[str]:
+    _set_sidecar_tr(case, 2000)
+
+    def zero_tr(data, header):
+        header["pixdim"][4] = 0.0
+        return data
+
+    for run in (1, 2, 3):
+        case.edit_image(case.bold("02", run), zero_tr)
+    return case.argv("--participant-label", "02")
+
+
+def high_pass_above_nyquist(case: Case) -> list[str]:
+    case.write_spec(case.spec.read_text() + "\n[bold]\nhigh_pass = 1.0\n")
+    return case.argv("--participant-label", "02")
+
+
+def trim_longer_than_run(case: Case) -> list[str]:
+    case.write_spec(case.spec.read_text().replace("inner_folds = 2",
+                                                  "inner_folds = 2\ntrim_edges = [20, 20]"))
+    return case.argv("--participant-label", "02")
+
+
+def dummy_scans_longer_than_run(case: Case) -> list[str]:
+    return case.argv("--participant-label", "02", "--dummy-scans", "500")
+
+
 # --------------------------------------------------------------------------- events
 def _rewrite_events(case: Case, sub: str, run: int, func) -> None:
     path = case.events(sub, run)
@@ -414,6 +454,23 @@ def spec_outside_roots(case: Case, monkeypatch) -> list[str]:
 def spec_inside_roots(case: Case, monkeypatch) -> list[str]:
     monkeypatch.setenv("BRAINENC_ALLOWED_ROOTS", str(case.model.parent))
     return case.argv("--participant-label", "77")
+
+
+def _spec_line(old: str, new: str):
+    """Builder replacing one line of the base spec (e.g. a value the checks must refuse)."""
+
+    def build(case: Case) -> list[str]:
+        text = case.spec.read_text()
+        assert old in text
+        case.write_spec(text.replace(old, new))
+        return case.argv()
+
+    return build
+
+
+def _option(*extra: str):
+    """Builder adding command-line options to a valid run."""
+    return lambda case: case.argv(*extra)
 
 
 # --------------------------------------------------------------------------- models
@@ -600,6 +657,21 @@ CATALOGUE = [
     Row("tr-sidecar-vs-header", tr_disagrees, EXIT_OK,
         r"RepetitionTime of 'sub-02_.*run-1_bold.nii.gz' is 2 s in its sidecar but 2\.5 s in "
         r"the NIfTI header; using the sidecar", complete=("02",), marks=SLOW),
+    Row("tr-in-milliseconds", tr_in_milliseconds, EXIT_DATASET,
+        r"RepetitionTime of '.*sub-02_task-listening_run-1_bold\.nii\.gz' is 2000 in its JSON "
+        r"sidecar but 2 s in the NIfTI header, a factor of 1000: one of them is in milliseconds",
+        bad="02"),
+    Row("tr-in-milliseconds-no-header", tr_in_milliseconds_no_header, EXIT_DATASET,
+        r"run-1_bold\.nii\.gz' is 2000 s in its JSON sidecar.*probably in milliseconds.*"
+        r"\(e\.g\. 2\)", bad="02"),
+    Row("high-pass-above-nyquist", high_pass_above_nyquist, EXIT_DATASET,
+        r"'bold\.high_pass' = 1 Hz is at or above the Nyquist frequency \(0\.25 Hz at TR 2 s of "
+        r"'sub-02_task-listening_run-1_bold\.nii\.gz'\)", bad="02"),
+    Row("trim-edges-longer-than-run", trim_longer_than_run, EXIT_DATASET,
+        r"run-1_bold\.nii\.gz' has \d+ volumes; .*trimming 20 \+ 20 \('encoding\.trim_edges'\) "
+        r"would leave 0", bad="02"),
+    Row("dummy-scans-longer-than-run", dummy_scans_longer_than_run, EXIT_DATASET,
+        r"run-1_bold\.nii\.gz' has \d+ volumes; dropping 500 dummy scan", bad="02"),
     # events
     Row("events-without-word-column", events_without_words, EXIT_DATASET,
         r"run-2_events\.tsv' has no column.*word", bad="02"),
@@ -640,6 +712,37 @@ CATALOGUE = [
         r"'models\[0\]\.source' = '.*tiny_bert\d*' is outside the allowed roots.*"
         r"BRAINENC_ALLOWED_ROOTS"),
     Row("spec-inside-allowed-roots", spec_inside_roots, EXIT_NO_MATCH, r"label\(s\) 77 not"),
+    Row("spec-nan-alpha", _spec_line("alphas = [1.0, 100.0, 10000.0]", "alphas = [nan, 10.0]"),
+        EXIT_USAGE, r"'encoding\.alphas\[0\]' must be a finite number; got nan"),
+    Row("spec-inf-in-list", _spec_line("layers = [1]", "layers = [1, inf]"), EXIT_USAGE,
+        r"'features\.layers\[1\]' must be a finite number; got inf"),
+    Row("spec-nan-high-pass", _spec_line("inner_folds = 2", "inner_folds = 2\n[bold]\n"
+                                         "high_pass = nan"), EXIT_USAGE,
+        r"'bold\.high_pass' must be a finite number; got nan"),
+    Row("spec-outer-cv-0-fold", _spec_line("inner_folds = 2", "inner_folds = 2\n"
+                                           "outer_cv = '0-fold'"), EXIT_USAGE,
+        r"'encoding\.outer_cv' must be .* K at least 2; got '0-fold'"),
+    Row("spec-outer-cv-1-fold", _spec_line("inner_folds = 2", "inner_folds = 2\n"
+                                           "outer_cv = '1-fold'"), EXIT_USAGE,
+        r"'encoding\.outer_cv' must be .* K at least 2; got '1-fold'"),
+    Row("spec-negative-batch", _spec_line("inner_folds = 2", "inner_folds = 2\n"
+                                          "n_targets_batch = -5"), EXIT_USAGE,
+        r"'encoding\.n_targets_batch' must be >= 0; got -5"),
+    Row("option-nprocs-negative", _option("--nprocs", "-3"), EXIT_USAGE,
+        r"'--nprocs'.*-3 is not in the range x>=1"),
+    Row("option-nprocs-zero", _option("--nprocs", "0"), EXIT_USAGE,
+        r"'--nprocs'.*0 is not in the range x>=1"),
+    Row("option-omp-nthreads-negative", _option("--omp-nthreads", "-2"), EXIT_USAGE,
+        r"'--omp-nthreads'.*-2 is not in the range x>=0"),
+    Row("option-seed-negative", _option("--random-seed", "-1"), EXIT_USAGE,
+        r"'--random-seed'.*-1 is not in the range 0<=x<=4294967295"),
+    Row("option-seed-too-large", _option("--random-seed", str(2**32)), EXIT_USAGE,
+        r"'--random-seed'.*4294967296 is not in the range"),
+    Row("option-dummy-scans-negative", _option("--dummy-scans", "-1"), EXIT_USAGE,
+        r"'--dummy-scans'.*-1 is not in the range x>=0"),
+    Row("option-mem-zero", _option("--mem", "0"), EXIT_USAGE, r"'--mem': must be positive"),
+    Row("option-mem-not-a-size", _option("--mem", "lots"), EXIT_USAGE,
+        r"'--mem': 'lots' is not a memory size"),
     # models
     Row("model-missing", model_missing, EXIT_RESOURCE, r"nomodel"),
     Row("model-no-config", model_no_config, EXIT_RESOURCE, r"model.*no config\.json"),
