@@ -383,7 +383,10 @@ def parse_crashes(crash_dir: Path) -> dict:
         found = own or [f for f in found if f[0] != "NodeExecutionError"] or found
         name, message = found[-1] if found else ("ProcessingError", "see " + str(crash))
         cls = _error_class(name)
-        if cls is not None and issubclass(cls, BrainencError):
+        disk = errors.disk_error_from_text(message) if name.endswith("Error") else None
+        if disk is not None:  # a full or read-only disk inside a step
+            error = disk
+        elif cls is not None and issubclass(cls, BrainencError):
             error = cls(message.strip())
         elif cls is not None:
             error = errors.from_library_error(cls(message.strip()))

@@ -13,7 +13,15 @@ from pathlib import Path
 import click
 
 from .._version import __version__
-from ..errors import EXIT_CODES, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, BrainencError
+from ..errors import (
+    EXIT_CODES,
+    EXIT_DATASET,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    BrainencError,
+    disk_error,
+)
 from ..interrupt import sigterm_as_interrupt
 from .options import SEED_RANGE, RunOptions, normalise_argv, parse_labels, parse_memory
 
@@ -126,21 +134,42 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"brainenc: error: {exc.format_message()}", err=True)
         click.echo("Try 'brainenc --help' for the options.", err=True)
         code = EXIT_USAGE
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("brainenc: interrupted; rerun the same command to resume.", err=True)
-        code = EXIT_INTERRUPTED
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        if isinstance(exc.__cause__, EOFError):  # click turns an EOFError into Abort
+            if verbose:
+                traceback.print_exception(exc.__cause__)
+            click.echo("brainenc: error: a file ended before its end (truncated or corrupt: "
+                       f"{exc.__cause__ or 'EOFError'}); rerun with -v to see which, then "
+                       "rewrite or remove it.", err=True)
+            code = EXIT_DATASET
+        else:
+            click.echo("brainenc: interrupted; rerun the same command to resume.", err=True)
+            code = EXIT_INTERRUPTED
     except BrainencError as exc:
         if verbose:
             traceback.print_exc()
         click.echo(f"brainenc: error: {exc.message}", err=True)
         code = exc.exit_code
+    except OSError as exc:  # a full or read-only disk outside the guarded writers
+        error = disk_error(exc.errno, exc.filename)
+        if error is None:
+            code = _internal_error(exc, verbose)
+        else:
+            if verbose:
+                traceback.print_exc()
+            click.echo(f"brainenc: error: {error.message}", err=True)
+            code = error.exit_code
     except Exception as exc:  # a bug, not a user error: short message, traceback with -v
-        if verbose:
-            traceback.print_exc()
-        click.echo(f"brainenc: internal error: {type(exc).__name__}: {exc} (rerun with -v for "
-                   "the traceback and report it).", err=True)
-        code = EXIT_FAILED
+        code = _internal_error(exc, verbose)
     return int(code or 0)
+
+
+def _internal_error(exc: Exception, verbose: int) -> int:
+    if verbose:
+        traceback.print_exc()
+    click.echo(f"brainenc: internal error: {type(exc).__name__}: {exc} (rerun with -v for "
+               "the traceback and report it).", err=True)
+    return EXIT_FAILED
 
 
 def entrypoint() -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,8 +104,13 @@ def _masked(path: Path, voxels: np.ndarray, volumes: np.ndarray) -> np.ndarray:
     """Series (n_volumes, n_voxels) float32 of the chosen voxels and volumes of a 4-D file."""
     import nibabel as nib
 
-    img = nib.load(str(path))
-    raw = np.asanyarray(img.dataobj.get_unscaled())
+    from .maps import corrupt_output
+
+    try:
+        img = nib.load(str(path))
+        raw = np.asanyarray(img.dataobj.get_unscaled())
+    except (EOFError, OSError, ValueError, zlib.error) as exc:  # truncated or damaged run
+        raise corrupt_output(path, exc) from None
     data = raw.reshape(-1, raw.shape[-1])[voxels][:, volumes].T.astype(np.float32)
     del raw
     slope, inter = img.dataobj.slope, img.dataobj.inter

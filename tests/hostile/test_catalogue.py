@@ -9,6 +9,7 @@ completes and that the bad one is reported at the end.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import json
 import re
@@ -78,6 +79,57 @@ def make_unreadable(monkeypatch, target: Path) -> None:
             return _real(file, *args, **kwargs)
 
         monkeypatch.setattr(module, name, guarded)
+
+
+def fail_writes_under(monkeypatch, folder: Path, code: int = errno.ENOSPC) -> list[str]:
+    """Every write under ``folder`` fails with ``code``, as on a full disk; returns the files.
+
+    Opening a file for writing (built-in, :mod:`io`, :mod:`os`; so also
+    ``tempfile`` and ``gzip``) raises the ``OSError`` the kernel would raise.
+    """
+    import builtins
+    import io
+    import os
+
+    folder = os.path.abspath(folder)
+    failed: list[str] = []
+    writing = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND
+
+    def refuse(file, is_write: bool) -> None:
+        if (is_write and isinstance(file, (str, os.PathLike))
+                and os.path.abspath(file).startswith(folder + os.sep)):
+            failed.append(os.fspath(file))
+            raise OSError(code, os.strerror(code), os.fspath(file))
+
+    for module, name in ((builtins, "open"), (io, "open")):
+        real = getattr(module, name)
+
+        def guarded(file, mode="r", *args, _real=real, **kwargs):
+            refuse(file, any(flag in mode for flag in "wax+"))
+            return _real(file, mode, *args, **kwargs)
+
+        monkeypatch.setattr(module, name, guarded)
+    real_os_open = os.open
+
+    def guarded_os_open(path, flags, *args, **kwargs):
+        refuse(path, bool(flags & writing))
+        return real_os_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", guarded_os_open)
+    return failed
+
+
+def work_dir_full(case: Case, monkeypatch) -> list[str]:
+    """The disk under -w is full from the start (the run's own inputs cannot be written)."""
+    case.work.mkdir(parents=True)
+    fail_writes_under(monkeypatch, case.work)
+    return case.argv("--participant-label", "02")
+
+
+def output_cache_full(case: Case, monkeypatch) -> list[str]:
+    """OUTPUT_DIR fills up when a step caches the stories' features."""
+    fail_writes_under(monkeypatch, case.out / "stimuli" / "features")
+    return case.argv("--participant-label", "02")
 
 
 def bids_unreadable(case: Case, monkeypatch) -> list[str]:
@@ -617,6 +669,12 @@ CATALOGUE = [
     Row("output-is-file", out_is_file, EXIT_USAGE, r"OUTPUT_DIR '.*out' exists and is not a"),
     Row("output-not-writable", out_not_writable, EXIT_RESOURCE,
         r"cannot write to OUTPUT_DIR '.*blocker/out'"),
+    Row("work-dir-disk-full", work_dir_full, EXIT_RESOURCE,
+        r"cannot write in the folder '.*/work/.*' \(No space left on device, writing '.*'\); "
+        r"free disk space there or choose another OUTPUT_DIR or -w/--work-dir"),
+    Row("output-dir-disk-full-in-a-step", output_cache_full, EXIT_RESOURCE,
+        r"cannot write in the folder '.*/out/stimuli/features.*' \(No space left on device",
+        bad="02"),
     Row("not-bids", not_bids, EXIT_DATASET, r"is not a BIDS dataset.*dataset_description"),
     Row("bad-dataset-description", bad_description, EXIT_DATASET,
         r"dataset_description\.json.*valid JSON"),
