@@ -850,3 +850,81 @@ def test_catalogue(row: Row, case: Case, run_cli, monkeypatch):
         assert not (case.out / "sub-01").exists()
     if row.check is not None:
         row.check(case)
+
+
+# --------------------------------------------------------------------------- group level
+def _group_file(case: Case, sub: str, pattern: str) -> Path:
+    return next((case.out / f"sub-{sub}" / "func").glob(pattern))
+
+
+def _truncate(path: Path) -> None:
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2])
+
+
+def group_map_deleted(case: Case) -> list[str]:
+    _group_file(case, "03", "*_stat-r_*_statmap.nii.gz").unlink()
+    return case.argv(level="group")
+
+
+def group_map_unreadable(case: Case, monkeypatch) -> list[str]:
+    make_unreadable(monkeypatch, _group_file(case, "03", "*_stat-r_*_statmap.nii.gz"))
+    return case.argv(level="group")
+
+
+def group_r_truncated(case: Case) -> list[str]:
+    _truncate(_group_file(case, "03", "*_stat-r_*_statmap.nii.gz"))
+    return case.argv(level="group")
+
+
+def group_clean_bold_truncated(case: Case) -> list[str]:
+    _truncate(_group_file(case, "03", "*_run-2_desc-clean_bold.nii.gz"))
+    return case.argv(level="group")
+
+
+def two_of_three_included(case: Case) -> None:
+    """The left-out participant is absent from every table and named in the report."""
+    import pandas as pd
+
+    group = case.out / "group"
+    scores = pd.read_csv(group / "group_scores.tsv", sep="\t", dtype={"subject": str})
+    assert set(scores["subject"]) == {"01", "02"}
+    variants = pd.read_csv(group / "group_variants.tsv", sep="\t")
+    assert (variants["n_subjects"] == 2).all()
+    regions = pd.read_csv(group / "group_regions.tsv", sep="\t", dtype={"subject": str})
+    if "subject" in regions:
+        assert set(regions["subject"].dropna()) <= {"01", "02"}
+    sidecar = json.loads(next(group.glob("*_stat-meanr_*_statmap.json")).read_text())
+    assert sidecar["Participants"] == ["01", "02"]
+    assert "sub-03 left out" in (group / "group.html").read_text(encoding="utf-8")
+
+
+GROUP_CATALOGUE = [
+    Row("group-map-deleted", group_map_deleted, EXIT_OK,
+        r"sub-03 left out: it has outputs of this variant but no stat-r map; rerun the "
+        r"participant level", check=two_of_three_included),
+    Row("group-map-unreadable", group_map_unreadable, EXIT_OK,
+        r"sub-03 left out: its map '.*sub-03_.*_stat-r_.*' is not readable \(permission denied\)",
+        check=two_of_three_included),
+    Row("group-stat-r-truncated", group_r_truncated, EXIT_DATASET,
+        r"participant output '.*sub-03_task-listening_stat-r_.*_statmap\.nii\.gz' is truncated "
+        r"or corrupt .*rerun the participant level for sub-03"),
+    Row("group-clean-bold-truncated", group_clean_bold_truncated, EXIT_DATASET,
+        r"participant output '.*sub-03_task-listening_run-2_desc-clean_bold\.nii\.gz' is "
+        r"truncated or corrupt"),
+]
+
+
+@pytest.mark.parametrize("row", [pytest.param(r, id=r.id, marks=r.marks)
+                                 for r in GROUP_CATALOGUE])
+def test_group_catalogue(row: Row, group_case: Case, run_cli, monkeypatch):
+    build = row.build
+    argv = build(group_case, monkeypatch) if build.__code__.co_argcount == 2 else build(
+        group_case)
+    code, err = run_cli(argv)
+    assert code == row.code, err
+    assert re.search(row.message, err, re.DOTALL), err
+    assert "Traceback" not in err, err
+    assert not group_case.leftovers(), group_case.leftovers()
+    if row.check is not None:
+        row.check(group_case)
