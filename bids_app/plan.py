@@ -94,7 +94,9 @@ def make_plan(layout, subjects: list[str], spec, *, work_dir: Path, output_dir: 
         With failures per participant (the others are processed).
     """
     inputs = Path(work_dir) / "brainenc_inputs"
-    registry = StoryRegistry()
+    from .io.stimuli.tables import recorded_stories
+
+    registry = StoryRegistry(recorded_stories(output_dir))  # names other jobs recorded stay theirs
     plans, failures = [], {}
     for subject in subjects:
         try:

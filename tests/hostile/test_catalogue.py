@@ -438,6 +438,43 @@ def events_bom_crlf(case: Case) -> list[str]:
     return case.argv("--participant-label", "02")
 
 
+def _story_words(case: Case, story: str) -> list[str]:
+    path = case.out / "stimuli" / f"stim-{story}_annot-words_events.tsv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    column = lines[0].split("\t").index("word")
+    return [line.split("\t")[column] for line in lines[1:]]
+
+
+def _events_words(case: Case, sub: str, run: int) -> list[str]:
+    lines = case.events(sub, run).read_text(encoding="utf-8").splitlines()
+    column = lines[0].split("\t").index("word")
+    return [line.split("\t")[column] for line in lines[1:]]
+
+
+def story_differs_across_jobs(case: Case, run_cli) -> list[str]:
+    """Two jobs share OUTPUT_DIR; sub-02 heard another text of the story of run 1."""
+    code, err = run_cli(case.argv("--participant-label", "01"))
+    assert code == EXIT_OK, err
+    case.first_words = _story_words(case, "listeningrun1")
+
+    def spoil(text):
+        lines = text.splitlines()
+        lines[3] = lines[3].rsplit("\t", 1)[0] + "\tzebra"
+        return "\n".join(lines).encode()
+
+    _rewrite_events(case, "02", 1, spoil)
+    return case.argv("--participant-label", "02")
+
+
+def each_story_keeps_its_record(case: Case) -> None:
+    assert _story_words(case, "listeningrun1") == case.first_words  # sub-01's record kept
+    assert _story_words(case, "listeningrun1") == _events_words(case, "01", 1)
+    assert _story_words(case, "listeningrun1v2") == _events_words(case, "02", 1)
+    assert "zebra" in _story_words(case, "listeningrun1v2")
+    assert _story_words(case, "listeningrun2") == _events_words(case, "02", 2)  # same: shared
+    assert not (case.out / "stimuli" / "stim-listeningrun2v2_annot-words_events.tsv").exists()
+
+
 def words_after_run(case: Case) -> list[str]:
     def shift(text):
         lines = text.splitlines()
@@ -751,6 +788,8 @@ CATALOGUE = [
         bad="02"),
     Row("events-missing", no_events, EXIT_DATASET, r"no events\.tsv for '.*run-3_bold",
         bad="02"),
+    Row("story-words-differ-across-jobs", story_differs_across_jobs, EXIT_OK, r"^",
+        complete=("01", "02"), check=each_story_keeps_its_record),
     Row("words-after-end-of-run", words_after_run, EXIT_DATASET,
         r"run-2_events\.tsv'\) end at 50\d\d\.\d s but run .*run-2' ends at 52\.0 s",
         bad="02"),
@@ -831,7 +870,9 @@ def _params():
 @pytest.mark.parametrize("row", _params())
 def test_catalogue(row: Row, case: Case, run_cli, monkeypatch):
     build = row.build
-    argv = build(case, monkeypatch) if build.__code__.co_argcount == 2 else build(case)
+    extra = {"monkeypatch": monkeypatch, "run_cli": run_cli}
+    names = build.__code__.co_varnames[1:build.__code__.co_argcount]
+    argv = build(case, *(extra[name] for name in names))
     code, err = run_cli(argv)
     assert code == row.code, err
     assert re.search(row.message, err, re.DOTALL), err
