@@ -27,6 +27,8 @@ else:  # pragma: no cover
 
 _LABEL = re.compile(r"^[A-Za-z0-9]+$")
 DEFAULT_ALPHAS = [10.0 ** (k / 2) for k in range(0, 13)]  # 1 ... 1e6, 13 values
+#: Largest ridge penalty: beyond it float32 predictions (and their p values) vanish.
+MAX_ALPHA = 1e12
 #: Name of the resolved spec a participant run saves in OUTPUT_DIR.
 SAVED_SPEC_NAME = "experiment_spec.toml"
 
@@ -443,9 +445,11 @@ def validate_spec(spec: ExperimentSpec) -> None:
     _check_choice("encoding.backend", spec.encoding.backend,
                   {"auto", "numpy", "torch", "torch_cuda"})
     if not spec.encoding.alphas or any(
-        not _type_ok(a, float) or not math.isfinite(a) or a <= 0 for a in spec.encoding.alphas
+        not _type_ok(a, float) or not math.isfinite(a) or not 0 < a <= MAX_ALPHA
+        for a in spec.encoding.alphas
     ):
-        raise UsageError(f"'encoding.alphas' must be a list of positive finite numbers; "
+        raise UsageError(f"'encoding.alphas' must be a list of positive numbers up to "
+                         f"{MAX_ALPHA:g} (larger ones shrink float32 predictions to nothing); "
                          f"got {spec.encoding.alphas!r}.")
     if spec.encoding.inner_folds < 2:
         raise UsageError("'encoding.inner_folds' must be at least 2; "
@@ -460,6 +464,9 @@ def validate_spec(spec: ExperimentSpec) -> None:
     if any(not _type_ok(d, int) or d < 0 for d in spec.alignment.delays):
         raise UsageError(f"'alignment.delays' must be non-negative integers (in volumes); "
                          f"got {spec.alignment.delays!r}.")
+    if spec.alignment.method in ("fir", "lanczos") and not spec.alignment.delays:
+        raise UsageError(f"'alignment.delays' must name at least one delay (in volumes) for "
+                         f"alignment.method = '{spec.alignment.method}', e.g. [1, 2, 3, 4].")
     if not 0.0 <= spec.bold.slice_time_ref <= 1.0:
         raise UsageError("'bold.slice_time_ref' must be in [0, 1]; "
                          f"got {spec.bold.slice_time_ref}.")

@@ -75,6 +75,13 @@ def _check_run_settings(runs: list[BoldRun], spec) -> None:
                 f"dummy scan(s) (--dummy-scans or 'bold.dummy_scans') and trimming {trim[0]} + "
                 f"{trim[1]} ('encoding.trim_edges') would leave {max(kept, 0)}, fewer than "
                 f"{MIN_VOLUMES}; lower these settings.")
+        delays = spec.alignment.delays if spec.alignment.method in ("fir", "lanczos") else []
+        last = run.n_volumes - bold.dummy_scans - trim[1]  # a delay from here on sees no word
+        if delays and max(delays) >= last:
+            raise DatasetError(
+                f"'alignment.delays' holds {max(delays)} volumes, but '{run.bold_file.name}' "
+                f"keeps only {last} volumes after dummy scans and trimming, so those features "
+                "would be all zeros; use delays of a few volumes (e.g. [1, 2, 3, 4]).")
         nyquist = 0.5 / run.tr
         if bold.high_pass and bold.high_pass >= nyquist:
             raise DatasetError(

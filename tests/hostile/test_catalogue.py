@@ -368,6 +368,12 @@ def trim_longer_than_run(case: Case) -> list[str]:
     return case.argv("--participant-label", "02")
 
 
+def fir_delay_longer_than_run(case: Case) -> list[str]:
+    """A FIR delay beyond the run leaves all-zero features (r = 0 everywhere otherwise)."""
+    case.write_spec(case.spec.read_text() + "\n[alignment]\nmethod = 'fir'\ndelays = [1, 100]\n")
+    return case.argv("--participant-label", "02")
+
+
 def dummy_scans_longer_than_run(case: Case) -> list[str]:
     return case.argv("--participant-label", "02", "--dummy-scans", "500")
 
@@ -765,6 +771,9 @@ CATALOGUE = [
     Row("trim-edges-longer-than-run", trim_longer_than_run, EXIT_DATASET,
         r"run-1_bold\.nii\.gz' has \d+ volumes; .*trimming 20 \+ 20 \('encoding\.trim_edges'\) "
         r"would leave 0", bad="02"),
+    Row("fir-delay-longer-than-run", fir_delay_longer_than_run, EXIT_DATASET,
+        r"'alignment\.delays' holds 100 volumes, but 'sub-02_task-listening_run-1_bold\.nii\.gz' "
+        r"keeps only \d+ volumes", bad="02"),
     Row("dummy-scans-longer-than-run", dummy_scans_longer_than_run, EXIT_DATASET,
         r"run-1_bold\.nii\.gz' has \d+ volumes; dropping 500 dummy scan", bad="02"),
     # events
@@ -811,6 +820,13 @@ CATALOGUE = [
     Row("spec-inside-allowed-roots", spec_inside_roots, EXIT_NO_MATCH, r"label\(s\) 77 not"),
     Row("spec-nan-alpha", _spec_line("alphas = [1.0, 100.0, 10000.0]", "alphas = [nan, 10.0]"),
         EXIT_USAGE, r"'encoding\.alphas\[0\]' must be a finite number; got nan"),
+    Row("spec-alpha-too-large", _spec_line("alphas = [1.0, 100.0, 10000.0]",
+                                           "alphas = [10.0, 1e30]"), EXIT_USAGE,
+        r"'encoding\.alphas' must be a list of positive numbers up to 1e\+12 .*"
+        r"got \[10\.0, 1e\+30\]"),
+    Row("spec-fir-without-delays", _spec_line("inner_folds = 2", "inner_folds = 2\n[alignment]\n"
+                                              "method = 'fir'\ndelays = []"), EXIT_USAGE,
+        r"'alignment\.delays' must name at least one delay .*method = 'fir'"),
     Row("spec-inf-in-list", _spec_line("layers = [1]", "layers = [1, inf]"), EXIT_USAGE,
         r"'features\.layers\[1\]' must be a finite number; got inf"),
     Row("spec-nan-high-pass", _spec_line("inner_folds = 2", "inner_folds = 2\n[bold]\n"
