@@ -170,6 +170,30 @@ def out_not_writable(case: Case) -> list[str]:
     return argv
 
 
+def _work_dir(case: Case, folder: Path) -> list[str]:
+    argv = case.argv()
+    argv[argv.index("-w") + 1] = str(folder)
+    return argv
+
+
+def work_dir_in_bids(case: Case) -> list[str]:
+    return _work_dir(case, case.bids / "work")
+
+
+def work_dir_is_output(case: Case) -> list[str]:
+    return _work_dir(case, case.out)
+
+
+def work_dir_is_file(case: Case) -> list[str]:
+    (case.root / "wfile").write_text("a file")
+    return _work_dir(case, case.root / "wfile")
+
+
+def database_dir_is_file(case: Case) -> list[str]:
+    (case.root / "db").write_text("a file")
+    return case.argv("--bids-database-dir", str(case.root / "db"))
+
+
 def not_bids(case: Case) -> list[str]:
     (case.bids / "dataset_description.json").unlink()
     return case.argv()
@@ -712,6 +736,15 @@ CATALOGUE = [
     Row("output-is-file", out_is_file, EXIT_USAGE, r"OUTPUT_DIR '.*out' exists and is not a"),
     Row("output-not-writable", out_not_writable, EXIT_RESOURCE,
         r"cannot write to OUTPUT_DIR '.*blocker/out'"),
+    Row("work-dir-inside-input", work_dir_in_bids, EXIT_USAGE,
+        r"-w/--work-dir '.*bids/work' is inside BIDS_DIR",
+        check=lambda case: not (case.bids / "work").exists() or pytest.fail("written")),
+    Row("work-dir-is-output", work_dir_is_output, EXIT_USAGE,
+        r"-w/--work-dir '.*out' is OUTPUT_DIR"),
+    Row("work-dir-is-file", work_dir_is_file, EXIT_USAGE,
+        r"-w/--work-dir '.*wfile' exists and is not a directory"),
+    Row("database-dir-is-file", database_dir_is_file, EXIT_USAGE,
+        r"--bids-database-dir '.*db' exists and is not a directory"),
     Row("work-dir-disk-full", work_dir_full, EXIT_RESOURCE,
         r"cannot write in the folder '.*/work/.*' \(No space left on device, writing '.*'\); "
         r"free disk space there or choose another OUTPUT_DIR or -w/--work-dir"),
