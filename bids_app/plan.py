@@ -10,6 +10,7 @@ the others go on.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +68,12 @@ MIN_VOLUMES = 3
 def _check_run_settings(runs: list[BoldRun], spec) -> None:
     """Refuse settings that the runs' length or TR make impossible (before any work)."""
     bold, trim = spec.bold, spec.encoding.trim_edges
+    folds = re.fullmatch(r"(\d+)-fold", spec.encoding.outer_cv)
+    if folds and int(folds.group(1)) > len(runs):
+        raise DatasetError(
+            f"'encoding.outer_cv' = '{spec.encoding.outer_cv}' needs at least "
+            f"{folds.group(1)} runs (folds hold whole runs) but sub-{runs[0].subject} has "
+            f"{len(runs)}; use fewer folds or 'leave-one-run-out'.")
     for run in runs:
         kept = run.n_volumes - bold.dummy_scans - sum(trim)
         if kept < MIN_VOLUMES:

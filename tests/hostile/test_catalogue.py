@@ -807,6 +807,9 @@ CATALOGUE = [
     Row("fir-delay-longer-than-run", fir_delay_longer_than_run, EXIT_DATASET,
         r"'alignment\.delays' holds 100 volumes, but 'sub-02_task-listening_run-1_bold\.nii\.gz' "
         r"keeps only \d+ volumes", bad="02"),
+    Row("more-folds-than-runs", _spec_line("inner_folds = 2", "inner_folds = 2\n"
+                                           "outer_cv = '5-fold'"), EXIT_DATASET,
+        r"sub-0[12] failed: 'encoding\.outer_cv' = '5-fold' needs at least 5 runs .* has 3"),
     Row("dummy-scans-longer-than-run", dummy_scans_longer_than_run, EXIT_DATASET,
         r"run-1_bold\.nii\.gz' has \d+ volumes; dropping 500 dummy scan", bad="02"),
     # events
