@@ -566,6 +566,7 @@ def _validate_tuning(spec: ExperimentSpec) -> None:
             method = get_method(variant.method, **variant.settings)
         except SettingsError as exc:
             raise UsageError(f"[[variants]] with method '{variant.method}': {exc}") from None
+        _check_tuning_ranges(variant)
         if method.needs_task and not variant.task:
             raise UsageError(f"a variant with tuning method '{variant.method}' needs a 'task' "
                              "naming one of the spec's [[tasks]].")
@@ -573,6 +574,24 @@ def _validate_tuning(spec: ExperimentSpec) -> None:
         TrainingSettings.from_dict(dataclasses.asdict(spec.training))
     except SettingsError as exc:
         raise UsageError(f"[training]: {exc}") from None
+
+
+#: Ranges of numeric tuning settings: (lowest, highest, whether the lowest is allowed).
+_TUNING_RANGES = {"r": (1, None, True), "alpha": (0, None, False), "dropout": (0, 1, True),
+                  "reduction_factor": (1, None, True), "bottleneck": (1, None, True),
+                  "projection_size": (1, None, True)}
+
+
+def _check_tuning_ranges(variant: VariantEntry) -> None:
+    for key, (low, high, closed) in _TUNING_RANGES.items():
+        value = variant.settings.get(key)
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if value < low or (value == low and not closed) or (high is not None and value >= high):
+            shown = (f"in {'[' if closed else '('}{low}, {high})" if high is not None
+                     else f">= {low}" if closed else f"> {low}")
+            raise UsageError(f"setting '{key}' of tuning method '{variant.method}' must be "
+                             f"{shown}; got {value!r}.")
 
 
 def _check_encoding_statistics(spec: ExperimentSpec) -> None:

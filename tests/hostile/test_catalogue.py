@@ -682,6 +682,13 @@ def _task_case(case: Case, train: list[tuple[str, str]], dev: list[tuple[str, st
 TRAIN = [("a fine story", "pos"), ("a dull story", "neg"), ("lovely", "pos"), ("awful", "neg")]
 
 
+def tuning_setting_out_of_range(case: Case) -> list[str]:
+    _task_case(case, TRAIN, TRAIN)
+    case.write_spec(case.spec.read_text().replace(
+        'method = "bitfit"', 'method = "lora"\nsettings = { r = 8, dropout = 1.5 }'))
+    return case.argv()
+
+
 def task_unknown_label(case: Case) -> list[str]:
     _task_case(case, TRAIN, [("so so", "neutral"), ("great", "pos")])
     return case.argv("--participant-label", "01")
@@ -905,6 +912,8 @@ CATALOGUE = [
     Row("model-remote-code-opt-in", model_remote_code_allowed, EXIT_NO_MATCH,
         r"label\(s\) 77 not found"),
     # NLU task data (read when the model is tuned, before any participant's model is fitted)
+    Row("tuning-setting-out-of-range", tuning_setting_out_of_range, EXIT_USAGE,
+        r"setting 'dropout' of tuning method 'lora' must be in \[0, 1\); got 1\.5"),
     Row("task-unknown-label", task_unknown_label, EXIT_DATASET,
         r"task 'sentiment' has labels \['neutral'\] that are not in 'labels'", bad="01"),
     Row("task-empty-split", task_empty_split, EXIT_DATASET,
