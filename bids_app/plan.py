@@ -89,6 +89,15 @@ def _check_run_settings(runs: list[BoldRun], spec) -> None:
                 f"'alignment.delays' holds {max(delays)} volumes, but '{run.bold_file.name}' "
                 f"keeps only {last} volumes after dummy scans and trimming, so those features "
                 "would be all zeros; use delays of a few volumes (e.g. [1, 2, 3, 4]).")
+        start = run.start_time
+        if start is not None and (isinstance(start, bool) or not isinstance(start, (int, float))
+                                  or not 0 <= start <= run.tr):
+            unit = " (milliseconds? BIDS wants seconds)" if isinstance(start, (int, float)) \
+                and 0 <= start / 1000 <= run.tr else ""
+            raise DatasetError(
+                f"StartTime of '{run.bold_file.name}' is {start!r}{unit}, but it must be the "
+                f"seconds from the start of a volume to its reference slice, within the TR "
+                f"(0 to {run.tr:g} s); fix the JSON sidecar.")
         nyquist = 0.5 / run.tr
         if bold.high_pass and bold.high_pass >= nyquist:
             raise DatasetError(

@@ -381,6 +381,15 @@ def tr_in_milliseconds_no_header(case: Case) -> list[str]:
     return case.argv("--participant-label", "02")
 
 
+def start_time_in_milliseconds(case: Case) -> list[str]:
+    """StartTime shifts every volume's time: 980 (ms) would move the words by 16 minutes."""
+    sidecar = case.bids / "task-listening_bold.json"
+    meta = json.loads(sidecar.read_text())
+    meta["StartTime"] = 980
+    sidecar.write_text(json.dumps(meta))
+    return case.argv("--participant-label", "02")
+
+
 def high_pass_above_nyquist(case: Case) -> list[str]:
     case.write_spec(case.spec.read_text() + "\n[bold]\nhigh_pass = 1.0\n")
     return case.argv("--participant-label", "02")
@@ -805,6 +814,9 @@ CATALOGUE = [
     Row("tr-in-milliseconds-no-header", tr_in_milliseconds_no_header, EXIT_DATASET,
         r"run-1_bold\.nii\.gz' is 2000 s in its JSON sidecar.*probably in milliseconds.*"
         r"\(e\.g\. 2\)", bad="02"),
+    Row("start-time-in-milliseconds", start_time_in_milliseconds, EXIT_DATASET,
+        r"StartTime of 'sub-02_task-listening_run-1_bold\.nii\.gz' is 980 \(milliseconds\? "
+        r"BIDS wants seconds\).*within the TR \(0 to 2 s\)", bad="02"),
     Row("high-pass-above-nyquist", high_pass_above_nyquist, EXIT_DATASET,
         r"'bold\.high_pass' = 1 Hz is at or above the Nyquist frequency \(0\.25 Hz at TR 2 s of "
         r"'sub-02_task-listening_run-1_bold\.nii\.gz'\)", bad="02"),
