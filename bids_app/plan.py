@@ -19,6 +19,7 @@ import pandas as pd
 from .errors import BrainencError, DatasetError, NoMatchError
 from .io.annotations import StoryRegistry, annotate_run
 from .io.bids import BoldRun, collect_runs
+from .io.stimuli.tables import recorded_stories
 
 
 @dataclass
@@ -117,8 +118,6 @@ def make_plan(layout, subjects: list[str], spec, *, work_dir: Path, output_dir: 
         With failures per participant (the others are processed).
     """
     inputs = Path(work_dir) / "brainenc_inputs"
-    from .io.stimuli.tables import recorded_stories
-
     registry = StoryRegistry(recorded_stories(output_dir))  # names other jobs recorded stay theirs
     plans, failures = [], {}
     for subject in subjects:

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .maps import corrupt_output
+
 LOGGER = logging.getLogger("brainenc.group")
 SUFFIX = "_desc-clean_bold.nii.gz"
 #: Keep a run's masked series of every participant in memory below this size (bytes).
@@ -103,8 +105,6 @@ def _excluded(path: Path) -> set:
 def _masked(path: Path, voxels: np.ndarray, volumes: np.ndarray) -> np.ndarray:
     """Series (n_volumes, n_voxels) float32 of the chosen voxels and volumes of a 4-D file."""
     import nibabel as nib
-
-    from .maps import corrupt_output
 
     try:
         img = nib.load(str(path))

@@ -31,6 +31,7 @@ from ..errors import DatasetError
 from .stimuli import WordTimings, is_no_space
 from .stimuli.normalise import normalisation_record, normalise_words
 from .stimuli.sources import StorySource, story_sources
+from .stimuli.tables import record_words
 
 WORD_COLUMNS = ["onset", "duration", "word", "story", "word_index"]
 RUN_COLUMNS = WORD_COLUMNS + ["story_onset", "aligned", "source_index"]
@@ -196,8 +197,6 @@ class StoryRegistry:
             existing = self._by_words[key]
             self.stories[existing].sources.append(source)
             return existing
-        from .stimuli.tables import record_words
-
         recorded = record_words(words)
         unique, k = name, 2
         while unique in self.stories or self.recorded.get(unique, recorded) != recorded:
