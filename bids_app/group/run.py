@@ -360,6 +360,11 @@ def run_group(output_dir: str, *, participants: list[str] | None = None,
             skipped.append({"variant": key[0], "task": key[1], "reason": data})
             LOGGER.warning("group maps of %s skipped: %s", key[0], data)
             continue
+        if len(data.subjects) < 2:
+            reason = (f"only sub-{data.subjects[0]} has a stat-r map, so no group test (t, p, q) "
+                      "was computed (it needs 2 participants); only the mean map was written")
+            skipped.append({"variant": key[0], "task": key[1], "reason": reason})
+            LOGGER.warning("group maps of %s: %s", key[0], reason)
         datasets[key] = data
         summaries.append(group_variant(data, output_dir, fdr_alpha=fdr_alpha,
                                        n_permutations=n_permutations, seed=seed))

@@ -1013,7 +1013,17 @@ def two_of_three_included(case: Case) -> None:
     assert "sub-03 left out" in (group / "group.html").read_text(encoding="utf-8")
 
 
+def group_one_participant(case: Case) -> list[str]:
+    return case.argv("--participant-label", "02", level="group")
+
+
 GROUP_CATALOGUE = [
+    Row("group-one-participant", group_one_participant, EXIT_OK,
+        r"only sub-02 has a stat-r map, so no group test \(t, p, q\) was computed",
+        check=lambda case: (not list((case.out / "group").glob("*_stat-p_*"))
+                            and "only sub-02 has a stat-r map" in (
+                                case.out / "group" / "group.html").read_text()
+                            or pytest.fail("a group test or no warning in the report"))),
     Row("group-map-deleted", group_map_deleted, EXIT_OK,
         r"sub-03 left out: it has outputs of this variant but no stat-r map; rerun the "
         r"participant level", check=two_of_three_included),
