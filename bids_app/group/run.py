@@ -110,6 +110,11 @@ def find_inputs(output_dir: Path, participants: list[str] | None = None) -> Grou
             tables.append(frame)
     maps = pd.DataFrame(rows, columns=["sub", "task", "space", "hemi", "desc", "stat", "kind",
                                        "path"])
+    found = sorted({p.name[4:] for p in Path(output_dir).glob("sub-*") if p.is_dir()})
+    unknown = [label for label in participants or () if label not in found]
+    if unknown:
+        raise NoMatchError(f"participant label(s) {', '.join(unknown)} have no outputs in "
+                           f"'{output_dir}'; available: {', '.join(found) or 'none'}.")
     if not (maps["stat"] == "r").any():
         raise NoMatchError(
             f"no participant results (sub-*/func/*_stat-r_*_statmap.nii.gz) in '{output_dir}'; "

@@ -1017,7 +1017,14 @@ def group_one_participant(case: Case) -> list[str]:
     return case.argv("--participant-label", "02", level="group")
 
 
+def group_unknown_participant(case: Case) -> list[str]:
+    return case.argv("--participant-label", "01", "07", level="group")
+
+
 GROUP_CATALOGUE = [
+    Row("group-unknown-participant", group_unknown_participant, EXIT_NO_MATCH,
+        r"participant label\(s\) 07 have no outputs in '.*out'; available: 01, 02, 03",
+        check=lambda case: not (case.out / "group").exists() or pytest.fail("written")),
     Row("group-one-participant", group_one_participant, EXIT_OK,
         r"only sub-02 has a stat-r map, so no group test \(t, p, q\) was computed",
         check=lambda case: (not list((case.out / "group").glob("*_stat-p_*"))
