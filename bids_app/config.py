@@ -11,6 +11,7 @@ with a preceding-context window, and HRF alignment.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import sys
 import typing
@@ -26,6 +27,8 @@ else:  # pragma: no cover
 
 _LABEL = re.compile(r"^[A-Za-z0-9]+$")
 DEFAULT_ALPHAS = [10.0 ** (k / 2) for k in range(0, 13)]  # 1 ... 1e6, 13 values
+#: Largest ridge penalty: beyond it float32 predictions (and their p values) vanish.
+MAX_ALPHA = 1e12
 #: Name of the resolved spec a participant run saves in OUTPUT_DIR.
 SAVED_SPEC_NAME = "experiment_spec.toml"
 
@@ -339,10 +342,24 @@ def _build(cls, data: dict, where: str, loose: tuple = ()):
                 raise UsageError(
                     f"'{where}.{name}' must be of type {_type_name(hints[name])}; got {value!r}."
                 )
+            _check_finite(value, f"{where}.{name}")
             kwargs[name] = value
     if "options" in names:
         kwargs["options"] = {k: v for k, v in data.items() if k not in names}
     return cls(**kwargs)
+
+
+def _check_finite(value, where: str) -> None:
+    """Refuse NaN and infinite numbers anywhere in a value (TOML allows ``nan`` and ``inf``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UsageError(f"'{where}' must be a finite number; got {value!r} (TOML's nan and inf "
+                         "are not allowed here).")
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_finite(item, f"{where}[{index}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_finite(item, f"{where}.{key}")
 
 
 def spec_from_dict(data: dict, source_file: str = "") -> ExperimentSpec:
@@ -429,23 +446,28 @@ def validate_spec(spec: ExperimentSpec) -> None:
     _check_choice("encoding.backend", spec.encoding.backend,
                   {"auto", "numpy", "torch", "torch_cuda"})
     if not spec.encoding.alphas or any(
-        not _type_ok(a, float) or a <= 0 for a in spec.encoding.alphas
+        not _type_ok(a, float) or not math.isfinite(a) or not 0 < a <= MAX_ALPHA
+        for a in spec.encoding.alphas
     ):
-        raise UsageError(f"'encoding.alphas' must be a list of positive numbers; "
+        raise UsageError(f"'encoding.alphas' must be a list of positive numbers up to "
+                         f"{MAX_ALPHA:g} (larger ones shrink float32 predictions to nothing); "
                          f"got {spec.encoding.alphas!r}.")
     if spec.encoding.inner_folds < 2:
         raise UsageError("'encoding.inner_folds' must be at least 2; "
                          f"got {spec.encoding.inner_folds}.")
     outer_schemes = ("leave-one-run-out", "leave-one-story-out")
-    if spec.encoding.outer_cv not in outer_schemes and not re.fullmatch(
-        r"\d+-fold", spec.encoding.outer_cv
-    ):
+    folds = re.fullmatch(r"(\d+)-fold", spec.encoding.outer_cv)
+    if spec.encoding.outer_cv not in outer_schemes and not (folds and int(folds.group(1)) >= 2):
         raise UsageError("'encoding.outer_cv' must be 'leave-one-run-out', 'leave-one-story-out' "
-                         "or '<K>-fold'; "
+                         "or '<K>-fold' with K at least 2; "
                          f"got {spec.encoding.outer_cv!r}.")
+    _check_minimum(spec)
     if any(not _type_ok(d, int) or d < 0 for d in spec.alignment.delays):
         raise UsageError(f"'alignment.delays' must be non-negative integers (in volumes); "
                          f"got {spec.alignment.delays!r}.")
+    if spec.alignment.method in ("fir", "lanczos") and not spec.alignment.delays:
+        raise UsageError(f"'alignment.delays' must name at least one delay (in volumes) for "
+                         f"alignment.method = '{spec.alignment.method}', e.g. [1, 2, 3, 4].")
     if not 0.0 <= spec.bold.slice_time_ref <= 1.0:
         raise UsageError("'bold.slice_time_ref' must be in [0, 1]; "
                          f"got {spec.bold.slice_time_ref}.")
@@ -455,6 +477,20 @@ def validate_spec(spec: ExperimentSpec) -> None:
         raise UsageError("'statistics.fdr_alpha' must be in (0, 1); "
                          f"got {spec.statistics.fdr_alpha}.")
     _check_statistics(spec.statistics)
+
+
+#: Lower bounds of numeric settings that no other check covers.
+_MINIMUM = {"encoding.n_targets_batch": 0, "features.max_tokens": 0, "bold.dummy_scans": 0,
+            "training.learning_rate": 0, "training.weight_decay": 0,
+            "training.early_stopping_patience": 0, "training.max_steps": 0}
+
+
+def _check_minimum(spec: ExperimentSpec) -> None:
+    for name, minimum in _MINIMUM.items():
+        section, key = name.split(".")
+        value = getattr(getattr(spec, section), key)
+        if value < minimum:
+            raise UsageError(f"'{name}' must be >= {minimum}; got {value!r}.")
 
 
 def _check_annotations(ann: AnnotationConfig) -> None:
@@ -531,6 +567,7 @@ def _validate_tuning(spec: ExperimentSpec) -> None:
             method = get_method(variant.method, **variant.settings)
         except SettingsError as exc:
             raise UsageError(f"[[variants]] with method '{variant.method}': {exc}") from None
+        _check_tuning_ranges(variant)
         if method.needs_task and not variant.task:
             raise UsageError(f"a variant with tuning method '{variant.method}' needs a 'task' "
                              "naming one of the spec's [[tasks]].")
@@ -538,6 +575,24 @@ def _validate_tuning(spec: ExperimentSpec) -> None:
         TrainingSettings.from_dict(dataclasses.asdict(spec.training))
     except SettingsError as exc:
         raise UsageError(f"[training]: {exc}") from None
+
+
+#: Ranges of numeric tuning settings: (lowest, highest, whether the lowest is allowed).
+_TUNING_RANGES = {"r": (1, None, True), "alpha": (0, None, False), "dropout": (0, 1, True),
+                  "reduction_factor": (1, None, True), "bottleneck": (1, None, True),
+                  "projection_size": (1, None, True)}
+
+
+def _check_tuning_ranges(variant: VariantEntry) -> None:
+    for key, (low, high, closed) in _TUNING_RANGES.items():
+        value = variant.settings.get(key)
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if value < low or (value == low and not closed) or (high is not None and value >= high):
+            shown = (f"in {'[' if closed else '('}{low}, {high})" if high is not None
+                     else f">= {low}" if closed else f"> {low}")
+            raise UsageError(f"setting '{key}' of tuning method '{variant.method}' must be "
+                             f"{shown}; got {value!r}.")
 
 
 def _check_encoding_statistics(spec: ExperimentSpec) -> None:

@@ -8,6 +8,10 @@ that code.
 
 from __future__ import annotations
 
+import errno
+import os
+import re
+
 from stimuli_models import errors as sm_errors
 
 EXIT_OK = 0
@@ -99,3 +103,44 @@ def from_library_error(exc: sm_errors.StimuliModelsError) -> BrainencError:
     if isinstance(exc, sm_errors.TaskDataError):
         return DatasetError(str(exc))
     return UsageError(str(exc))
+
+
+#: ``errno`` values meaning that a folder cannot take more data (full, over quota, read-only).
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+_ERRNO_TEXT = re.compile(r"\[Errno (\d+)\] ([^:\]]+?)(?:: '([^']*)')?\s*$")
+
+
+def disk_error(code: int | None, filename: str | None = None) -> ResourceError | None:
+    """The error for a write that failed because the disk is full or read-only.
+
+    Parameters
+    ----------
+    code : int or None
+        The ``errno`` of the failure.
+    filename : str, optional
+        The file being written.
+
+    Returns
+    -------
+    ResourceError or None
+        Naming the folder and the fix; None when ``code`` is not a disk-space error.
+    """
+    if code not in DISK_ERRNOS:
+        return None
+    reason = os.strerror(code)
+    if not filename:
+        return ResourceError(f"a write failed ({reason}); free disk space or choose another "
+                             "OUTPUT_DIR or -w/--work-dir, then rerun the same command to resume.")
+    folder = os.path.dirname(os.path.abspath(os.fspath(filename)))
+    return ResourceError(
+        f"cannot write in the folder '{folder}' ({reason}, writing "
+        f"'{os.path.basename(os.fspath(filename))}'); free disk space there or choose another "
+        "OUTPUT_DIR or -w/--work-dir, then rerun the same command to resume.")
+
+
+def disk_error_from_text(message: str) -> ResourceError | None:
+    """:func:`disk_error` from an ``OSError``'s text (``[Errno 28] No space ...: 'file'``)."""
+    match = _ERRNO_TEXT.search(message.strip())
+    if match is None:
+        return None
+    return disk_error(int(match.group(1)), match.group(3))

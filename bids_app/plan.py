@@ -10,6 +10,7 @@ the others go on.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pandas as pd
 from .errors import BrainencError, DatasetError, NoMatchError
 from .io.annotations import StoryRegistry, annotate_run
 from .io.bids import BoldRun, collect_runs
+from .io.stimuli.tables import recorded_stories
 
 
 @dataclass
@@ -60,6 +62,51 @@ def _check_runs(runs: list[BoldRun], subject: str, min_runs: int) -> None:
         )
 
 
+#: Fewest volumes a run must keep after dummy scans and trimmed edges.
+MIN_VOLUMES = 3
+
+
+def _check_run_settings(runs: list[BoldRun], spec) -> None:
+    """Refuse settings that the runs' length or TR make impossible (before any work)."""
+    bold, trim = spec.bold, spec.encoding.trim_edges
+    folds = re.fullmatch(r"(\d+)-fold", spec.encoding.outer_cv)
+    if folds and int(folds.group(1)) > len(runs):
+        raise DatasetError(
+            f"'encoding.outer_cv' = '{spec.encoding.outer_cv}' needs at least "
+            f"{folds.group(1)} runs (folds hold whole runs) but sub-{runs[0].subject} has "
+            f"{len(runs)}; use fewer folds or 'leave-one-run-out'.")
+    for run in runs:
+        kept = run.n_volumes - bold.dummy_scans - sum(trim)
+        if kept < MIN_VOLUMES:
+            raise DatasetError(
+                f"'{run.bold_file.name}' has {run.n_volumes} volumes; dropping {bold.dummy_scans} "
+                f"dummy scan(s) (--dummy-scans or 'bold.dummy_scans') and trimming {trim[0]} + "
+                f"{trim[1]} ('encoding.trim_edges') would leave {max(kept, 0)}, fewer than "
+                f"{MIN_VOLUMES}; lower these settings.")
+        delays = spec.alignment.delays if spec.alignment.method in ("fir", "lanczos") else []
+        last = run.n_volumes - bold.dummy_scans - trim[1]  # a delay from here on sees no word
+        if delays and max(delays) >= last:
+            raise DatasetError(
+                f"'alignment.delays' holds {max(delays)} volumes, but '{run.bold_file.name}' "
+                f"keeps only {last} volumes after dummy scans and trimming, so those features "
+                "would be all zeros; use delays of a few volumes (e.g. [1, 2, 3, 4]).")
+        start = run.start_time
+        if start is not None and (isinstance(start, bool) or not isinstance(start, (int, float))
+                                  or not 0 <= start <= run.tr):
+            unit = " (milliseconds? BIDS wants seconds)" if isinstance(start, (int, float)) \
+                and 0 <= start / 1000 <= run.tr else ""
+            raise DatasetError(
+                f"StartTime of '{run.bold_file.name}' is {start!r}{unit}, but it must be the "
+                f"seconds from the start of a volume to its reference slice, within the TR "
+                f"(0 to {run.tr:g} s); fix the JSON sidecar.")
+        nyquist = 0.5 / run.tr
+        if bold.high_pass and bold.high_pass >= nyquist:
+            raise DatasetError(
+                f"'bold.high_pass' = {bold.high_pass:g} Hz is at or above the Nyquist frequency "
+                f"({nyquist:g} Hz at TR {run.tr:g} s of '{run.bold_file.name}'), so it would "
+                "remove the whole signal; use a cut-off such as 0.01 Hz (0 disables it).")
+
+
 def make_plan(layout, subjects: list[str], spec, *, work_dir: Path, output_dir: Path,
               tasks=None, sessions=None, filters=None, derivatives=None, space=None,
               bids_dir=None) -> Plan:
@@ -71,7 +118,7 @@ def make_plan(layout, subjects: list[str], spec, *, work_dir: Path, output_dir: 
         With failures per participant (the others are processed).
     """
     inputs = Path(work_dir) / "brainenc_inputs"
-    registry = StoryRegistry()
+    registry = StoryRegistry(recorded_stories(output_dir))  # names other jobs recorded stay theirs
     plans, failures = [], {}
     for subject in subjects:
         try:
@@ -79,6 +126,7 @@ def make_plan(layout, subjects: list[str], spec, *, work_dir: Path, output_dir: 
                                 derivatives=derivatives, space=space,
                                 inputs=getattr(spec, "inputs", None), bids_dir=bids_dir)
             _check_runs(runs, subject, min_runs=2)
+            _check_run_settings(runs, spec)
             folder = inputs / f"sub-{subject}"
             folder.mkdir(parents=True, exist_ok=True)
             tables, warnings = [], []

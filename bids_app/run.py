@@ -69,6 +69,7 @@ def check_paths(options) -> None:
             )
     if output_dir.exists() and not output_dir.is_dir():
         raise UsageError(f"OUTPUT_DIR '{output_dir}' exists and is not a directory.")
+    _check_folder_options(options, resolved_in, resolved_out)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
         probe = output_dir / f".brainenc-write-test-{os.getpid()}"
@@ -77,6 +78,23 @@ def check_paths(options) -> None:
     except OSError as exc:
         raise ResourceError(f"cannot write to OUTPUT_DIR '{output_dir}' ({exc.strerror or exc}); "
                             "make it writable or choose another folder.") from None
+
+
+def _check_folder_options(options, bids_dir: Path, output_dir: Path) -> None:
+    """Refuse a work or database folder that is a file, or a work folder in the input dataset."""
+    for flag, folder in (("-w/--work-dir", options.work_dir),
+                         ("--bids-database-dir", options.bids_database_dir)):
+        if folder is not None and folder.exists() and not folder.is_dir():
+            raise UsageError(f"{flag} '{folder}' exists and is not a directory; name a folder.")
+    given = options.work_dir or Path.cwd() / "work"  # the default: ./work
+    work = given.resolve()
+    if work == bids_dir or bids_dir in work.parents:
+        raise UsageError(f"-w/--work-dir '{given}' is inside BIDS_DIR (the input dataset is "
+                         "never written to); choose a folder outside it with -w.")
+    if work == output_dir:
+        raise UsageError(f"-w/--work-dir '{given}' is OUTPUT_DIR; intermediate files "
+                         "would mix with the derivatives: choose another folder, e.g. "
+                         f"'{output_dir.parent / 'work'}'.")
 
 
 def execute(options) -> int:
@@ -383,7 +401,10 @@ def parse_crashes(crash_dir: Path) -> dict:
         found = own or [f for f in found if f[0] != "NodeExecutionError"] or found
         name, message = found[-1] if found else ("ProcessingError", "see " + str(crash))
         cls = _error_class(name)
-        if cls is not None and issubclass(cls, BrainencError):
+        disk = errors.disk_error_from_text(message) if name.endswith("Error") else None
+        if disk is not None:  # a full or read-only disk inside a step
+            error = disk
+        elif cls is not None and issubclass(cls, BrainencError):
             error = cls(message.strip())
         elif cls is not None:
             error = errors.from_library_error(cls(message.strip()))

@@ -13,9 +13,17 @@ from pathlib import Path
 import click
 
 from .._version import __version__
-from ..errors import EXIT_CODES, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, BrainencError
+from ..errors import (
+    EXIT_CODES,
+    EXIT_DATASET,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    BrainencError,
+    disk_error,
+)
 from ..interrupt import sigterm_as_interrupt
-from .options import RunOptions, normalise_argv, parse_labels, parse_memory
+from .options import SEED_RANGE, RunOptions, normalise_argv, parse_labels, parse_memory
 
 _EPILOG = "Exit codes:\n\n" + "\n\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -51,9 +59,11 @@ def _path(_ctx, _param, value):
               help="Experiment spec (TOML). Default: the built-in spec.")
 @click.option("-w", "--work-dir", "--work_dir", "work_dir", type=click.Path(), callback=_path,
               help="Working directory (reused on reruns). Default: ./work")
-@click.option("--nprocs", "--nthreads", "--n_cpus", "--n-cpus", "nprocs", type=int, default=None,
+@click.option("--nprocs", "--nthreads", "--n_cpus", "--n-cpus", "nprocs",
+              type=click.IntRange(min=1), default=None,
               help="Maximum number of processes (default: all CPUs).")
-@click.option("--omp-nthreads", "--omp_nthreads", "omp_nthreads", type=int, default=0,
+@click.option("--omp-nthreads", "--omp_nthreads", "omp_nthreads",
+              type=click.IntRange(min=0), default=0,
               help="Threads per process for BLAS/torch (default: nprocs).")
 @click.option("--mem", "--mem-mb", "--mem_mb", "mem", default=None,
               help="Memory limit: a number in MB, or with a unit (16G, 16000M).")
@@ -63,9 +73,10 @@ def _path(_ctx, _param, value):
               help="Nipype plugin settings (YAML): MultiProc, SLURM, SGE, ...")
 @click.option("--skip-bids-validation", "--skip_bids_validation", "skip_bids_validation",
               is_flag=True, help="Do not check that the input is a valid BIDS dataset.")
-@click.option("--random-seed", "--random_seed", "random_seed", type=int, default=0,
+@click.option("--random-seed", "--random_seed", "random_seed", type=SEED_RANGE, default=0,
               show_default=True, help="Seed of every random choice (tuning, permutations).")
-@click.option("--dummy-scans", "--dummy_scans", "dummy_scans", type=int, default=None,
+@click.option("--dummy-scans", "--dummy_scans", "dummy_scans", type=click.IntRange(min=0),
+              default=None,
               help="Non-steady-state volumes to drop at the start of each run.")
 @click.option("--stop-on-first-crash", "--stop_on_first_crash", "stop_on_first_crash",
               is_flag=True, help="Stop at the first failing step instead of finishing others.")
@@ -123,21 +134,42 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"brainenc: error: {exc.format_message()}", err=True)
         click.echo("Try 'brainenc --help' for the options.", err=True)
         code = EXIT_USAGE
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("brainenc: interrupted; rerun the same command to resume.", err=True)
-        code = EXIT_INTERRUPTED
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        if isinstance(exc.__cause__, EOFError):  # click turns an EOFError into Abort
+            if verbose:
+                traceback.print_exception(exc.__cause__)
+            click.echo("brainenc: error: a file ended before its end (truncated or corrupt: "
+                       f"{exc.__cause__ or 'EOFError'}); rerun with -v to see which, then "
+                       "rewrite or remove it.", err=True)
+            code = EXIT_DATASET
+        else:
+            click.echo("brainenc: interrupted; rerun the same command to resume.", err=True)
+            code = EXIT_INTERRUPTED
     except BrainencError as exc:
         if verbose:
             traceback.print_exc()
         click.echo(f"brainenc: error: {exc.message}", err=True)
         code = exc.exit_code
+    except OSError as exc:  # a full or read-only disk outside the guarded writers
+        error = disk_error(exc.errno, exc.filename)
+        if error is None:
+            code = _internal_error(exc, verbose)
+        else:
+            if verbose:
+                traceback.print_exc()
+            click.echo(f"brainenc: error: {error.message}", err=True)
+            code = error.exit_code
     except Exception as exc:  # a bug, not a user error: short message, traceback with -v
-        if verbose:
-            traceback.print_exc()
-        click.echo(f"brainenc: internal error: {type(exc).__name__}: {exc} (rerun with -v for "
-                   "the traceback and report it).", err=True)
-        code = EXIT_FAILED
+        code = _internal_error(exc, verbose)
     return int(code or 0)
+
+
+def _internal_error(exc: Exception, verbose: int) -> int:
+    if verbose:
+        traceback.print_exc()
+    click.echo(f"brainenc: internal error: {type(exc).__name__}: {exc} (rerun with -v for "
+               "the traceback and report it).", err=True)
+    return EXIT_FAILED
 
 
 def entrypoint() -> None:

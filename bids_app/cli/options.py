@@ -19,6 +19,8 @@ SINGLE_VALUE = {"--space", "--bids-filter-file", "--bids_filter_file", "--bids-d
                 "--use_plugin", "--random-seed", "--random_seed", "--dummy-scans",
                 "--dummy_scans"}
 N_POSITIONAL = 3
+#: Seeds NumPy and torch both accept.
+SEED_RANGE = click.IntRange(0, 2**32 - 1)
 
 
 def normalise_argv(argv: list[str]) -> list[str]:

@@ -18,10 +18,13 @@ from __future__ import annotations
 import json
 import logging
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .maps import corrupt_output
 
 LOGGER = logging.getLogger("brainenc.group")
 SUFFIX = "_desc-clean_bold.nii.gz"
@@ -103,8 +106,11 @@ def _masked(path: Path, voxels: np.ndarray, volumes: np.ndarray) -> np.ndarray:
     """Series (n_volumes, n_voxels) float32 of the chosen voxels and volumes of a 4-D file."""
     import nibabel as nib
 
-    img = nib.load(str(path))
-    raw = np.asanyarray(img.dataobj.get_unscaled())
+    try:
+        img = nib.load(str(path))
+        raw = np.asanyarray(img.dataobj.get_unscaled())
+    except (EOFError, OSError, ValueError, zlib.error) as exc:  # truncated or damaged run
+        raise corrupt_output(path, exc) from None
     data = raw.reshape(-1, raw.shape[-1])[voxels][:, volumes].T.astype(np.float32)
     del raw
     slope, inter = img.dataobj.slope, img.dataobj.inter

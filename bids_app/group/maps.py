@@ -9,6 +9,7 @@ writes a vector back with the geometry of a template map of the same kind.
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -68,15 +69,94 @@ def load_values(path: str | Path) -> np.ndarray:
     """
     img = _load(path)
     kind = map_kind(path)
-    if kind == "gifti":
-        data = np.asarray(img.darrays[0].data)
-    elif kind == "cifti":
-        data = np.asarray(img.get_fdata(dtype=np.float32))[0]
-    else:
-        data = np.asanyarray(img.dataobj)
-        if data.ndim == 4 and data.shape[3] == 1:
-            data = data[..., 0]
+    try:
+        if kind == "gifti":
+            data = np.asarray(img.darrays[0].data)
+        elif kind == "cifti":
+            data = np.asarray(img.get_fdata(dtype=np.float32))[0]
+        else:
+            data = np.asanyarray(img.dataobj)
+            if data.ndim == 4 and data.shape[3] == 1:
+                data = data[..., 0]
+    except (EOFError, OSError, ValueError, zlib.error) as exc:  # truncated or damaged data
+        raise corrupt_output(path, exc) from None
     return np.asarray(data, dtype=np.float32).ravel()
+
+
+def corrupt_output(path: str | Path, exc: BaseException) -> DatasetError:
+    """The error for a participant output that exists but cannot be read in full.
+
+    Parameters
+    ----------
+    path : str or Path
+        The damaged file (a map, a mask or a cleaned BOLD run).
+    exc : BaseException
+        What reading it raised.
+
+    Returns
+    -------
+    DatasetError
+        Naming the file, the participant and how to rewrite it.
+    """
+    subject = next((part for part in Path(path).parts if part.startswith("sub-")), "its")
+    return DatasetError(
+        f"the participant output '{path}' is truncated or corrupt ({exc or type(exc).__name__}); "
+        f"delete it and rerun the participant level for {subject} (or leave that participant "
+        "out with --participant-label), then rerun the group level.")
+
+
+def readable_maps(rows, present: set) -> tuple:
+    """Keep the participants whose map of a variant can be opened; explain the others.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        The ``stat-r`` rows of one variant (columns ``sub`` and ``path``).
+    present : set of str
+        Participants with outputs of this variant in OUTPUT_DIR (any map or score table).
+
+    Returns
+    -------
+    rows : DataFrame
+        The rows whose file can be opened.
+    warnings : list of str
+        One sentence per participant left out (map missing or not readable).
+    """
+    keep, warnings = [], []
+    for index, row in rows.iterrows():
+        try:
+            with open(row["path"], "rb"):
+                keep.append(index)
+        except PermissionError:
+            warnings.append(f"sub-{row['sub']} left out: its map '{row['path']}' is not readable "
+                            "(permission denied); fix its permissions and rerun the group level.")
+    for subject in sorted(present - set(rows["sub"])):
+        warnings.append(f"sub-{subject} left out: it has outputs of this variant but no stat-r "
+                        "map; rerun the participant level for it, then the group level.")
+    return rows.loc[keep], warnings
+
+
+def included_scores(scores, datasets: dict):
+    """The participants' score rows of the (participant, variant) pairs the group maps used.
+
+    Parameters
+    ----------
+    scores : DataFrame
+        Stacked ``_scores.tsv`` tables (``subject`` and ``variant`` columns).
+    datasets : dict
+        Group data per variant key (each with ``variant`` and ``subjects``).
+
+    Returns
+    -------
+    DataFrame
+        The rows of included pairs only, so that every table lists the same participants.
+    """
+    if scores.empty or "variant" not in scores:
+        return scores
+    pairs = {(str(s), d.variant) for d in datasets.values() for s in d.subjects}
+    keep = [(str(s), v) in pairs for s, v in zip(scores["subject"], scores["variant"],
+                                                  strict=True)]
+    return scores[keep].reset_index(drop=True)
 
 
 def geometry(path: str | Path) -> tuple:

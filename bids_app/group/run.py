@@ -21,7 +21,16 @@ import pandas as pd
 
 from ..errors import NoMatchError
 from ..io.derivatives import build_name, write_json, write_text
-from .maps import geometry, load_values, map_kind, read_sidecar, save_values
+from .maps import (
+    corrupt_output,
+    geometry,
+    included_scores,
+    load_values,
+    map_kind,
+    read_sidecar,
+    readable_maps,
+    save_values,
+)
 from .regions import RegionSet, region_means, regions_for, top_voxel_means
 from .stats import fisher_z, one_sample_test
 
@@ -71,11 +80,13 @@ class GroupInputs:
     maps: pd.DataFrame
     masks: dict
     scores: pd.DataFrame
+    #: ``(sub, task, desc)`` of every score table found.
+    score_keys: set = field(default_factory=set)
 
 
 def find_inputs(output_dir: Path, participants: list[str] | None = None) -> GroupInputs:
     """Find the participants' maps, masks and score tables."""
-    rows, masks, tables = [], {}, []
+    rows, masks, tables, score_keys = [], {}, [], set()
     for path in sorted(Path(output_dir).glob("sub-*/**/func/*")):
         ent = parse_name(path)
         if participants and ent.get("sub") not in participants:
@@ -89,19 +100,29 @@ def find_inputs(output_dir: Path, participants: list[str] | None = None) -> Grou
         elif ent["suffix"] == "mask" and ent.get("desc") == "brain" and name.endswith(".nii.gz"):
             masks[ent["sub"]] = str(path)
         elif ent["suffix"] == "scores" and path.suffix == ".tsv":
-            frame = pd.read_csv(path, sep="\t")
+            try:
+                frame = pd.read_csv(path, sep="\t")
+            except (OSError, ValueError) as exc:
+                raise corrupt_output(path, exc) from None
+            score_keys.add((ent.get("sub"), ent.get("task", ""), ent.get("desc", "")))
             frame = frame.drop(columns=["subject"], errors="ignore")
             frame.insert(0, "subject", ent.get("sub"))
             tables.append(frame)
     maps = pd.DataFrame(rows, columns=["sub", "task", "space", "hemi", "desc", "stat", "kind",
                                        "path"])
+    found = sorted({p.name[4:] for p in Path(output_dir).glob("sub-*") if p.is_dir()})
+    unknown = [label for label in participants or () if label not in found]
+    if unknown:
+        raise NoMatchError(f"participant label(s) {', '.join(unknown)} have no outputs in "
+                           f"'{output_dir}'; available: {', '.join(found) or 'none'}.")
     if not (maps["stat"] == "r").any():
         raise NoMatchError(
             f"no participant results (sub-*/func/*_stat-r_*_statmap.nii.gz) in '{output_dir}'; "
             "run the participant level first."
         )
     return GroupInputs(maps, masks,
-                       pd.concat(tables, ignore_index=True) if tables else pd.DataFrame())
+                       pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(),
+                       score_keys)
 
 
 @dataclass
@@ -333,11 +354,22 @@ def run_group(output_dir: str, *, participants: list[str] | None = None,
     region_cache: dict = {}
     ceiling_cache: dict = {}
     for key, rows in r_maps.groupby(["desc", "task", "space", "hemi", "kind"], sort=True):
+        rows, left_out = readable_maps(rows, _with_outputs(inputs, key))
+        for message in left_out:
+            skipped.append({"variant": key[0], "task": key[1], "reason": message})
+            LOGGER.warning("group maps of %s: %s", key[0], message)
+        if rows.empty:
+            continue
         data = load_group_data(rows, inputs.masks)
         if isinstance(data, str):
             skipped.append({"variant": key[0], "task": key[1], "reason": data})
             LOGGER.warning("group maps of %s skipped: %s", key[0], data)
             continue
+        if len(data.subjects) < 2:
+            reason = (f"only sub-{data.subjects[0]} has a stat-r map, so no group test (t, p, q) "
+                      "was computed (it needs 2 participants); only the mean map was written")
+            skipped.append({"variant": key[0], "task": key[1], "reason": reason})
+            LOGGER.warning("group maps of %s: %s", key[0], reason)
         datasets[key] = data
         summaries.append(group_variant(data, output_dir, fdr_alpha=fdr_alpha,
                                        n_permutations=n_permutations, seed=seed))
@@ -356,6 +388,7 @@ def run_group(output_dir: str, *, participants: list[str] | None = None,
     pairs = resolve_pairs(getattr(statistics, "compare", None) or [], summaries)
     comparisons = compare_variants(pairs, datasets, output_dir, fdr_alpha=fdr_alpha,
                                    n_permutations=n_permutations, seed=seed)
+    inputs.scores = included_scores(inputs.scores, datasets)  # the participants the maps used
     table = variant_table(summaries, regions, inputs.scores, top_percent)
     matrix = method_task_matrix(table)
     tables = {"group_scores.tsv": inputs.scores, "group_regions.tsv": regions,
@@ -370,6 +403,15 @@ def run_group(output_dir: str, *, participants: list[str] | None = None,
                                 skipped=skipped, fdr_alpha=fdr_alpha)
     return {"variants": summaries, "comparisons": comparisons, "tables": tables,
             "report": report}
+
+
+def _with_outputs(inputs: GroupInputs, key: tuple) -> set:
+    """Participants with any map or score table of a variant key (desc, task, space, hemi)."""
+    maps = inputs.maps
+    same = ((maps["desc"] == key[0]) & (maps["task"] == key[1]) & (maps["space"] == key[2])
+            & (maps["hemi"] == key[3]))
+    scored = {sub for sub, task, desc in inputs.score_keys if desc == key[0] and task == key[1]}
+    return set(maps.loc[same, "sub"]) | scored
 
 
 def saved_spec(output_dir: str | Path):

@@ -32,6 +32,7 @@ from ..errors import DatasetError
 from .stimuli import WordTimings, is_no_space
 from .stimuli.normalise import normalisation_record, normalise_words
 from .stimuli.sources import StorySource, story_sources
+from .stimuli.tables import record_words
 
 WORD_COLUMNS = ["onset", "duration", "word", "story", "word_index"]
 RUN_COLUMNS = WORD_COLUMNS + ["story_onset", "aligned", "source_index"]
@@ -189,9 +190,12 @@ def story_label(*parts: str) -> str:
 class StoryRegistry:
     """Collects stories across runs; identical word lists share one story."""
 
-    def __init__(self):
+    def __init__(self, recorded: dict | None = None):
         self.stories: dict[str, StoryText] = {}
         self._by_words: dict[tuple, str] = {}
+        #: Words of stories recorded in OUTPUT_DIR by earlier jobs: a story with other words
+        #: never takes one of their names (its record would replace theirs).
+        self.recorded: dict[str, tuple] = dict(recorded or {})
 
     def add(self, name: str, words: list, source: str, *, separator: str = " ",
             sentences: list | None = None, timings: pd.DataFrame | None = None,
@@ -206,8 +210,9 @@ class StoryRegistry:
             existing = self._by_words[key]
             self.stories[existing].sources.append(source)
             return existing
+        recorded = record_words(words)
         unique, k = name, 2
-        while unique in self.stories:
+        while unique in self.stories or self.recorded.get(unique, recorded) != recorded:
             unique, k = f"{name}v{k}", k + 1
         self.stories[unique] = StoryText(unique, list(words), sentences, separator, [source],
                                          timings, dict(meta or {}))

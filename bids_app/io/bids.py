@@ -244,6 +244,7 @@ def _tr_of(bold_file: Path, metadata: dict, header) -> float:
         header_tr /= 1000.0
     if tr is None:
         if header_tr > 0:
+            _check_plausible_tr(bold_file, header_tr, "NIfTI header")
             return header_tr
         raise DatasetError(
             f"no RepetitionTime for '{bold_file.name}': add it to the JSON sidecar "
@@ -252,6 +253,12 @@ def _tr_of(bold_file: Path, metadata: dict, header) -> float:
     if not isinstance(tr, (int, float)) or tr <= 0:
         raise DatasetError(f"RepetitionTime of '{bold_file.name}' must be a positive number; "
                            f"got {tr!r}.")
+    if header_tr > 0 and 900 <= max(tr / header_tr, header_tr / tr) <= 1100:
+        raise DatasetError(
+            f"RepetitionTime of '{bold_file}' is {tr:g} in its JSON sidecar but {header_tr:g} s "
+            "in the NIfTI header, a factor of 1000: one of them is in milliseconds; write the "
+            "sidecar's RepetitionTime in seconds (BIDS) and fix the header's time unit.")
+    _check_plausible_tr(bold_file, float(tr), "JSON sidecar")
     if header_tr > 0 and abs(header_tr - tr) > 0.01 * tr:  # BIDS: the sidecar is authoritative
         logging.getLogger("brainenc").warning(
             "RepetitionTime of '%s' is %g s in its sidecar but %g s in the NIfTI header; using "
@@ -290,6 +297,19 @@ def _raw_events_path(root: Path, entities: dict) -> Path | None:
     if entities.get("session") not in (None, ""):
         folder = folder / f"ses-{entities['session']}"
     return folder / "func" / ("_".join(parts) + "_events.tsv")
+
+
+#: Longest plausible RepetitionTime (s); longer values are taken for a unit mistake.
+MAX_TR = 20.0
+
+
+def _check_plausible_tr(bold_file: Path, tr: float, where: str) -> None:
+    """Refuse a RepetitionTime no fMRI run has (most often milliseconds taken for seconds)."""
+    if tr > MAX_TR:
+        raise DatasetError(
+            f"RepetitionTime of '{bold_file}' is {tr:g} s in its {where}, longer than any fMRI "
+            f"run's ({MAX_TR:g} s at most); it is probably in milliseconds: write it in seconds "
+            f"(e.g. {tr / 1000:g}).")
 
 
 def collect_runs(layout, subject: str, *, tasks: list[str] | None = None,

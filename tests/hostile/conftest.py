@@ -162,3 +162,36 @@ def run_cli(capfd, caplog):
         return code, caplog.text + captured.err + captured.out
 
     return run
+
+
+@pytest.fixture(scope="session")
+def group_outputs(hostile_base, tmp_path_factory) -> Path:
+    """OUTPUT_DIR of a participant run of the base, with sub-01's outputs copied as sub-03.
+
+    Three participants let the group level compute every map (the noise ceiling
+    needs three); the copy has the same values as sub-01 under its own names.
+    """
+    from bids_app.cli import main
+
+    root = tmp_path_factory.mktemp("group_outputs")
+    spec = root / "spec.toml"
+    spec.write_text(SPEC.replace("{model}", str(hostile_base.model)), encoding="utf-8")
+    out = root / "out"
+    code = main([str(hostile_base.bids), str(out), "participant", "-w", str(root / "work"),
+                 "--nprocs", "1", "--config-file", str(spec)])
+    assert code == 0
+    for path in sorted((out / "sub-01").rglob("*")):
+        target = out / str(path.relative_to(out)).replace("sub-01", "sub-03")
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, target)
+    return out
+
+
+@pytest.fixture
+def group_case(case, group_outputs) -> Case:
+    """A case whose OUTPUT_DIR holds the participant outputs of three participants."""
+    shutil.copytree(group_outputs, case.out)
+    return case

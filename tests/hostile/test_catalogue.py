@@ -9,6 +9,7 @@ completes and that the bad one is reported at the end.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import json
 import re
@@ -80,6 +81,57 @@ def make_unreadable(monkeypatch, target: Path) -> None:
         monkeypatch.setattr(module, name, guarded)
 
 
+def fail_writes_under(monkeypatch, folder: Path, code: int = errno.ENOSPC) -> list[str]:
+    """Every write under ``folder`` fails with ``code``, as on a full disk; returns the files.
+
+    Opening a file for writing (built-in, :mod:`io`, :mod:`os`; so also
+    ``tempfile`` and ``gzip``) raises the ``OSError`` the kernel would raise.
+    """
+    import builtins
+    import io
+    import os
+
+    folder = os.path.abspath(folder)
+    failed: list[str] = []
+    writing = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND
+
+    def refuse(file, is_write: bool) -> None:
+        if (is_write and isinstance(file, (str, os.PathLike))
+                and os.path.abspath(file).startswith(folder + os.sep)):
+            failed.append(os.fspath(file))
+            raise OSError(code, os.strerror(code), os.fspath(file))
+
+    for module, name in ((builtins, "open"), (io, "open")):
+        real = getattr(module, name)
+
+        def guarded(file, mode="r", *args, _real=real, **kwargs):
+            refuse(file, any(flag in mode for flag in "wax+"))
+            return _real(file, mode, *args, **kwargs)
+
+        monkeypatch.setattr(module, name, guarded)
+    real_os_open = os.open
+
+    def guarded_os_open(path, flags, *args, **kwargs):
+        refuse(path, bool(flags & writing))
+        return real_os_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", guarded_os_open)
+    return failed
+
+
+def work_dir_full(case: Case, monkeypatch) -> list[str]:
+    """The disk under -w is full from the start (the run's own inputs cannot be written)."""
+    case.work.mkdir(parents=True)
+    fail_writes_under(monkeypatch, case.work)
+    return case.argv("--participant-label", "02")
+
+
+def output_cache_full(case: Case, monkeypatch) -> list[str]:
+    """OUTPUT_DIR fills up when a step caches the stories' features."""
+    fail_writes_under(monkeypatch, case.out / "stimuli" / "features")
+    return case.argv("--participant-label", "02")
+
+
 def bids_unreadable(case: Case, monkeypatch) -> list[str]:
     """Permissions cannot be taken from root: the permission check itself answers 'no'."""
     import os
@@ -116,6 +168,30 @@ def out_not_writable(case: Case) -> list[str]:
     argv = case.argv()
     argv[1] = str(blocker / "out")
     return argv
+
+
+def _work_dir(case: Case, folder: Path) -> list[str]:
+    argv = case.argv()
+    argv[argv.index("-w") + 1] = str(folder)
+    return argv
+
+
+def work_dir_in_bids(case: Case) -> list[str]:
+    return _work_dir(case, case.bids / "work")
+
+
+def work_dir_is_output(case: Case) -> list[str]:
+    return _work_dir(case, case.out)
+
+
+def work_dir_is_file(case: Case) -> list[str]:
+    (case.root / "wfile").write_text("a file")
+    return _work_dir(case, case.root / "wfile")
+
+
+def database_dir_is_file(case: Case) -> list[str]:
+    (case.root / "db").write_text("a file")
+    return case.argv("--bids-database-dir", str(case.root / "db"))
 
 
 def not_bids(case: Case) -> list[str]:
@@ -297,6 +373,61 @@ def tr_disagrees(case: Case) -> list[str]:
     return case.argv("--participant-label", "02")
 
 
+def _set_sidecar_tr(case: Case, tr) -> None:
+    sidecar = case.bids / "task-listening_bold.json"
+    meta = json.loads(sidecar.read_text())
+    meta["RepetitionTime"] = tr
+    sidecar.write_text(json.dumps(meta))
+
+
+def tr_in_milliseconds(case: Case) -> list[str]:
+    """2000 (ms) in the sidecar, 2 s in the header: a factor of 1000 is a unit mistake."""
+    _set_sidecar_tr(case, 2000)
+    return case.argv("--participant-label", "02")
+
+
+def tr_in_milliseconds_no_header(case: Case) -> list[str]:
+    _set_sidecar_tr(case, 2000)
+
+    def zero_tr(data, header):
+        header["pixdim"][4] = 0.0
+        return data
+
+    for run in (1, 2, 3):
+        case.edit_image(case.bold("02", run), zero_tr)
+    return case.argv("--participant-label", "02")
+
+
+def start_time_in_milliseconds(case: Case) -> list[str]:
+    """StartTime shifts every volume's time: 980 (ms) would move the words by 16 minutes."""
+    sidecar = case.bids / "task-listening_bold.json"
+    meta = json.loads(sidecar.read_text())
+    meta["StartTime"] = 980
+    sidecar.write_text(json.dumps(meta))
+    return case.argv("--participant-label", "02")
+
+
+def high_pass_above_nyquist(case: Case) -> list[str]:
+    case.write_spec(case.spec.read_text() + "\n[bold]\nhigh_pass = 1.0\n")
+    return case.argv("--participant-label", "02")
+
+
+def trim_longer_than_run(case: Case) -> list[str]:
+    case.write_spec(case.spec.read_text().replace("inner_folds = 2",
+                                                  "inner_folds = 2\ntrim_edges = [20, 20]"))
+    return case.argv("--participant-label", "02")
+
+
+def fir_delay_longer_than_run(case: Case) -> list[str]:
+    """A FIR delay beyond the run leaves all-zero features (r = 0 everywhere otherwise)."""
+    case.write_spec(case.spec.read_text() + "\n[alignment]\nmethod = 'fir'\ndelays = [1, 100]\n")
+    return case.argv("--participant-label", "02")
+
+
+def dummy_scans_longer_than_run(case: Case) -> list[str]:
+    return case.argv("--participant-label", "02", "--dummy-scans", "500")
+
+
 # --------------------------------------------------------------------------- events
 def _rewrite_events(case: Case, sub: str, run: int, func) -> None:
     path = case.events(sub, run)
@@ -385,6 +516,43 @@ def textgrid_story(case: Case, *, strict: bool = False) -> list[str]:
     return case.argv("--participant-label", "02")
 
 
+def _story_words(case: Case, story: str) -> list[str]:
+    path = case.out / "stimuli" / f"stim-{story}_annot-words_events.tsv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    column = lines[0].split("\t").index("word")
+    return [line.split("\t")[column] for line in lines[1:]]
+
+
+def _events_words(case: Case, sub: str, run: int) -> list[str]:
+    lines = case.events(sub, run).read_text(encoding="utf-8").splitlines()
+    column = lines[0].split("\t").index("word")
+    return [line.split("\t")[column] for line in lines[1:]]
+
+
+def story_differs_across_jobs(case: Case, run_cli) -> list[str]:
+    """Two jobs share OUTPUT_DIR; sub-02 heard another text of the story of run 1."""
+    code, err = run_cli(case.argv("--participant-label", "01"))
+    assert code == EXIT_OK, err
+    case.first_words = _story_words(case, "listeningrun1")
+
+    def spoil(text):
+        lines = text.splitlines()
+        lines[3] = lines[3].rsplit("\t", 1)[0] + "\tzebra"
+        return "\n".join(lines).encode()
+
+    _rewrite_events(case, "02", 1, spoil)
+    return case.argv("--participant-label", "02")
+
+
+def each_story_keeps_its_record(case: Case) -> None:
+    assert _story_words(case, "listeningrun1") == case.first_words  # sub-01's record kept
+    assert _story_words(case, "listeningrun1") == _events_words(case, "01", 1)
+    assert _story_words(case, "listeningrun1v2") == _events_words(case, "02", 1)
+    assert "zebra" in _story_words(case, "listeningrun1v2")
+    assert _story_words(case, "listeningrun2") == _events_words(case, "02", 2)  # same: shared
+    assert not (case.out / "stimuli" / "stim-listeningrun2v2_annot-words_events.tsv").exists()
+
+
 def words_after_run(case: Case) -> list[str]:
     def shift(text):
         lines = text.splitlines()
@@ -453,6 +621,23 @@ def spec_outside_roots(case: Case, monkeypatch) -> list[str]:
 def spec_inside_roots(case: Case, monkeypatch) -> list[str]:
     monkeypatch.setenv("BRAINENC_ALLOWED_ROOTS", str(case.model.parent))
     return case.argv("--participant-label", "77")
+
+
+def _spec_line(old: str, new: str):
+    """Builder replacing one line of the base spec (e.g. a value the checks must refuse)."""
+
+    def build(case: Case) -> list[str]:
+        text = case.spec.read_text()
+        assert old in text
+        case.write_spec(text.replace(old, new))
+        return case.argv()
+
+    return build
+
+
+def _option(*extra: str):
+    """Builder adding command-line options to a valid run."""
+    return lambda case: case.argv(*extra)
 
 
 # --------------------------------------------------------------------------- models
@@ -545,6 +730,13 @@ def _task_case(case: Case, train: list[tuple[str, str]], dev: list[tuple[str, st
 TRAIN = [("a fine story", "pos"), ("a dull story", "neg"), ("lovely", "pos"), ("awful", "neg")]
 
 
+def tuning_setting_out_of_range(case: Case) -> list[str]:
+    _task_case(case, TRAIN, TRAIN)
+    case.write_spec(case.spec.read_text().replace(
+        'method = "bitfit"', 'method = "lora"\nsettings = { r = 8, dropout = 1.5 }'))
+    return case.argv()
+
+
 def task_unknown_label(case: Case) -> list[str]:
     _task_case(case, TRAIN, [("so so", "neutral"), ("great", "pos")])
     return case.argv("--participant-label", "01")
@@ -599,6 +791,21 @@ CATALOGUE = [
     Row("output-is-file", out_is_file, EXIT_USAGE, r"OUTPUT_DIR '.*out' exists and is not a"),
     Row("output-not-writable", out_not_writable, EXIT_RESOURCE,
         r"cannot write to OUTPUT_DIR '.*blocker/out'"),
+    Row("work-dir-inside-input", work_dir_in_bids, EXIT_USAGE,
+        r"-w/--work-dir '.*bids/work' is inside BIDS_DIR",
+        check=lambda case: not (case.bids / "work").exists() or pytest.fail("written")),
+    Row("work-dir-is-output", work_dir_is_output, EXIT_USAGE,
+        r"-w/--work-dir '.*out' is OUTPUT_DIR"),
+    Row("work-dir-is-file", work_dir_is_file, EXIT_USAGE,
+        r"-w/--work-dir '.*wfile' exists and is not a directory"),
+    Row("database-dir-is-file", database_dir_is_file, EXIT_USAGE,
+        r"--bids-database-dir '.*db' exists and is not a directory"),
+    Row("work-dir-disk-full", work_dir_full, EXIT_RESOURCE,
+        r"cannot write in the folder '.*/work/.*' \(No space left on device, writing '.*'\); "
+        r"free disk space there or choose another OUTPUT_DIR or -w/--work-dir"),
+    Row("output-dir-disk-full-in-a-step", output_cache_full, EXIT_RESOURCE,
+        r"cannot write in the folder '.*/out/stimuli/features.*' \(No space left on device",
+        bad="02"),
     Row("not-bids", not_bids, EXIT_DATASET, r"is not a BIDS dataset.*dataset_description"),
     Row("bad-dataset-description", bad_description, EXIT_DATASET,
         r"dataset_description\.json.*valid JSON"),
@@ -644,6 +851,30 @@ CATALOGUE = [
     Row("tr-sidecar-vs-header", tr_disagrees, EXIT_OK,
         r"RepetitionTime of 'sub-02_.*run-1_bold.nii.gz' is 2 s in its sidecar but 2\.5 s in "
         r"the NIfTI header; using the sidecar", complete=("02",), marks=SLOW),
+    Row("tr-in-milliseconds", tr_in_milliseconds, EXIT_DATASET,
+        r"RepetitionTime of '.*sub-02_task-listening_run-1_bold\.nii\.gz' is 2000 in its JSON "
+        r"sidecar but 2 s in the NIfTI header, a factor of 1000: one of them is in milliseconds",
+        bad="02"),
+    Row("tr-in-milliseconds-no-header", tr_in_milliseconds_no_header, EXIT_DATASET,
+        r"run-1_bold\.nii\.gz' is 2000 s in its JSON sidecar.*probably in milliseconds.*"
+        r"\(e\.g\. 2\)", bad="02"),
+    Row("start-time-in-milliseconds", start_time_in_milliseconds, EXIT_DATASET,
+        r"StartTime of 'sub-02_task-listening_run-1_bold\.nii\.gz' is 980 \(milliseconds\? "
+        r"BIDS wants seconds\).*within the TR \(0 to 2 s\)", bad="02"),
+    Row("high-pass-above-nyquist", high_pass_above_nyquist, EXIT_DATASET,
+        r"'bold\.high_pass' = 1 Hz is at or above the Nyquist frequency \(0\.25 Hz at TR 2 s of "
+        r"'sub-02_task-listening_run-1_bold\.nii\.gz'\)", bad="02"),
+    Row("trim-edges-longer-than-run", trim_longer_than_run, EXIT_DATASET,
+        r"run-1_bold\.nii\.gz' has \d+ volumes; .*trimming 20 \+ 20 \('encoding\.trim_edges'\) "
+        r"would leave 0", bad="02"),
+    Row("fir-delay-longer-than-run", fir_delay_longer_than_run, EXIT_DATASET,
+        r"'alignment\.delays' holds 100 volumes, but 'sub-02_task-listening_run-1_bold\.nii\.gz' "
+        r"keeps only \d+ volumes", bad="02"),
+    Row("more-folds-than-runs", _spec_line("inner_folds = 2", "inner_folds = 2\n"
+                                           "outer_cv = '5-fold'"), EXIT_DATASET,
+        r"sub-0[12] failed: 'encoding\.outer_cv' = '5-fold' needs at least 5 runs .* has 3"),
+    Row("dummy-scans-longer-than-run", dummy_scans_longer_than_run, EXIT_DATASET,
+        r"run-1_bold\.nii\.gz' has \d+ volumes; dropping 500 dummy scan", bad="02"),
     # events
     Row("events-without-word-column", events_without_words, EXIT_DATASET,
         r"run-2_events\.tsv' has no column.*word", bad="02"),
@@ -671,6 +902,8 @@ CATALOGUE = [
         bad="02"),
     Row("events-missing", no_events, EXIT_DATASET, r"no events\.tsv for '.*run-3_bold",
         bad="02"),
+    Row("story-words-differ-across-jobs", story_differs_across_jobs, EXIT_OK, r"^",
+        complete=("01", "02"), check=each_story_keeps_its_record),
     Row("words-after-end-of-run", words_after_run, EXIT_DATASET,
         r"run-2_events\.tsv'\) end at 50\d\d\.\d s but run .*run-2' ends at 52\.0 s",
         bad="02"),
@@ -690,6 +923,44 @@ CATALOGUE = [
         r"'models\[0\]\.source' = '.*tiny_bert\d*' is outside the allowed roots.*"
         r"BRAINENC_ALLOWED_ROOTS"),
     Row("spec-inside-allowed-roots", spec_inside_roots, EXIT_NO_MATCH, r"label\(s\) 77 not"),
+    Row("spec-nan-alpha", _spec_line("alphas = [1.0, 100.0, 10000.0]", "alphas = [nan, 10.0]"),
+        EXIT_USAGE, r"'encoding\.alphas\[0\]' must be a finite number; got nan"),
+    Row("spec-alpha-too-large", _spec_line("alphas = [1.0, 100.0, 10000.0]",
+                                           "alphas = [10.0, 1e30]"), EXIT_USAGE,
+        r"'encoding\.alphas' must be a list of positive numbers up to 1e\+12 .*"
+        r"got \[10\.0, 1e\+30\]"),
+    Row("spec-fir-without-delays", _spec_line("inner_folds = 2", "inner_folds = 2\n[alignment]\n"
+                                              "method = 'fir'\ndelays = []"), EXIT_USAGE,
+        r"'alignment\.delays' must name at least one delay .*method = 'fir'"),
+    Row("spec-inf-in-list", _spec_line("layers = [1]", "layers = [1, inf]"), EXIT_USAGE,
+        r"'features\.layers\[1\]' must be a finite number; got inf"),
+    Row("spec-nan-high-pass", _spec_line("inner_folds = 2", "inner_folds = 2\n[bold]\n"
+                                         "high_pass = nan"), EXIT_USAGE,
+        r"'bold\.high_pass' must be a finite number; got nan"),
+    Row("spec-outer-cv-0-fold", _spec_line("inner_folds = 2", "inner_folds = 2\n"
+                                           "outer_cv = '0-fold'"), EXIT_USAGE,
+        r"'encoding\.outer_cv' must be .* K at least 2; got '0-fold'"),
+    Row("spec-outer-cv-1-fold", _spec_line("inner_folds = 2", "inner_folds = 2\n"
+                                           "outer_cv = '1-fold'"), EXIT_USAGE,
+        r"'encoding\.outer_cv' must be .* K at least 2; got '1-fold'"),
+    Row("spec-negative-batch", _spec_line("inner_folds = 2", "inner_folds = 2\n"
+                                          "n_targets_batch = -5"), EXIT_USAGE,
+        r"'encoding\.n_targets_batch' must be >= 0; got -5"),
+    Row("option-nprocs-negative", _option("--nprocs", "-3"), EXIT_USAGE,
+        r"'--nprocs'.*-3 is not in the range x>=1"),
+    Row("option-nprocs-zero", _option("--nprocs", "0"), EXIT_USAGE,
+        r"'--nprocs'.*0 is not in the range x>=1"),
+    Row("option-omp-nthreads-negative", _option("--omp-nthreads", "-2"), EXIT_USAGE,
+        r"'--omp-nthreads'.*-2 is not in the range x>=0"),
+    Row("option-seed-negative", _option("--random-seed", "-1"), EXIT_USAGE,
+        r"'--random-seed'.*-1 is not in the range 0<=x<=4294967295"),
+    Row("option-seed-too-large", _option("--random-seed", str(2**32)), EXIT_USAGE,
+        r"'--random-seed'.*4294967296 is not in the range"),
+    Row("option-dummy-scans-negative", _option("--dummy-scans", "-1"), EXIT_USAGE,
+        r"'--dummy-scans'.*-1 is not in the range x>=0"),
+    Row("option-mem-zero", _option("--mem", "0"), EXIT_USAGE, r"'--mem': must be positive"),
+    Row("option-mem-not-a-size", _option("--mem", "lots"), EXIT_USAGE,
+        r"'--mem': 'lots' is not a memory size"),
     # models
     Row("model-missing", model_missing, EXIT_RESOURCE, r"nomodel"),
     Row("model-no-config", model_no_config, EXIT_RESOURCE, r"model.*no config\.json"),
@@ -703,6 +974,8 @@ CATALOGUE = [
     Row("model-remote-code-opt-in", model_remote_code_allowed, EXIT_NO_MATCH,
         r"label\(s\) 77 not found"),
     # NLU task data (read when the model is tuned, before any participant's model is fitted)
+    Row("tuning-setting-out-of-range", tuning_setting_out_of_range, EXIT_USAGE,
+        r"setting 'dropout' of tuning method 'lora' must be in \[0, 1\); got 1\.5"),
     Row("task-unknown-label", task_unknown_label, EXIT_DATASET,
         r"task 'sentiment' has labels \['neutral'\] that are not in 'labels'", bad="01"),
     Row("task-empty-split", task_empty_split, EXIT_DATASET,
@@ -720,7 +993,9 @@ def _params():
 @pytest.mark.parametrize("row", _params())
 def test_catalogue(row: Row, case: Case, run_cli, monkeypatch):
     build = row.build
-    argv = build(case, monkeypatch) if build.__code__.co_argcount == 2 else build(case)
+    extra = {"monkeypatch": monkeypatch, "run_cli": run_cli}
+    names = build.__code__.co_varnames[1:build.__code__.co_argcount]
+    argv = build(case, *(extra[name] for name in names))
     code, err = run_cli(argv)
     assert code == row.code, err
     assert re.search(row.message, err, re.DOTALL), err
@@ -739,3 +1014,98 @@ def test_catalogue(row: Row, case: Case, run_cli, monkeypatch):
         assert not (case.out / "sub-01").exists()
     if row.check is not None:
         row.check(case)
+
+
+# --------------------------------------------------------------------------- group level
+def _group_file(case: Case, sub: str, pattern: str) -> Path:
+    return next((case.out / f"sub-{sub}" / "func").glob(pattern))
+
+
+def _truncate(path: Path) -> None:
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2])
+
+
+def group_map_deleted(case: Case) -> list[str]:
+    _group_file(case, "03", "*_stat-r_*_statmap.nii.gz").unlink()
+    return case.argv(level="group")
+
+
+def group_map_unreadable(case: Case, monkeypatch) -> list[str]:
+    make_unreadable(monkeypatch, _group_file(case, "03", "*_stat-r_*_statmap.nii.gz"))
+    return case.argv(level="group")
+
+
+def group_r_truncated(case: Case) -> list[str]:
+    _truncate(_group_file(case, "03", "*_stat-r_*_statmap.nii.gz"))
+    return case.argv(level="group")
+
+
+def group_clean_bold_truncated(case: Case) -> list[str]:
+    _truncate(_group_file(case, "03", "*_run-2_desc-clean_bold.nii.gz"))
+    return case.argv(level="group")
+
+
+def two_of_three_included(case: Case) -> None:
+    """The left-out participant is absent from every table and named in the report."""
+    import pandas as pd
+
+    group = case.out / "group"
+    scores = pd.read_csv(group / "group_scores.tsv", sep="\t", dtype={"subject": str})
+    assert set(scores["subject"]) == {"01", "02"}
+    variants = pd.read_csv(group / "group_variants.tsv", sep="\t")
+    assert (variants["n_subjects"] == 2).all()
+    regions = pd.read_csv(group / "group_regions.tsv", sep="\t", dtype={"subject": str})
+    if "subject" in regions:
+        assert set(regions["subject"].dropna()) <= {"01", "02"}
+    sidecar = json.loads(next(group.glob("*_stat-meanr_*_statmap.json")).read_text())
+    assert sidecar["Participants"] == ["01", "02"]
+    assert "sub-03 left out" in (group / "group.html").read_text(encoding="utf-8")
+
+
+def group_one_participant(case: Case) -> list[str]:
+    return case.argv("--participant-label", "02", level="group")
+
+
+def group_unknown_participant(case: Case) -> list[str]:
+    return case.argv("--participant-label", "01", "07", level="group")
+
+
+GROUP_CATALOGUE = [
+    Row("group-unknown-participant", group_unknown_participant, EXIT_NO_MATCH,
+        r"participant label\(s\) 07 have no outputs in '.*out'; available: 01, 02, 03",
+        check=lambda case: not (case.out / "group").exists() or pytest.fail("written")),
+    Row("group-one-participant", group_one_participant, EXIT_OK,
+        r"only sub-02 has a stat-r map, so no group test \(t, p, q\) was computed",
+        check=lambda case: (not list((case.out / "group").glob("*_stat-p_*"))
+                            and "only sub-02 has a stat-r map" in (
+                                case.out / "group" / "group.html").read_text()
+                            or pytest.fail("a group test or no warning in the report"))),
+    Row("group-map-deleted", group_map_deleted, EXIT_OK,
+        r"sub-03 left out: it has outputs of this variant but no stat-r map; rerun the "
+        r"participant level", check=two_of_three_included),
+    Row("group-map-unreadable", group_map_unreadable, EXIT_OK,
+        r"sub-03 left out: its map '.*sub-03_.*_stat-r_.*' is not readable \(permission denied\)",
+        check=two_of_three_included),
+    Row("group-stat-r-truncated", group_r_truncated, EXIT_DATASET,
+        r"participant output '.*sub-03_task-listening_stat-r_.*_statmap\.nii\.gz' is truncated "
+        r"or corrupt .*rerun the participant level for sub-03"),
+    Row("group-clean-bold-truncated", group_clean_bold_truncated, EXIT_DATASET,
+        r"participant output '.*sub-03_task-listening_run-2_desc-clean_bold\.nii\.gz' is "
+        r"truncated or corrupt"),
+]
+
+
+@pytest.mark.parametrize("row", [pytest.param(r, id=r.id, marks=r.marks)
+                                 for r in GROUP_CATALOGUE])
+def test_group_catalogue(row: Row, group_case: Case, run_cli, monkeypatch):
+    build = row.build
+    argv = build(group_case, monkeypatch) if build.__code__.co_argcount == 2 else build(
+        group_case)
+    code, err = run_cli(argv)
+    assert code == row.code, err
+    assert re.search(row.message, err, re.DOTALL), err
+    assert "Traceback" not in err, err
+    assert not group_case.leftovers(), group_case.leftovers()
+    if row.check is not None:
+        row.check(group_case)

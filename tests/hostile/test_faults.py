@@ -356,3 +356,21 @@ def test_other_seed_changes_only_what_is_random(seeded_runs):
     r_map = f"sub-01_task-{TASK}_stat-r_desc-{TUNED}_statmap.nii.gz"
     assert not np.array_equal(np.asanyarray(nib.load(first[r_map]).dataobj),
                               np.asanyarray(nib.load(other[r_map]).dataobj))
+
+
+def test_end_of_file_is_a_dataset_error_not_an_interrupt(tmp_path, monkeypatch, capsys):
+    """click turns an EOFError into its Abort; a truncated file is not a Ctrl-C."""
+    from bids_app import run
+    from bids_app.cli import main
+    from bids_app.errors import EXIT_DATASET
+
+    def truncated(options):
+        raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+
+    monkeypatch.setattr(run, "execute", truncated)
+    (tmp_path / "bids").mkdir()
+    code = main([str(tmp_path / "bids"), str(tmp_path / "out"), "group"])
+    err = capsys.readouterr().err
+    assert code == EXIT_DATASET, err
+    assert "truncated or corrupt" in err and "end-of-stream" in err and "interrupted" not in err
+    assert "Traceback" not in err

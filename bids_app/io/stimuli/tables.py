@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ...errors import DatasetError
+
 COLUMNS = ["onset", "duration", "word", "word_index", "source_index", "source_text", "aligned"]
 DESCRIPTIONS = {
     "onset": {"Description": "Word onset from the start of the story (for stories timed on the "
@@ -57,14 +59,65 @@ def _tsv(frame: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def record_words(words) -> tuple:
+    """The words of a story as its record in OUTPUT_DIR lists them."""
+    return tuple(_clean(word) for word in words)
+
+
+def _record_path(output_dir: Path, name: str) -> Path:
+    return Path(output_dir) / "stimuli" / f"stim-{name}_annot-words_events.tsv"
+
+
+def recorded_stories(output_dir: Path) -> dict:
+    """Words of the stories recorded in ``OUTPUT_DIR/stimuli`` by earlier jobs.
+
+    Returns
+    -------
+    dict
+        Story name -> tuple of its words (unreadable records are skipped: rewritten).
+    """
+    found = {}
+    for path in sorted((Path(output_dir) / "stimuli").glob("stim-*_annot-words_events.tsv")):
+        words = _recorded_words(path)
+        if words is not None:
+            found[path.name[len("stim-"):-len("_annot-words_events.tsv")]] = words
+    return found
+
+
+def _recorded_words(path: Path) -> tuple | None:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not lines or "word" not in lines[0].split("\t"):
+        return None
+    column = lines[0].split("\t").index("word")
+    rows = [line.split("\t") for line in lines[1:] if line]
+    if any(len(row) <= column for row in rows):
+        return None
+    return tuple(row[column] for row in rows)
+
+
 def write_story_table(output_dir: Path, story) -> Path:
-    """Write the TSV and JSON of one story (only when their content changed)."""
+    """Write the TSV and JSON of one story (only when their content changed).
+
+    Raises
+    ------
+    DatasetError
+        When another job recorded other words under the same story name since this
+        job started (a rerun records this story under a new name).
+    """
     from ..derivatives import write_text
 
     frame = story_table(story)
     for column in ("word", "source_text"):
         frame[column] = frame[column].map(_clean)
-    target = Path(output_dir) / "stimuli" / f"stim-{story.name}_annot-words_events.tsv"
+    target = _record_path(output_dir, story.name)
+    earlier = _recorded_words(target) if target.exists() else None
+    if earlier is not None and earlier != tuple(frame["word"]):
+        raise DatasetError(
+            f"'{target}' was written meanwhile by another job with other words for story "
+            f"'{story.name}'; rerun this command to record this job's words under a new name.")
     text = _tsv(frame)
     sidecar = dict(DESCRIPTIONS)
     sidecar.update({
