@@ -20,7 +20,7 @@ from .cache import atomic_save_npy, atomic_write_json, locked, stable_hash
 from .features import FeatureSettings, StoryFeatures, compute_features
 
 #: Bump when the featurization code changes in a way that alters numbers.
-FEATURES_VERSION = 2
+FEATURES_VERSION = 3
 
 
 @dataclass
