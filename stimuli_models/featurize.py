@@ -68,11 +68,15 @@ class LoadedModel:
 
 
 def feature_key(model_fingerprint: str, settings: FeatureSettings, story: Story) -> str:
-    """Content hash of everything a story's features depend on."""
+    """Content hash of everything a story's features depend on.
+
+    Sentence boundaries count only for sentence units (word features do not use them).
+    """
+    sentences = story.sentences if settings.unit == "sentence" else None
     return stable_hash(
         {"version": FEATURES_VERSION, "model": model_fingerprint,
          "settings": settings.to_dict(), "words": story.words,
-         "sentences": story.sentences, "separator": story.separator}
+         "sentences": sentences, "separator": story.separator}
     )
 
 
