@@ -124,6 +124,7 @@ def _variant_section(label: str, maps: dict, scores_file: str, fdr_alpha: float 
     r = r_all[inside]
     parts = [f"<h2 id='variant-{esc(label)}'>Variant {esc(label)}</h2>",
              "<h3>Tuning</h3>", table(tuning_summary(label, meta))]
+    parts += [design_notes(meta)]
     parts.append("<h3>Maps</h3>" + brain_map(maps["r"], f"{label}: held-out r",
                                              f"Held-out r for {label}.", f"fig-glass-{label}"))
     right = maps["r"].replace("_hemi-L_", "_hemi-R_")
@@ -150,6 +151,20 @@ def _variant_section(label: str, maps: dict, scores_file: str, fdr_alpha: float 
     parts.append("<h3>Significance</h3>" + significance_summary(maps, fdr_alpha))
     parts.append("<h3>Regions</h3>" + table(pd.read_csv(scores_file, sep="\t")))
     return "".join(parts)
+
+
+def design_notes(meta: dict) -> str:
+    """The design checks of a variant, and whether it is identical to another by construction."""
+    lines = []
+    if meta.get("IdenticalTo"):
+        lines.append(f"<p class='warning'>This variant is identical to {esc(meta['IdenticalTo'])}"
+                     " by construction (it reads a layer its tuning does not change); it is "
+                     "kept out of comparisons.</p>")
+    checks = meta.get("DesignChecks") or []
+    if checks:
+        rows = pd.DataFrame(checks)
+        lines.append("<h3>Design checks</h3>" + table(rows))
+    return "".join(lines)
 
 
 def bold_warnings(bold_info: dict) -> list[str]:
