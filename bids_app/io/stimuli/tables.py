@@ -74,6 +74,7 @@ def write_story_table(output_dir: Path, story) -> Path:
         "Separator": story.separator,
         "Normalisation": story.meta.get("normalisation", {}),
         "Notes": story.meta.get("notes", []),
+        **story.meta.get("sentences", {}),
     })
     payload = json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n"
     for path, content in ((target, text), (target.with_suffix(".json"), payload)):
