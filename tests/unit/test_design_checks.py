@@ -138,3 +138,23 @@ def test_identical_variants_are_kept_out_of_comparisons_and_tables():
     assert notes["partialL3"] == "identical to frozenL3 by construction"
     assert notes["adapterL3"] == "identical to frozenL3 by construction"
     assert notes["loraL3"] == "" and notes["frozenL3"] == ""
+
+
+def test_participant_report_flags_identical_variants_and_shows_checks(tmp_path):
+    import json
+
+    from tests.helpers.fake_outputs import VARIANTS, make_fake_outputs
+    from tests.helpers.fake_reports import REPORT_VARIANTS, make_participant_report
+
+    out = make_fake_outputs(tmp_path, n_subjects=1,
+                            variants={k: VARIANTS[k] for k in REPORT_VARIANTS[:2]})
+    checks = [{"n_volumes": 150, "n_columns": 384, "zero_variance": 0, "rank": 57,
+               "volumes_with_words": 0.93}]
+    for sidecar in out.glob("sub-01/func/*_statmap.json"):
+        meta = json.loads(sidecar.read_text())
+        meta.update(FeatureDigest="same", DesignChecks=checks)
+        sidecar.write_text(json.dumps(meta))
+    html = make_participant_report(tmp_path, out).read_text()
+    first, second = REPORT_VARIANTS[:2]
+    assert html.count(f"identical to {first} by construction") == 1
+    assert html.count("Design checks") == 2 and ">57<" in html
