@@ -96,7 +96,7 @@ def make_plan(layout, subjects: list[str], spec, *, work_dir: Path, output_dir: 
         except BrainencError as exc:
             failures[subject] = exc
     if getattr(getattr(spec, "features", None), "unit", "word") == "sentence":
-        _check_sentences(registry)
+        check_sentences(registry)
     names, files = [], []
     story_dir = inputs / "stories"
     for name, story in sorted(registry.stories.items()):
@@ -110,8 +110,19 @@ def make_plan(layout, subjects: list[str], spec, *, work_dir: Path, output_dir: 
     return Plan(plans, names, files, failures)
 
 
-def _check_sentences(registry: StoryRegistry) -> None:
-    """Stop when a story has no sentence boundaries and the features are per sentence."""
+def check_sentences(registry: StoryRegistry) -> None:
+    """Stop when a story has no sentence boundaries and the features are per sentence.
+
+    Parameters
+    ----------
+    registry : StoryRegistry
+        The stories read for the participants.
+
+    Raises
+    ------
+    DatasetError
+        Naming the first story without boundaries, the sources tried and the fix.
+    """
     from .io.stimuli.sentences import Sentences, sentence_error
 
     for name, story in sorted(registry.stories.items()):

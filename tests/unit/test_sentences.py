@@ -21,7 +21,7 @@ from bids_app.io.stimuli.sentences import (
     implausible,
     story_sentences,
 )
-from bids_app.plan import _check_sentences
+from bids_app.plan import check_sentences
 from tests.helpers.stimuli import word_intervals, write_textgrid
 from tests.unit.test_annotations_runs import make_run
 
@@ -165,7 +165,7 @@ def test_sentence_unit_without_a_source_stops_with_exit_3(tmp_path):
     registry = StoryRegistry()
     annotate_run(run, registry, AnnotationConfig(), bids_dir=tmp_path)
     with pytest.raises(DatasetError) as error:
-        _check_sentences(registry)
+        check_sentences(registry)
     message = str(error.value)
     assert error.value.exit_code == EXIT_DATASET == 3
     assert message.startswith("no sentence boundaries for story 'storyrun1'")
