@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,7 +88,7 @@ def from_punctuation(words: list[str]) -> np.ndarray:
     return sentence_ids([str(w) for w in words])
 
 
-def from_labels(labels) -> np.ndarray:
+def from_labels(labels: Sequence) -> np.ndarray:
     """Sentence index from per-word labels: a new sentence where the label changes.
 
     Returns
@@ -214,9 +215,9 @@ def implausible(ids: np.ndarray, onsets: np.ndarray, offsets: np.ndarray) -> str
 
 
 def find_sentences(words: list[str], onsets: np.ndarray, offsets: np.ndarray, *,
-                   column=None, tiers: list | None = None, transcript: str | None = None,
-                   fallback: str = "none", gap: float = 0.5, chunk: int = 12,
-                   names: dict | None = None) -> Sentences:
+                   column: Sequence | None = None, tiers: list | None = None,
+                   transcript: str | None = None, fallback: str = "none",
+                   gap: float = 0.5, chunk: int = 12, names: dict | None = None) -> Sentences:
     """Find the sentences of a story from the first plausible source (see module docstring).
 
     Parameters
