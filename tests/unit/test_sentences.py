@@ -218,3 +218,14 @@ def test_natural_stories_sentences_from_the_punctuated_transcript(shared_data, t
     assert len(firsts & transcript_firsts) >= 0.9 * len(firsts)
     record = found.record()
     assert json.loads(json.dumps(record))["SentenceCount"] == int(found.ids.max()) + 1
+
+
+def test_a_sentence_column_for_words_from_a_textgrid_is_reported_as_not_applicable(tmp_path):
+    words, onsets, offsets = _long_story(80)
+    path = write_textgrid(tmp_path / "w.TextGrid",
+                          {"words": word_intervals(words, onsets, offsets - onsets)})
+    found = story_sentences(read_annotation(path), AnnotationConfig(sentence_column="sent"),
+                            path=path)
+    assert found.ids is None
+    assert ("events.tsv sentence column (the words do not come from word rows of events.tsv)"
+            in found.tried)

@@ -262,7 +262,8 @@ def find_sentences(words: list[str], onsets: np.ndarray, offsets: np.ndarray, *,
     elif attempt("punctuation", from_punctuation(words)):
         return result
     if column is None:
-        result.tried.append("events.tsv sentence column (annotations.sentence_column not set)")
+        why = names.get("column_missing", "annotations.sentence_column not set")
+        result.tried.append(f"events.tsv sentence column ({why})")
     elif attempt(f"events.tsv column '{names.get('column', 'sentence')}'", from_labels(column)):
         return result
     if not tiers:
@@ -347,6 +348,8 @@ def story_sentences(timings, spec, *, path: Path | None = None, events: Path | N
                                f"{', '.join(frame.columns)}); fix the setting.")
         column = frame[wanted].to_numpy()[np.asarray(timings.source_index, dtype=int)]
         names["column"] = wanted
+    elif wanted:
+        names["column_missing"] = "the words do not come from word rows of events.tsv"
     tiers = None
     if path is not None and Path(path).suffix.lower() == ".textgrid":
         tiers, names["tiers"] = _tiers(Path(path), getattr(spec, "sentence_tier", ""))
