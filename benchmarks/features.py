@@ -13,7 +13,12 @@ tokens before it as context:
     computed and nothing else: the ceiling of (a);
 (c) the naive approach: one forward pass per word over that word and its 128
     preceding tokens (batch of one), timed on words from the middle of the story
-    (its cost per word is then constant) and reported per word.
+    (its cost per word is then constant) and reported per word;
+(d) the price of exact causality: a bare forward over *shared* windows of
+    ``--stride`` target words after 128 context tokens (the cheaper plan in
+    which earlier targets of a window see the later ones, and context varies
+    with a word's place in its window). In causal mode brainenc gives each word
+    a window of its own, so (a) runs about ``stride`` times more windows.
 
 Throughput is words/s and model tokens/s (tokens run through the model). Each
 timing is the median of ``--repeats`` runs after one warm-up, (a) and (b)
@@ -124,6 +129,40 @@ def bare_batches(words, tokenizer, settings, max_len):
     return batches
 
 
+def shared_batches(words, tokenizer, settings, max_len):
+    """Windows of ``settings.stride`` target words after the context tokens, as batches.
+
+    This is the plan causal mode does not use (earlier targets see later words);
+    it is timed only to state the price of one window per word.
+    """
+    import torch
+
+    from stimuli_models.windows import special_tokens, tokenize_words, word_token_bounds
+
+    ids, token_word = tokenize_words(tokenizer, words)
+    prefix, suffix = special_tokens(tokenizer)
+    start, end = word_token_bounds(token_word, len(words))
+    spans = []
+    for s in range(0, len(words), settings.stride):
+        e = min(s + settings.stride, len(words))
+        t1 = int(end[e - 1])
+        t0 = max(0, int(start[s]) - settings.context_words, t1 - max_len)
+        spans.append((t0, t1))
+    spans.sort(key=lambda span: span[1] - span[0])
+    batches, processed = [], sum(t1 - t0 for t0, t1 in spans)
+    for b0 in range(0, len(spans), settings.batch_size):
+        seqs = [prefix + ids[t0:t1].tolist() + suffix
+                for t0, t1 in spans[b0:b0 + settings.batch_size]]
+        width = max(len(q) for q in seqs)
+        input_ids = torch.full((len(seqs), width), tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for row, seq in enumerate(seqs):
+            input_ids[row, :len(seq)] = torch.tensor(seq)
+            mask[row, :len(seq)] = 1
+        batches.append((input_ids, mask))
+    return batches, processed
+
+
 def run_bare(model, batches, device):
     import torch
 
@@ -191,6 +230,9 @@ def benchmark(size: str = "small", *, stride: int = 32, batch_size: int = 16,
         ours.append(middle - start)
         bare.append(time.perf_counter() - middle)
     t_ours, t_bare = float(np.median(ours)), float(np.median(bare))
+    shared, shared_tokens = shared_batches(words, tokenizer, settings,
+                                           result.info["max_window_tokens"])
+    t_shared, _ = timed(lambda: run_bare(model, shared, device), repeats)
     # naive words from the middle of the story, where every word has its full context
     n_naive = min(cfg["naive_words"], len(words) // 2)
     first = len(words) // 2
@@ -206,6 +248,9 @@ def benchmark(size: str = "small", *, stride: int = 32, batch_size: int = 16,
                      "story_tokens": result.info["n_tokens"]},
         "bare_forward": {"seconds": t_bare, "words_per_s": len(words) / t_bare,
                          "tokens_per_s": processed / t_bare, "tokens_processed": processed},
+        "shared_windows_bare": {"seconds": t_shared, "words_per_s": len(words) / t_shared,
+                                "tokens_per_s": shared_tokens / t_shared,
+                                "tokens_processed": shared_tokens},
         "naive_per_word": {"seconds": t_naive, "words_timed": n_naive,
                            "words_per_s": n_naive / t_naive,
                            "tokens_per_s": naive_tokens / t_naive,
@@ -217,6 +262,9 @@ def benchmark(size: str = "small", *, stride: int = 32, batch_size: int = 16,
         / m["bare_forward"]["tokens_per_s"],
         "brainenc_vs_naive_speedup": m["brainenc"]["words_per_s"]
         / m["naive_per_word"]["words_per_s"],
+        # what one window per word costs against shared windows (time and tokens)
+        "causal_price_time": t_ours / t_shared,
+        "causal_price_tokens": processed / shared_tokens,
     }
     report["gates"] = {"stride1_vs_naive_max_abs_diff": float(
         np.abs(check.features[:, lead:] - naive).max())}
@@ -240,6 +288,8 @@ def print_table(report: dict) -> None:
     print(f"  brainenc / bare throughput: {ratios['brainenc_vs_bare_throughput']:.2f}  "
           f"brainenc vs naive: {ratios['brainenc_vs_naive_speedup']:.1f}x faster  "
           f"stride-1 gate max |diff|: {report['gates']['stride1_vs_naive_max_abs_diff']:.1e}")
+    print(f"  price of exact causality vs shared windows of {report['stride']} words: "
+          f"{ratios['causal_price_time']:.1f}x time, {ratios['causal_price_tokens']:.1f}x tokens")
 
 
 def main(argv=None) -> dict:

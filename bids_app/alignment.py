@@ -12,8 +12,10 @@ Three models of how a word's features reach the BOLD signal:
     Features of the words heard during each volume are summed, then stacked at
     the given delays (in volumes), as in finite impulse response models.
 ``lanczos``
-    Features are resampled to the volume times with a Lanczos filter (as the
-    Huth lab does), then stacked at the given delays.
+    Features are resampled to the volume times with a 3-lobe Lanczos filter
+    cut off at the volumes' Nyquist frequency ``1 / (2 TR)`` (zeros at every
+    multiple of the TR, support +-3 TR, as the Huth lab does), then stacked at
+    the given delays.
 """
 
 from __future__ import annotations
@@ -207,9 +209,41 @@ def bin_features(onsets: np.ndarray, features: np.ndarray, times: np.ndarray,
     return out
 
 
+def lanczos_kernel(lag: np.ndarray, *, cutoff: float, window: int = 3) -> np.ndarray:
+    """Lanczos low-pass kernel at time lags ``lag`` (seconds).
+
+    ``h(t) = 2 fc sinc(2 fc t) sinc(2 fc t / a)`` for ``|2 fc t| < a`` and 0
+    elsewhere, with ``sinc(x) = sin(pi x) / (pi x)``, cut-off ``fc`` and ``a``
+    lobes. It integrates to 1 (unit gain at 0 Hz) and halves at ``fc``. At the
+    Nyquist frequency of a TR (``fc = 1 / (2 TR)``) its zeros fall on every
+    multiple of the TR and its support is ``+-a`` TR.
+
+    Parameters
+    ----------
+    lag : ndarray
+        Time from the word to the sample, in seconds (any shape).
+    cutoff : float
+        Cut-off frequency ``fc`` in Hz.
+    window : int
+        Number of lobes ``a`` on each side.
+
+    Returns
+    -------
+    ndarray
+        Same shape as ``lag``.
+    """
+    x = 2.0 * cutoff * np.asarray(lag, dtype=float)
+    kernel = 2.0 * cutoff * np.sinc(x) * np.sinc(x / window)
+    kernel[np.abs(x) >= window] = 0.0
+    return kernel
+
+
 def lanczos_resample(onsets: np.ndarray, features: np.ndarray, times: np.ndarray, *,
                      cutoff: float, window: int = 3) -> np.ndarray:
     """Resample irregularly timed word features to ``times`` with a Lanczos kernel.
+
+    ``out[i] = sum_w h(times[i] - onsets[w]) * features[w]`` with ``h`` from
+    :func:`lanczos_kernel`.
 
     Parameters
     ----------
@@ -219,15 +253,14 @@ def lanczos_resample(onsets: np.ndarray, features: np.ndarray, times: np.ndarray
     cutoff : float
         Cut-off frequency in Hz (the Nyquist frequency of the volumes, ``1 / (2 TR)``).
     window : int
-        Lobes of the Lanczos kernel.
+        Lobes of the Lanczos kernel on each side (support ``window / (2 cutoff)`` s).
 
     Returns
     -------
     ndarray of shape (n_volumes, n_features)
     """
-    lag = (times[:, None] - np.asarray(onsets)[None, :]) * cutoff
-    kernel = np.sinc(lag) * np.sinc(lag / window)
-    kernel[np.abs(lag) > window] = 0.0
+    lag = times[:, None] - np.asarray(onsets, dtype=float)[None, :]
+    kernel = lanczos_kernel(lag, cutoff=cutoff, window=window)
     return kernel @ np.asarray(features, dtype=np.float64)
 
 

@@ -135,6 +135,16 @@ class AnnotationConfig:
     dictionary: str = ""
     end_tolerance: float = 5.0
     strict: bool = False
+    #: Sentence sources after punctuation (see ``bids_app.io.stimuli.sentences``): a column
+    #: of events.tsv, a TextGrid tier (empty: a tier named like 'sentence' or 'phrase'), a
+    #: punctuated transcript (pattern under stimuli_dir, placeholders as in mapping), and,
+    #: only when set, 'pause' (silences >= sentence_gap s) or 'chunks' (sentence_chunk words).
+    sentence_column: str = ""
+    sentence_tier: str = ""
+    transcript: str = ""
+    sentence_fallback: str = "none"
+    sentence_gap: float = 0.5
+    sentence_chunk: int = 12
 
 
 @dataclass
@@ -505,6 +515,14 @@ def _check_annotations(ann: AnnotationConfig) -> None:
     if ann.segmentation == "dictionary" and not ann.dictionary:
         raise UsageError("'annotations.segmentation' is 'dictionary' but 'annotations.dictionary'"
                          " is empty; name a word list (one word per line).")
+    _check_choice("annotations.sentence_fallback", ann.sentence_fallback,
+                  {"none", "pause", "chunks"})
+    if not _type_ok(ann.sentence_gap, float) or ann.sentence_gap <= 0:
+        raise UsageError(f"'annotations.sentence_gap' must be a positive number of seconds; "
+                         f"got {ann.sentence_gap!r}.")
+    if not _type_ok(ann.sentence_chunk, int) or ann.sentence_chunk < 1:
+        raise UsageError(f"'annotations.sentence_chunk' must be a positive number of words; "
+                         f"got {ann.sentence_chunk!r}.")
     if ann.end_tolerance < 0:
         raise UsageError(f"'annotations.end_tolerance' must be >= 0 (seconds); "
                          f"got {ann.end_tolerance}.")

@@ -8,6 +8,7 @@ once (``desc-brain_mask``).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -195,6 +196,9 @@ def write_variant_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun],
         "Software": software_versions(),
     }
     common.update(grid_metadata(runs, entities))
+    checks = Path(str(result_file).replace(".npz", "_design.json"))
+    if checks.is_file():  # written by fit_encoding: per-run design checks, feature digest
+        common.update(json.loads(checks.read_text(encoding="utf-8")))
     written, later = [], []
     for stat, values, fields in result_maps(result):
         sidecar = {**common, **fields}

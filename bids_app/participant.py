@@ -217,6 +217,10 @@ def build_designs(runs_json: str, word_tables: list[str], feature_files: list[st
         per_story = story_nuisance(list(story_files or []), nuisance)
         for band in nuisance["bands"]:
             bands[band] = {story: values[band] for story, values in per_story.items()}
+    from .encoding.design_checks import feature_digest, run_summary, volumes_with_words
+
+    digest = feature_digest(np.asarray(bands[b][story]) for b in names for story in story_names)
+    n_model = np.asarray(bands[names[0]][story_names[0]]).shape[-1]
     runs = load_runs(runs_json)
     paths = []
     for i, (run, table_file) in enumerate(zip(runs, word_tables, strict=True)):
@@ -243,7 +247,10 @@ def build_designs(runs_json: str, word_tables: list[str], feature_files: list[st
             design = design[keep]
         path = out / f"run{i:03d}_design.npy"
         np.save(path, design)
-        sidecar = {"stories": sorted({str(v) for v in table["story"]})}
+        checks = run_summary(design, volumes_with_words(
+            table["onset"].to_numpy(float), times[keep], run.tr), block=n_model)
+        sidecar = {"stories": sorted({str(v) for v in table["story"]}), "run": run.name,
+                   "checks": checks, "feature_digest": digest}
         if len(slices) > 1:
             sidecar["bands"] = slices
         update_design_sidecar(path, **sidecar)
@@ -285,10 +292,20 @@ def fit_encoding(design_files: list[str], bold_files: list[str], encoding: dict,
         ``.npz`` with per-voxel ``r``, ``r2``, ``alpha``, per-fold values and, when
         asked for, permutation ``p``/``q`` or banded ``r2_split``.
     """
+    from .encoding.design_checks import check_designs
     from .encoding.engine import ProgressLog, cross_validate
     from .errors import UsageError
 
     stats = encoding.get("statistics") or {}
+    sidecars = [read_design_sidecar(p) for p in design_files]
+    if all("checks" in sc for sc in sidecars):
+        check_designs([sc["checks"] for sc in sidecars],
+                      [sc.get("run") or Path(p).stem for sc, p in zip(sidecars, design_files,
+                                                                        strict=True)],
+                      encoding.get("variant") or Path(out_file).stem)
+        Path(str(out_file).replace(".npz", "_design.json")).write_text(json.dumps(
+            {"DesignChecks": [sc["checks"] for sc in sidecars],
+             "FeatureDigest": sidecars[0].get("feature_digest")}, indent=1), encoding="utf-8")
     Xs = [np.load(p) for p in design_files]
     Ys = [np.load(p, mmap_mode="r") for p in bold_files]
     # confounds regressed within folds are saved beside the BOLD by prepare_bold
@@ -297,7 +314,6 @@ def fit_encoding(design_files: list[str], bold_files: list[str], encoding: dict,
     extra = {}
     if all(path.is_file() for path in siblings):
         extra["confounds"] = [np.load(path) for path in siblings]
-    sidecars = [read_design_sidecar(p) for p in design_files]
     labels = ["+".join(sc.get("stories") or []) for sc in sidecars]
     labels = labels if all(labels) else None
     if encoding["outer_cv"] == "leave-one-story-out" and labels is None:

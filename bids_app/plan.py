@@ -143,6 +143,8 @@ def make_plan(layout, subjects: list[str], spec, *, work_dir: Path, output_dir: 
             plans.append(SubjectPlan(subject, runs, str(runs_json), tables, warnings))
         except BrainencError as exc:
             failures[subject] = exc
+    if getattr(getattr(spec, "features", None), "unit", "word") == "sentence":
+        check_sentences(registry)
     names, files = [], []
     story_dir = inputs / "stories"
     for name, story in sorted(registry.stories.items()):
@@ -154,6 +156,29 @@ def make_plan(layout, subjects: list[str], spec, *, work_dir: Path, output_dir: 
         files.append(str(path))
     write_story_tables(output_dir, registry)
     return Plan(plans, names, files, failures)
+
+
+def check_sentences(registry: StoryRegistry) -> None:
+    """Stop when a story has no sentence boundaries and the features are per sentence.
+
+    Parameters
+    ----------
+    registry : StoryRegistry
+        The stories read for the participants.
+
+    Raises
+    ------
+    DatasetError
+        Naming the first story without boundaries, the sources tried and the fix.
+    """
+    from .io.stimuli.sentences import Sentences, sentence_error
+
+    for name, story in sorted(registry.stories.items()):
+        if story.sentences is None:
+            record = story.meta.get("sentences") or {}
+            tried = Sentences(None, tried=list(record.get("SentencesTried") or
+                                               ["no source (the story was not read from a file)"]))
+            raise DatasetError(sentence_error(name, story.sources[0], tried))
 
 
 def _check_timing(table: pd.DataFrame, run: BoldRun, tolerance: float = 1.0) -> None:

@@ -189,6 +189,10 @@ def run_participant_level(options, spec) -> int:
     device, backend = _resolve_device(options, spec)  # before any slow step: fail early
     description = check_dataset(options.bids_dir) if not options.skip_bids_validation else {}
     extractors, variants = plan_variants(spec)
+    from .encoding.design_checks import partial_warnings
+
+    for warning in partial_warnings(variants):
+        LOGGER.warning(warning)
     filters = _load_filters(options.bids_filter_file)
     layout = make_layout(options.bids_dir, database_dir=options.bids_database_dir)
     derivatives = _derivative_layouts(options, spec)

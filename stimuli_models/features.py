@@ -2,17 +2,19 @@
 
 The story is tokenized once and tokens are mapped back to words through character
 offsets (see :mod:`stimuli_models.windows`). Word-level features are computed in
-windows: each window holds up to ``stride`` *target* words preceded (``causal``)
-or surrounded (``bidirectional``) by ``context_words`` words (or tokens) of
-context, so that cost grows with ``n_words * (context + stride) / stride`` rather
-than with ``n_words * context``. Windows that one forward pass can serve are
-merged (identical ranges; for causal models, ranges that start at the same
-token), so a window covering the whole story with ``stride=1`` costs one pass and
-gives exactly the full-context features. All hidden layers come out of one
-forward pass; the requested ones are kept. Sub-tokens are pooled into words
-(``mean``, ``first``, ``last``). Sentence-level features embed each sentence
-alone (mean of its tokens or the ``[CLS]`` state) and give that vector to every
-word of the sentence.
+windows. In ``causal`` mode each word has a window of its own, ending with it and
+holding exactly ``context_words`` words (or tokens) before it, so no feature sees
+a later word and every word sees the same context, whether the model is an
+encoder or a decoder. In ``bidirectional`` mode a window holds up to ``stride``
+*target* words surrounded by ``context_words`` words (or tokens) of context, so
+that cost grows with ``n_words * (2 context + stride) / stride``. Windows that
+one forward pass can serve are merged (identical ranges; for causal models,
+ranges that start at the same token), so a context covering the whole story
+costs one pass of a decoder and gives exactly the full-context features. All
+hidden layers come out of one forward pass; the requested ones are kept.
+Sub-tokens are pooled into words (``mean``, ``first``, ``last``). Sentence-level
+features embed each sentence alone (mean of its tokens or the ``[CLS]`` state)
+and give that vector to every word of the sentence.
 """
 
 from __future__ import annotations
@@ -59,10 +61,13 @@ class FeatureSettings:
         Size of the context on the preceding side (and the following side when
         ``direction='bidirectional'``), counted in ``context_unit``.
     stride : int
-        Target words per window; 1 gives every word exactly its context, larger
-        values share one window between several words (faster).
+        Target words per window in ``bidirectional`` mode; 1 gives every word
+        exactly its context, larger values share one window between several
+        words (faster). Not used in ``causal`` mode.
     direction : {'causal', 'bidirectional'}
-        Context before the word only, or on both sides.
+        ``causal``: each word's feature depends on that word and the
+        ``context_words`` words before it only (one window per word, for
+        encoders and decoders alike); ``bidirectional``: context on both sides.
     batch_size : int
         Windows per forward pass.
     max_tokens : int, optional

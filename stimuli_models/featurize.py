@@ -20,7 +20,7 @@ from .cache import atomic_save_npy, atomic_write_json, locked, stable_hash
 from .features import FeatureSettings, StoryFeatures, compute_features
 
 #: Bump when the featurization code changes in a way that alters numbers.
-FEATURES_VERSION = 2
+FEATURES_VERSION = 3
 
 
 @dataclass
@@ -68,11 +68,15 @@ class LoadedModel:
 
 
 def feature_key(model_fingerprint: str, settings: FeatureSettings, story: Story) -> str:
-    """Content hash of everything a story's features depend on."""
+    """Content hash of everything a story's features depend on.
+
+    Sentence boundaries count only for sentence units (word features do not use them).
+    """
+    sentences = story.sentences if settings.unit == "sentence" else None
     return stable_hash(
         {"version": FEATURES_VERSION, "model": model_fingerprint,
          "settings": settings.to_dict(), "words": story.words,
-         "sentences": story.sentences, "separator": story.separator}
+         "sentences": sentences, "separator": story.separator}
     )
 
 

@@ -123,11 +123,19 @@ def plan_windows(token_word: np.ndarray, n_words: int, settings, max_len: int
                  ) -> list[tuple[int, int, int, int]]:
     """Split a story into model windows.
 
-    Each window gives the features of up to ``settings.stride`` consecutive
-    target words, with ``settings.context_words`` words (or tokens, when
-    ``settings.context_unit == 'tokens'``) of context before them, and after
-    them too when ``settings.direction == 'bidirectional'``. The cost is about
-    ``n_tokens * (context + stride) / stride`` tokens.
+    ``direction == 'causal'``: every word gets a window of its own that ends
+    with it and holds exactly ``settings.context_words`` words (or tokens, when
+    ``settings.context_unit == 'tokens'``) before it, fewer only at the story
+    start or where the model's length limit trims them. No word is ever in the
+    window of an earlier word, for encoders and decoders alike, and every word
+    sees the same amount of context; ``stride`` is not used. The cost is about
+    ``n_tokens * (context + 1)`` tokens (decoder windows that start at the same
+    token are merged later, see :func:`group_windows`).
+
+    ``direction == 'bidirectional'``: each window gives the features of up to
+    ``settings.stride`` consecutive target words, with the context before them
+    and after them. The cost is about ``n_tokens * (2 context + stride) / stride``
+    tokens.
 
     Parameters
     ----------
@@ -153,8 +161,9 @@ def plan_windows(token_word: np.ndarray, n_words: int, settings, max_len: int
     context = settings.context_words
     windows = []
     s = 0
+    step = 1 if causal else settings.stride
     while s < n_words:
-        e = min(s + settings.stride, n_words)
+        e = min(s + step, n_words)
         while e > s + 1 and tok_end[e - 1] - tok_start[s] > max_len:
             e -= 1
         target0, target1 = int(tok_start[s]), int(tok_end[e - 1])

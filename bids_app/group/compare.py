@@ -4,6 +4,8 @@ For each pair ``(a, b)`` and each subject with both maps, the difference of
 Fisher-z r is tested across subjects (two-sided t and sign-flip permutation,
 FDR). Pairs come from ``[statistics] compare`` in the experiment spec; with none,
 every tuned variant is compared with the frozen variant of the same model and layer.
+A pair whose variants are identical by construction (see :func:`identical_variants`)
+is left out: its difference is zero by definition, not a result.
 """
 
 from __future__ import annotations
@@ -61,7 +63,38 @@ def resolve_pairs(requested: list, summaries: list[dict]) -> list[tuple[str, str
             reference = frozen.get(_model_layer(summary))
             if _method(summary) not in ("", "frozen") and reference:
                 pairs.append((summary["variant"], reference))
+    same = identical_variants(summaries)
+    pairs = [(a, b) for a, b in pairs if same.get(a) != b and same.get(b) != a
+             and not (a in same and b in same and same[a] == same[b])]
     return list(dict.fromkeys(pairs))
+
+
+def identical_variants(summaries: list[dict]) -> dict[str, str]:
+    """Variants whose features are identical to another's, by construction or in fact.
+
+    A variant is identical to the one its sidecar names (``IdenticalTo``, set when
+    the spec makes it so, e.g. a layer below the layers ``partial`` tunes), and to
+    an earlier variant (frozen ones first) with the same ``FeatureDigest``.
+
+    Returns
+    -------
+    dict
+        Label -> label (or description) of the variant it duplicates.
+    """
+    out, first = {}, {}
+    ordered = sorted(summaries, key=lambda s: (_method(s) != "frozen", s["variant"]))
+    for summary in ordered:
+        meta = summary.get("metadata", {})
+        label = summary["variant"]
+        if meta.get("IdenticalTo"):
+            out[label] = str(meta["IdenticalTo"])
+            continue
+        digest = meta.get("FeatureDigest")
+        if digest and first.get(digest, label) != label:
+            out[label] = first[digest]
+        elif digest:
+            first[digest] = label
+    return out
 
 
 def compare_pair(a, b, output_dir, *, fdr_alpha: float, n_permutations: int,

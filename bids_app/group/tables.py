@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .compare import identical_variants
 from .regions import LANGUAGE
 
 
@@ -103,6 +104,7 @@ def variant_table(summaries: list[dict], regions: pd.DataFrame, scores: pd.DataF
     """
     rows = []
     top = f"top{top_percent:g}pct"
+    same = identical_variants(summaries)
     for summary in summaries:
         meta = summary.get("metadata", {})
         variant = summary["variant"]
@@ -147,6 +149,8 @@ def variant_table(summaries: list[dict], regions: pd.DataFrame, scores: pd.DataF
         if not scores.empty and "n_significant" in scores and "region" in scores:
             brain = scores[scores["region"] == "brain"]
             row["n_significant_subject_mean"] = _score_column(brain, variant, "n_significant")
+        row["note"] = (f"identical to {same[variant]} by construction" if variant in same
+                       else "")
         rows.append(row)
     return pd.DataFrame(rows)
 

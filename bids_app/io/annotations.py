@@ -258,8 +258,14 @@ def _register(source: StorySource, registry: StoryRegistry, spec, shift: float,
     meta = {"format": timings.fmt, "time_reference": timings.time_reference,
             "normalisation": normalisation_record(spec, separator), "notes": timings.notes,
             "repairs": list(timings.repairs)}
+    sentences = None
+    if source.sentences is not None:
+        meta["sentences"] = source.sentences.record()
+        if source.sentences.ids is not None:
+            kept = np.asarray(source.sentences.ids)[keep]
+            sentences = np.unique(kept, return_inverse=True)[1].astype(int).tolist()
     name = registry.add(source.name, words, source.label, separator=separator,
-                        timings=story_frame, meta=meta)
+                        sentences=sentences, timings=story_frame, meta=meta)
     return pd.DataFrame({
         "onset": events_onsets, "duration": offsets - onsets, "word": words, "story": name,
         "word_index": np.arange(len(words)), "story_onset": source.onset,

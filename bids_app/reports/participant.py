@@ -111,7 +111,17 @@ def significance_summary(maps: dict, fdr_alpha: float) -> str:
     return table(pd.DataFrame([rows]), "{:.3f}") + text
 
 
-def _variant_section(label: str, maps: dict, scores_file: str, fdr_alpha: float = 0.05) -> str:
+def _identical(variant_outputs: dict) -> dict:
+    """Variants identical to another by construction or by their feature digest."""
+    from ..group.compare import identical_variants
+    from ..group.maps import read_sidecar
+
+    return identical_variants([{"variant": label, "metadata": read_sidecar(outputs["r"])}
+                               for label, outputs in variant_outputs.items()])
+
+
+def _variant_section(label: str, maps: dict, scores_file: str, fdr_alpha: float = 0.05,
+                     identical_to: str | None = None) -> str:
     from ..group.maps import load_values, map_kind, read_sidecar
 
     plt = matplotlib_agg()
@@ -124,6 +134,7 @@ def _variant_section(label: str, maps: dict, scores_file: str, fdr_alpha: float 
     r = r_all[inside]
     parts = [f"<h2 id='variant-{esc(label)}'>Variant {esc(label)}</h2>",
              "<h3>Tuning</h3>", table(tuning_summary(label, meta))]
+    parts += [design_notes({**meta, "IdenticalTo": identical_to or meta.get("IdenticalTo")})]
     parts.append("<h3>Maps</h3>" + brain_map(maps["r"], f"{label}: held-out r",
                                              f"Held-out r for {label}.", f"fig-glass-{label}"))
     right = maps["r"].replace("_hemi-L_", "_hemi-R_")
@@ -150,6 +161,20 @@ def _variant_section(label: str, maps: dict, scores_file: str, fdr_alpha: float 
     parts.append("<h3>Significance</h3>" + significance_summary(maps, fdr_alpha))
     parts.append("<h3>Regions</h3>" + table(pd.read_csv(scores_file, sep="\t")))
     return "".join(parts)
+
+
+def design_notes(meta: dict) -> str:
+    """The design checks of a variant, and whether it is identical to another by construction."""
+    lines = []
+    if meta.get("IdenticalTo"):
+        lines.append(f"<p class='warn'>This variant is identical to {esc(meta['IdenticalTo'])} "
+                     "by construction (its features are the same); it is kept out of "
+                     "comparisons.</p>")
+    checks = meta.get("DesignChecks") or []
+    if checks:
+        rows = pd.DataFrame(checks)
+        lines.append("<h3>Design checks</h3>" + table(rows))
+    return "".join(lines)
 
 
 def bold_warnings(bold_info: dict) -> list[str]:
@@ -274,8 +299,10 @@ def write_participant_report(output_dir: str, subject: str, runs, word_tables: l
         f"<p class='warn'>{esc(w)}</p>" for w in warnings) if warnings else note(
         "No warnings were raised for this participant.")))
     fdr_alpha = getattr(getattr(spec, "statistics", None), "fdr_alpha", 0.05)
+    same = _identical(variant_outputs)
     for label, outputs in variant_outputs.items():
-        body.append(_variant_section(label, outputs, outputs["scores"], fdr_alpha))
+        body.append(_variant_section(label, outputs, outputs["scores"], fdr_alpha,
+                                     identical_to=same.get(label)))
     body.append("<h2 id='methods'>Methods</h2>" + methods_paragraph(spec, len(runs),
                                                                    list(variant_outputs)))
     final = Path(output_dir) / f"sub-{subject}.html"

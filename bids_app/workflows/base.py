@@ -12,6 +12,7 @@ import json
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
+from ..encoding.design_checks import identical_by_construction
 from ..featurization import nuisance_settings
 from ..interfaces import (
     BuildDesigns,
@@ -163,6 +164,7 @@ def init_single_subject_wf(*, subject_plan, extractors, variants, spec, spec_fil
     compared = {label for pair in pairs for label in pair}
     fits = {}
     nuisance = nuisance_settings(spec)
+    identical = identical_by_construction(variants)
     for index, variant in enumerate(variants, start=1):
         name = _node_name(variant.label)
         ex_name = _node_name(variant.extractor.label)
@@ -178,11 +180,13 @@ def init_single_subject_wf(*, subject_plan, extractors, variants, spec, spec_fil
             name=f"design_{name}")
         # bands of other extractors: fitted by banded ridge whatever [encoding] banded says
         banded = {"banded": True} if variant.with_extractors else {}
-        fit = pe.Node(FitEncoding(encoding={**encoding, **banded,
+        fit = pe.Node(FitEncoding(encoding={**encoding, **banded, "variant": variant.label,
                                             "save_predictions": variant.label in compared},
                                   backend=backend, omp_nthreads=omp_nthreads, use_gpu=use_gpu),
                       name=f"fit_{name}", mem_gb=mem_gb_per_fit, n_procs=max(omp_nthreads, 1))
         metadata = _variant_metadata(variant, spec, seed, backend)
+        if variant.label in identical:
+            metadata["IdenticalTo"] = identical[variant.label]
         write = pe.Node(WriteVariant(output_dir=output_dir, bids_dir=bids_dir,
                                      runs_json=subject_plan.runs_json,
                                      metadata=json.loads(json.dumps(metadata, default=str))),

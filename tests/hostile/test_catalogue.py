@@ -440,6 +440,20 @@ def events_without_words(case: Case) -> list[str]:
     return case.argv("--participant-label", "02")
 
 
+def _unpunctuated(text: str) -> bytes:
+    lines = text.splitlines()
+    rows = [line.split("\t") for line in lines[1:]]
+    return "\n".join([lines[0]] + ["\t".join(r[:-1] + [re.sub(r"[^\w']", "", r[-1]).upper()])
+                                   for r in rows]).encode()
+
+
+def sentences_without_source(case: Case) -> list[str]:
+    for run in (1, 2, 3):
+        _rewrite_events(case, "02", run, _unpunctuated)
+    case.write_spec(case.spec.read_text().replace("context_words = 5", 'unit = "sentence"'))
+    return case.argv("--participant-label", "02")
+
+
 def events_empty_words(case: Case) -> list[str]:
     _rewrite_events(case, "02", 2, lambda text: "\n".join(
         [text.splitlines()[0]] + [line.rsplit("\t", 1)[0] + "\tn/a"
@@ -878,6 +892,8 @@ CATALOGUE = [
     # events
     Row("events-without-word-column", events_without_words, EXIT_DATASET,
         r"run-2_events\.tsv' has no column.*word", bad="02"),
+    Row("sentence-unit-without-punctuation", sentences_without_source, EXIT_DATASET,
+        r"no sentence boundaries for story .*punctuation \(no sentence ends", bad="02"),
     Row("events-without-words", events_empty_words, EXIT_DATASET,
         r"run-2_events\.tsv' lists no words", bad="02"),
     Row("events-ragged-others-complete", events_ragged, EXIT_FAILED,

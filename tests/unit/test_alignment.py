@@ -13,7 +13,6 @@ from bids_app.alignment import (
     hrf,
     hrf_basis,
     hrf_design,
-    lanczos_resample,
     zscore_columns,
 )
 
@@ -99,15 +98,6 @@ def test_fir_bins_words_into_volumes_and_delays():
     stacked = delay_stack(binned, [0, 1, 2])
     np.testing.assert_array_equal(stacked[:, 1], [0.0, 11.0, 100.0, 0.0])
     np.testing.assert_array_equal(stacked[:, 2], [0.0, 0.0, 11.0, 100.0])
-
-
-def test_lanczos_reproduces_a_slow_signal():
-    onsets = np.arange(0, 100, 0.25)
-    signal = np.sin(2 * np.pi * onsets / 40.0)[:, None]
-    times = np.arange(10, 90, 2.0)
-    # the kernel integrates to 1 / cutoff seconds: scale the sum by dt * cutoff
-    out = lanczos_resample(onsets, signal, times, cutoff=1 / 4.0) * 0.25 * 0.25
-    np.testing.assert_allclose(out[:, 0], np.sin(2 * np.pi * times / 40.0), atol=0.05)
 
 
 def test_zscore_and_constant_columns():

@@ -211,7 +211,8 @@ def test_virtual_tokens_are_skipped(bert):
 
     torch.manual_seed(0)
     wrapped = Prompted(model, 3).eval()
-    settings = FeatureSettings(layers="all", stride=100, context_words=100)
+    settings = FeatureSettings(layers="all", stride=100, context_words=100,
+                               direction="bidirectional")
     result = compute_features(STORY[:6], wrapped, tokenizer, settings, n_layers=2,
                               n_virtual_tokens=3)
     ids = tokenizer(" ".join(STORY[:6]))["input_ids"]

@@ -133,11 +133,21 @@ def test_plan_windows_invariants(story, context, stride, max_len, direction, uni
 def test_cost_grows_with_window_over_stride():
     token_word = np.arange(1000)  # one token per word
     for stride in (1, 4, 16):
-        fs = FeatureSettings(context_words=32, stride=stride)
+        fs = FeatureSettings(context_words=32, stride=stride, direction="bidirectional")
         windows = plan_windows(token_word, 1000, fs, 512)
         processed = sum(t1 - t0 for t0, t1, _, _ in windows)
-        assert processed <= 1000 * (32 + stride) / stride
+        assert processed <= 1000 * (2 * 32 + stride) / stride
         assert len(windows) == -(-1000 // stride)
+
+
+def test_causal_windows_cost_one_context_per_word_whatever_the_stride():
+    token_word = np.arange(1000)  # one token per word
+    for stride in (1, 4, 16):
+        fs = FeatureSettings(context_words=32, stride=stride, direction="causal")
+        windows = plan_windows(token_word, 1000, fs, 512)
+        assert len(windows) == 1000
+        assert sum(t1 - t0 for t0, t1, _, _ in windows) == sum(min(w, 32) + 1
+                                                               for w in range(1000))
 
 
 def test_group_windows_merges_only_what_one_pass_can_serve():

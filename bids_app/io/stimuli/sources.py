@@ -42,6 +42,7 @@ from . import (
     resolve_under,
     segment,
 )
+from .sentences import Sentences, story_sentences
 
 _KEYS = {"sub": "subject", "ses": "session", "task": "task", "acq": "acquisition", "run": "run"}
 _FIELDS = ("subject", "session", "task", "acquisition", "run", "run_int", "stim")
@@ -49,12 +50,13 @@ _FIELDS = ("subject", "session", "task", "acquisition", "run", "run_int", "stim"
 
 @dataclass
 class StorySource:
-    """One story heard in a run: its timings, its onset (events clock) and name."""
+    """One story heard in a run: its timings, its onset (events clock), name and sentences."""
 
     name: str
     timings: WordTimings
     onset: float
     label: str
+    sentences: Sentences | None = None
 
 
 def _entities(run) -> dict:
@@ -291,7 +293,10 @@ def story_sources(run, spec, bids_dir: Path) -> list[StorySource]:
                 timings = _read(path, spec, run, stim, root, bids_dir, entry["rows"])
                 name = entry["story"] or story_label(
                     stim or path.stem, *(f"{k}{v}" for k, v in entry["rows"].items()))
-                out.append(StorySource(name, timings, onset, _relative(path, bids_dir)))
+                sentences = story_sentences(timings, spec, path=path,
+                                            transcript=_transcript(spec, run, stim, root))
+                out.append(StorySource(name, timings, onset, _relative(path, bids_dir),
+                                       sentences))
         return out
     if run.events_file is None:
         raise DatasetError(
@@ -306,8 +311,12 @@ def story_sources(run, spec, bids_dir: Path) -> list[StorySource]:
             path = resolve_under(root, value, what=f"stim_file of '{run.events_file.name}' "
                                                    f"(story row {number})")
             timings = _read(path, spec, run, Path(value).stem, root, bids_dir)
+            sentences = story_sentences(
+                timings, spec, path=path,
+                transcript=_transcript(spec, run, Path(value).stem, _root(bids_dir,
+                                                                          spec.stimuli_dir)))
             out.append(StorySource(story_label(path.stem), timings, onset,
-                                   _relative(path, bids_dir)))
+                                   _relative(path, bids_dir), sentences))
         return out
     table = read_word_events(run.events_file, text_column=spec.text_column)
     onsets = table["onset"].to_numpy(float)
@@ -319,4 +328,17 @@ def story_sources(run, spec, bids_dir: Path) -> list[StorySource]:
     timings = _segment(timings, spec, run, Path(run.events_file).stem, _root(
         bids_dir, spec.stimuli_dir), bids_dir)
     name = story_label(run.task, run.run and f"run{run.run}")
-    return [StorySource(name, timings, 0.0, _relative(run.events_file, bids_dir))]
+    sentences = story_sentences(
+        timings, spec, events=run.events_file,
+        transcript=_transcript(spec, run, Path(run.events_file).stem,
+                               _root(bids_dir, spec.stimuli_dir)))
+    return [StorySource(name, timings, 0.0, _relative(run.events_file, bids_dir), sentences)]
+
+
+def _transcript(spec, run, stim, root: Path) -> Path | None:
+    """The punctuated transcript of a story (``[annotations] transcript``), if one is set."""
+    pattern = getattr(spec, "transcript", "")
+    if not pattern:
+        return None
+    return resolve_under(root, _fill(pattern, run, stim),
+                         what=f"transcript of '{run.name}' (annotations.transcript)")

@@ -128,6 +128,7 @@ def write_story_table(output_dir: Path, story) -> Path:
         "Normalisation": story.meta.get("normalisation", {}),
         "Notes": story.meta.get("notes", []),
         "Repairs": story.meta.get("repairs", []),
+        **story.meta.get("sentences", {}),
     })
     payload = json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n"
     for path, content in ((target, text), (target.with_suffix(".json"), payload)):
