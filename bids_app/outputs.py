@@ -218,6 +218,7 @@ def write_variant_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun],
     table["dev_metric"] = next(iter(dev.values())) if isinstance(dev, dict) and dev else None
     table["trainable_share"] = metadata.get("TrainableParameterShare")
     table["cka"] = metadata.get("CKA")
+    table["settings_hash"] = metadata.get("SettingsHash")
     scores = folder / build_name(entities, "scores", ".tsv")
     write_text(scores, table.to_csv(sep="\t", index=False, float_format="%.6g", na_rep="n/a"))
     write_json(scores.with_suffix(".json"), {
@@ -225,6 +226,8 @@ def write_variant_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun],
                                   "10% of voxels with the highest r (descriptive only)."},
         "mean_r": {"Description": "Mean held-out Pearson r over the voxels of the region."},
         "fold_mean_r": {"Description": "Mean r of the region in each outer fold, ';'-separated."},
+        "settings_hash": {"Description": "Hash of the settings that produced the maps "
+                                         "(SettingsHash of the sidecars)."},
         "n_significant": {"Description": f"Voxels of the region with stat-q < {fdr_alpha:g} "
                                          "(held-out permutation test, BH-FDR); n/a without "
                                          "the test."},

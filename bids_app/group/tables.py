@@ -124,6 +124,7 @@ def variant_table(summaries: list[dict], regions: pd.DataFrame, scores: pd.DataF
             "trainable_share": share, "cka": cka,
             "cka_drift": None if cka is None else 1.0 - cka,
             "n_subjects": len(summary["subjects"]), "n_voxels": summary.get("n_voxels"),
+            "settings_hash": meta.get("SettingsHash"),
         }
         if summary.get("hemi"):
             row["hemi"] = summary["hemi"]
