@@ -291,7 +291,8 @@ def tuning_sidecar(tuning: dict, layer: int) -> dict:
     -------
     dict
         ``TuningSettings``, ``TaskName``, ``TaskType``, ``DevMetric`` ({name: value}),
-        ``TrainableParameters``, ``TrainableParameterShare``, ``TuningHash``, ``CKA``
+        ``TrainableParameters`` (what defines the tuned model), ``TrainableParameterShare``,
+        ``TrainingParameters`` (trained while tuning), ``TuningHash``, ``CKA``
         (linear CKA of the variant's layer with the pretrained model's) and more.
     """
     name, value = tuning.get("dev_metric_name"), tuning.get("dev_metric")
@@ -306,6 +307,7 @@ def tuning_sidecar(tuning: dict, layer: int) -> dict:
         "DevMetrics": tuning.get("dev_metrics", {}),
         "TrainableParameters": tuning.get("trainable_params"),
         "TrainableParameterShare": tuning.get("trainable_share"),
+        "TrainingParameters": tuning.get("training_params"),
         "TuningHash": tuning.get("tuning_hash"),
         "TrainingSteps": tuning.get("steps"),
         "CKA": cka.get(str(layer)),

@@ -3,7 +3,9 @@
 For each pair ``(a, b)`` and each subject with both maps, the difference of
 Fisher-z r is tested across subjects (two-sided t and sign-flip permutation,
 FDR). Pairs come from ``[statistics] compare`` in the experiment spec; with none,
-every tuned variant is compared with the frozen variant of the same model and layer.
+every tuned variant is compared with the frozen variant of the same model and layer,
+and every prompt-family variant with its untrained control (same virtual tokens,
+not trained): the tuning effect without the shift the virtual tokens cause.
 """
 
 from __future__ import annotations
@@ -61,7 +63,27 @@ def resolve_pairs(requested: list, summaries: list[dict]) -> list[tuple[str, str
             reference = frozen.get(_model_layer(summary))
             if _method(summary) not in ("", "frozen") and reference:
                 pairs.append((summary["variant"], reference))
+        controls = {_control_key(s): s["variant"] for s in summaries if _is_control(s)}
+        for summary in summaries:
+            control = None if _is_control(summary) else controls.get(_control_key(summary))
+            if control:
+                pairs.append((summary["variant"], control))
     return list(dict.fromkeys(pairs))
+
+
+def _is_control(summary: dict) -> bool:
+    settings = summary.get("metadata", {}).get("TuningSettings") or {}
+    return isinstance(settings, dict) and bool(settings.get("untrained"))
+
+
+def _control_key(summary: dict) -> str:
+    """Model, layer, method, task and settings other than ``untrained``."""
+    import json
+
+    meta = summary.get("metadata", {})
+    settings = {k: v for k, v in (meta.get("TuningSettings") or {}).items() if k != "untrained"}
+    return json.dumps([_model_layer(summary), _method(summary), meta.get("TaskName"),
+                       settings], sort_keys=True, default=str)
 
 
 def compare_pair(a, b, output_dir, *, fdr_alpha: float, n_permutations: int,

@@ -69,8 +69,9 @@ def expected_hashes(spec, seed: int = 0) -> dict[str, str] | None:
 
 def names_variants(spec_file) -> bool:
     """Whether an experiment spec file has its own ``[[variants]]`` (not the defaults)."""
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     try:
         return "variants" in tomllib.loads(Path(spec_file).read_text(encoding="utf-8"))
