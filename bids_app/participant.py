@@ -343,6 +343,12 @@ def fit_encoding(design_files: list[str], bold_files: list[str], encoding: dict,
     for array in arrays.values():
         array.flush()
     arrays.clear()
+    if encoding.get("nuisance_bands") and sidecars[0].get("bands"):  # see unique_variance
+        from .unique_variance import unique_variance, unique_variance_file
+
+        np.save(unique_variance_file(out_file), unique_variance(
+            Xs, Ys, sidecars[0]["bands"], encoding["nuisance_bands"], result.r2,
+            encoding["alphas"], random_state=encoding.get("seed", 0), **common, **extra))
     result.save(out_file)
     return out_file
 

@@ -29,7 +29,7 @@ EXECUTION_ONLY = {
 
 #: ``[statistics]`` keys that change a participant's maps (held-out permutation test);
 #: the others are read by the group stage or name comparisons, not these maps.
-PARTICIPANT_STATISTICS = ("heldout_permutations", "permutation", "block_length")
+PARTICIPANT_STATISTICS = ("heldout_permutations", "permutation", "heldout_p", "block_length")
 
 
 def map_settings(metadata: dict) -> dict:
@@ -158,6 +158,11 @@ def _metadata(variant, spec, seed: int, backend: str) -> dict:
     if variant.band_layers:  # several layers, one band each
         metadata["Layers"] = list(variant.band_layers)
         metadata["Features"] = {**metadata["Features"], "layers": list(variant.band_layers)}
+    if spec.features.nuisance:  # fitted jointly with the language bands
+        metadata["NuisanceBands"] = list(spec.features.nuisance)
+        metadata["Encoding"] = {**metadata["Encoding"], "banded": True,
+                                "estimator": "himalaya banded ridge "
+                                             "(BandedRidgeCV/MultipleKernelRidgeCV)"}
     if variant.with_extractors:
         metadata["BandsWith"] = [
             {"Extractor": ex.label, "Model": ex.model.source, "ModelName": ex.model.name,

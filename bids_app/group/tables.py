@@ -148,6 +148,9 @@ def variant_table(summaries: list[dict], regions: pd.DataFrame, scores: pd.DataF
         if not scores.empty and "n_significant" in scores and "region" in scores:
             brain = scores[scores["region"] == "brain"]
             row["n_significant_subject_mean"] = _score_column(brain, variant, "n_significant")
+        if not scores.empty and "mean_r2_unique" in scores and "region" in scores:
+            brain = scores[scores["region"] == "brain"]  # beside the full model's mean r
+            row["mean_r2_unique"] = _score_column(brain, variant, "mean_r2_unique")
         rows.append(row)
     return pd.DataFrame(rows)
 
