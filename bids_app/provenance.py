@@ -159,10 +159,15 @@ def _metadata(variant, spec, seed: int, backend: str) -> dict:
         metadata["Layers"] = list(variant.band_layers)
         metadata["Features"] = {**metadata["Features"], "layers": list(variant.band_layers)}
     if spec.features.nuisance:  # fitted jointly with the language bands
+        from .unique_variance import NUISANCE_WEIGHTS
+
         metadata["NuisanceBands"] = list(spec.features.nuisance)
-        metadata["Encoding"] = {**metadata["Encoding"], "banded": True,
-                                "estimator": "himalaya banded ridge "
-                                             "(BandedRidgeCV/MultipleKernelRidgeCV)"}
+        if not spec.encoding.banded and not variant.with_extractors:
+            metadata["Encoding"] = {
+                **metadata["Encoding"], "nuisance_weights": list(NUISANCE_WEIGHTS),
+                "estimator": "banded ridge by grid search: nuisance columns weighted by one of "
+                             f"{list(NUISANCE_WEIGHTS)} and alpha chosen per voxel on the inner "
+                             "folds (eigendecomposition ridge solver on himalaya's backend)"}
     if variant.with_extractors:
         metadata["BandsWith"] = [
             {"Extractor": ex.label, "Model": ex.model.source, "ModelName": ex.model.name,

@@ -1,9 +1,14 @@
-"""Unique variance of a design's language bands beside low-level nuisance bands.
+"""Joint fit with low-level nuisance bands, and the language bands' unique variance.
 
-With nuisance bands (word rate ...) in the design, the full model (language and
-nuisance bands fitted jointly by banded ridge) is compared with the model of the
-nuisance bands alone, cross-validated the same way (same outer folds, trimming
-and confounds). The language bands' unique variance per voxel is
+With nuisance bands (word rate ...) in the design, the language and nuisance
+bands are fitted jointly with one penalty per band: the nuisance columns are
+weighted by each of :data:`NUISANCE_WEIGHTS` in turn (a weight w divides that
+band's ridge penalty by w²) and the weight and the overall alpha are chosen per
+voxel on the inner folds (banded ridge by grid search, on the plain ridge
+solver, so that the held-out test of r applies unchanged). The full model is
+compared with the model of the nuisance bands alone, cross-validated the same
+way (same outer folds, trimming and confounds). The language bands' unique
+variance per voxel is
 
     R²(full) - R²(nuisance only)
 
@@ -20,6 +25,42 @@ import numpy as np
 
 #: Suffix of the file beside an encoding result holding the unique variance.
 SUFFIX = "_r2unique.npy"
+#: Weights of the nuisance columns tried per voxel (relative penalties 1, 1e-2, 1e-4): one
+#: word-rate column beside hundreds of language columns needs a far smaller penalty.
+NUISANCE_WEIGHTS = (1.0, 10.0, 100.0)
+
+
+def nuisance_candidates(Xs: list[np.ndarray], bands: dict, nuisance: list[str],
+                        weights=NUISANCE_WEIGHTS) -> list[list[np.ndarray]]:
+    """Candidate designs: the nuisance columns weighted by each of ``weights``.
+
+    Parameters
+    ----------
+    Xs : list of ndarray of shape (n_volumes_i, n_features)
+        Design of each run.
+    bands : dict of str -> (int, int)
+        Column range of each band.
+    nuisance : list of str
+        Names of the nuisance bands.
+    weights : sequence of float
+        Weights of the nuisance columns.
+
+    Returns
+    -------
+    list of list of ndarray
+        One list of run designs per weight (for
+        :func:`bids_app.encoding.engine.cross_validate`, which chooses one per voxel).
+    """
+    columns = nuisance_columns(bands, nuisance)
+    candidates = []
+    for weight in weights:
+        designs = []
+        for X in Xs:
+            X = np.array(X, dtype=np.float32)
+            X[:, columns] *= np.float32(weight)
+            designs.append(X)
+        candidates.append(designs)
+    return candidates
 
 
 def unique_variance_file(result_file: str | Path) -> Path:

@@ -161,9 +161,9 @@ def init_single_subject_wf(*, subject_plan, extractors, variants, spec, spec_fil
             band_sources=[source for source, _, _ in bands],
             nuisance=nuisance if nuisance["bands"] else {}, story_files=list(story_files or [])),
             name=f"design_{name}")
-        # bands of other extractors, nuisance bands: fitted by banded ridge whatever
-        # [encoding] banded says; with nuisance bands, the language bands' unique variance
-        banded = {"banded": True} if variant.with_extractors or nuisance["bands"] else {}
+        # bands of other extractors: fitted by banded ridge whatever [encoding] banded says;
+        # nuisance bands: fitted jointly (bids_app.unique_variance), and their unique variance
+        banded = {"banded": True} if variant.with_extractors else {}
         if nuisance["bands"]:
             banded["nuisance_bands"] = list(nuisance["bands"])
         fit = pe.Node(FitEncoding(encoding={**encoding, **banded,

@@ -21,10 +21,11 @@ def test_word_rate_band_and_unique_variance_by_default(case, run_cli):
     code, err = run_cli(case.argv("--participant-label", "01"))
     assert code == EXIT_OK, err
     maps, func = _outputs(case)
-    assert {"r", "r2", "r2unique", "r2splitWordRate"} <= set(maps), sorted(maps)
+    assert {"r", "r2", "p", "q", "r2unique"} <= set(maps), sorted(maps)
     sidecar = json.loads(maps["r2unique"].with_name(
         maps["r2unique"].name.replace(".nii.gz", ".json")).read_text(encoding="utf-8"))
-    assert sidecar["NuisanceBands"] == ["word_rate"] and sidecar["Encoding"]["banded"] is True
+    assert sidecar["NuisanceBands"] == ["word_rate"]
+    assert sidecar["Encoding"]["nuisance_weights"] == [1.0, 10.0, 100.0]
     assert "minus that of the nuisance bands (word_rate) alone" in sidecar["Description"]
     unique = np.asanyarray(nib.load(maps["r2unique"]).dataobj)
     assert np.isfinite(unique).all() and np.any(unique != 0)

@@ -7,7 +7,7 @@ import pytest
 
 from bids_app.encoding.banded import banded_cross_validate
 from bids_app.encoding.engine import cross_validate
-from bids_app.unique_variance import nuisance_columns, unique_variance
+from bids_app.unique_variance import nuisance_candidates, nuisance_columns, unique_variance
 
 ALPHAS = np.logspace(-2, 4, 7)
 CV = {"outer_cv": "leave-one-run-out", "inner_folds": 3, "backend": "numpy"}
@@ -61,3 +61,18 @@ def test_nuisance_columns_and_degenerate_bands(data):
     with pytest.raises(ValueError, match="at least one other band"):
         unique_variance(Xs, Ys, {"word_rate": [0, 9]}, ["word_rate"], np.zeros(20), ALPHAS,
                         **CV)
+
+
+def test_joint_fit_weights_the_nuisance_band_per_voxel(data):
+    """Grid-searched band weights predict as banded ridge does, and beat one shared penalty."""
+    Xs, Ys, bands = data
+    candidates = nuisance_candidates(Xs, bands, ["word_rate"])
+    assert [c[0][0, 8] / Xs[0][0, 8] for c in candidates] == pytest.approx([1, 10, 100])
+    assert all(np.array_equal(c[0][:, :8], Xs[0][:, :8]) for c in candidates)
+    joint = cross_validate(candidates, Ys, ALPHAS, **CV)
+    shared = cross_validate(Xs, Ys, ALPHAS, **CV)
+    banded = banded_cross_validate(Xs, Ys, bands, ALPHAS, n_iter=10, random_state=0, **CV)
+    rate_voxels = slice(0, 10)
+    assert joint.r[rate_voxels].mean() >= shared.r[rate_voxels].mean()
+    assert abs(joint.r.mean() - banded.r.mean()) < 0.02
+    assert set(np.unique(joint.layer_folds[:, rate_voxels])) - {0}  # larger weights chosen
