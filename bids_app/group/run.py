@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -338,8 +338,8 @@ def run_group(output_dir: str, *, participants: list[str] | None = None,
     inputs = find_inputs(output_dir, participants)
     provenance = check_provenance(inputs.maps, None if spec is None
                                   else expected_hashes(spec, seed))
-    inputs = GroupInputs(provenance.maps, inputs.masks,
-                         _current_scores(inputs.scores, provenance.maps))
+    inputs = replace(inputs, maps=provenance.maps,
+                     scores=_current_scores(inputs.scores, provenance.maps))
     r_maps = inputs.maps[inputs.maps["stat"] == "r"]
     if r_maps.empty:
         raise NoMatchError(f"every participant map in '{output_dir}' is stale (not made by the "
