@@ -33,7 +33,7 @@ def _hash(spec, variant, seed=0, backend="numpy"):
 
 @pytest.mark.parametrize("section, key, value", [
     ("features", "context_words", 7), ("features", "unit", "sentence"),
-    ("features", "nuisance", ["word_rate"]), ("encoding", "alphas", [1.0, 10.0]),
+    ("features", "nuisance", ["word_rate", "word_length"]), ("encoding", "alphas", [1.0, 10.0]),
     ("encoding", "outer_cv", "2-fold"), ("bold", "high_pass", 0.01),
     ("alignment", "method", "fir"), ("annotations", "lowercase", True),
     ("statistics", "heldout_permutations", 50)])
