@@ -86,8 +86,8 @@ class FeatureConfig:
     #: Every selected layer becomes a band of one variant (instead of a variant each).
     bands: bool = False
     #: Low-level bands added to every design: word_rate, word_length, word_frequency,
-    #: sentence_boundary.
-    nuisance: list = field(default_factory=list)
+    #: sentence_boundary; fitted jointly by banded ridge (stat-r2unique); [] for none.
+    nuisance: list = field(default_factory=lambda: ["word_rate"])
     #: Word frequency list (TSV/CSV: word + count|frequency|zipf), relative to the spec;
     #: empty: unigram counts over the stories.
     frequency_file: str = ""

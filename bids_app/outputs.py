@@ -200,7 +200,8 @@ def write_variant_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun],
     if checks.is_file():  # written by fit_encoding: per-run design checks, feature digest
         common.update(json.loads(checks.read_text(encoding="utf-8")))
     written, later = [], []
-    for stat, values, fields in result_maps(result):
+    unique = _unique_variance(result_file, metadata)
+    for stat, values, fields in result_maps(result) + unique:
         sidecar = {**common, **fields}
         if mask_img is not None:
             final = folder / build_name({**entities, "stat": stat}, "statmap", ".nii.gz")
@@ -222,6 +223,11 @@ def write_variant_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun],
     table["dev_metric"] = next(iter(dev.values())) if isinstance(dev, dict) and dev else None
     table["trainable_share"] = metadata.get("TrainableParameterShare")
     table["cka"] = metadata.get("CKA")
+    if unique:  # the language bands' unique variance, over the same voxel sets
+        values = unique[0][1]
+        top = np.argsort(result.r)[::-1][: max(1, int(round(0.1 * len(result.r))))]
+        table["mean_r2_unique"] = [float(np.mean(values)), float(np.mean(values[top]))]
+    table["settings_hash"] = metadata.get("SettingsHash")
     scores = folder / build_name(entities, "scores", ".tsv")
     write_text(scores, table.to_csv(sep="\t", index=False, float_format="%.6g", na_rep="n/a"))
     write_json(scores.with_suffix(".json"), {
@@ -229,12 +235,34 @@ def write_variant_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun],
                                   "10% of voxels with the highest r (descriptive only)."},
         "mean_r": {"Description": "Mean held-out Pearson r over the voxels of the region."},
         "fold_mean_r": {"Description": "Mean r of the region in each outer fold, ';'-separated."},
+        "mean_r2_unique": {"Description": "Mean over the region of stat-r2unique (held-out "
+                                          "R² the language features add to the nuisance "
+                                          "bands)."},
+        "settings_hash": {"Description": "Hash of the settings that produced the maps "
+                                         "(SettingsHash of the sidecars)."},
         "n_significant": {"Description": f"Voxels of the region with stat-q < {fdr_alpha:g} "
                                          "(held-out permutation test, BH-FDR); n/a without "
                                          "the test."},
     })
     written.append(str(scores))
     return written + later
+
+
+def _unique_variance(result_file: str, metadata: dict) -> list:
+    """``[('r2unique', values, sidecar fields)]`` when the fit saved it, else ``[]``."""
+    from .unique_variance import unique_variance_file
+
+    path = unique_variance_file(result_file)
+    if not path.is_file():
+        return []
+    bands = ", ".join(metadata.get("NuisanceBands") or [])
+    return [("r2unique", np.load(path), {
+        "Statistic": "r2unique",
+        "Description": "Unique variance of the language model's features: held-out R² of the "
+                       "full model (language and nuisance bands fitted jointly by banded ridge) "
+                       f"minus that of the nuisance bands ({bands}) alone, cross-validated on "
+                       "the same folds.",
+        "NuisanceBands": metadata.get("NuisanceBands") or []})]
 
 
 def write_surface_maps(folder: Path, entities: dict, values: np.ndarray, mask_file: str,
@@ -292,7 +320,8 @@ def tuning_sidecar(tuning: dict, layer: int) -> dict:
     -------
     dict
         ``TuningSettings``, ``TaskName``, ``TaskType``, ``DevMetric`` ({name: value}),
-        ``TrainableParameters``, ``TrainableParameterShare``, ``TuningHash``, ``CKA``
+        ``TrainableParameters`` (what defines the tuned model), ``TrainableParameterShare``,
+        ``TrainingParameters`` (trained while tuning), ``TuningHash``, ``CKA``
         (linear CKA of the variant's layer with the pretrained model's) and more.
     """
     name, value = tuning.get("dev_metric_name"), tuning.get("dev_metric")
@@ -307,6 +336,7 @@ def tuning_sidecar(tuning: dict, layer: int) -> dict:
         "DevMetrics": tuning.get("dev_metrics", {}),
         "TrainableParameters": tuning.get("trainable_params"),
         "TrainableParameterShare": tuning.get("trainable_share"),
+        "TrainingParameters": tuning.get("training_params"),
         "TuningHash": tuning.get("tuning_hash"),
         "TrainingSteps": tuning.get("steps"),
         "CKA": cka.get(str(layer)),

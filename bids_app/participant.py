@@ -337,6 +337,11 @@ def fit_encoding(design_files: list[str], bold_files: list[str], encoding: dict,
             arrays[key] = open_memmap(str(out_file).replace(".npz", f"_{key}.npy"),
                                       mode="w+", dtype=np.float32,
                                       shape=(n_kept, Ys[0].shape[1]))
+    nuisance = encoding.get("nuisance_bands") if sidecars[0].get("bands") else None
+    if nuisance and not encoding.get("banded"):  # joint fit, see bids_app.unique_variance
+        from .unique_variance import nuisance_candidates
+
+        Xs = nuisance_candidates(Xs, sidecars[0]["bands"], nuisance)
     if encoding.get("banded"):
         from .encoding.banded import banded_cross_validate
 
@@ -359,6 +364,12 @@ def fit_encoding(design_files: list[str], bold_files: list[str], encoding: dict,
     for array in arrays.values():
         array.flush()
     arrays.clear()
+    if nuisance:  # the language bands' unique variance
+        from .unique_variance import unique_variance, unique_variance_file
+
+        np.save(unique_variance_file(out_file), unique_variance(
+            [np.load(p) for p in design_files], Ys, sidecars[0]["bands"], nuisance, result.r2,
+            encoding["alphas"], random_state=encoding.get("seed", 0), **common, **extra))
     result.save(out_file)
     return out_file
 

@@ -218,8 +218,6 @@ def run_participant_level(options, spec) -> int:
     update_descriptions(output_dir, {v.label: v.description() for v in variants})
     spec_file = work_dir / "brainenc_inputs" / "spec.toml"
     save_spec(spec, spec_file)
-    save_spec(spec, output_dir / SAVED_SPEC_NAME)  # same bytes on every rerun of a command
-    save_spec(spec, output_dir / "logs" / f"spec-{time.strftime('%Y%m%d-%H%M%S')}.toml")
     from .workflows.base import init_brainenc_wf
 
     nprocs = options.nprocs or os.cpu_count() or 1
@@ -240,6 +238,9 @@ def run_participant_level(options, spec) -> int:
     if shared is not None:
         raise shared
     LOGGER.info("participant level finished in %.0f s", time.time() - started)
+    if len(failures) < len(subjects):  # the saved spec describes maps that exist
+        save_spec(spec, output_dir / SAVED_SPEC_NAME)  # same bytes on every rerun of a command
+        save_spec(spec, output_dir / "logs" / f"spec-{time.strftime('%Y%m%d-%H%M%S')}.toml")
     return _report_failures(failures, n_total=len(subjects))
 
 
@@ -439,11 +440,18 @@ def run_group_level(options, spec) -> int:
     if not (options.output_dir / "dataset_description.json").exists():
         raise NoMatchError(f"'{options.output_dir}' holds no brainenc outputs; run the "
                            "participant level first.")
-    if options.config_file is None:  # the spec the participant level saved in OUTPUT_DIR
-        spec = _saved_spec(options.output_dir) or spec
+    from .group.provenance import names_variants
+
+    # the maps are checked against the spec naming the variants: --config-file when it
+    # does, else the one the last successful participant run saved in OUTPUT_DIR
+    given = options.config_file is not None
+    current = (spec if given and names_variants(options.config_file)
+               else _saved_spec(options.output_dir))
+    if not given:
+        spec = current or spec
     result = run_group(str(options.output_dir), participants=options.participant_label or None,
                        fdr_alpha=spec.statistics.fdr_alpha, statistics=spec.statistics,
-                       seed=options.random_seed)
+                       seed=options.random_seed, spec=current)
     LOGGER.info("group report: %s", result["report"])
     return EXIT_OK
 

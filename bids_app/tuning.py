@@ -122,6 +122,8 @@ def ensure_tuned(extractor_json: str, output_dir: str, *, seed: int, device: str
                 "seed": seed,
                 "training": settings.to_dict() if task else None,
                 "trainable_params": result.trainable_params,
+                "training_params": result.extra.get("training_params",
+                                                    result.trainable_params),
                 "total_params": result.total_params,
                 "trainable_share": result.trainable_share,
                 "head_params": result.extra.get("head_parameters", 0),

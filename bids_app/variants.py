@@ -6,6 +6,11 @@ one layer; it is what an encoding model is fitted on and what ``desc-<label>``
 names in the outputs. A variant whose spec line has ``bands_with`` also reads
 the extractors of the variants named there, at the same layers, each layer of
 each extractor a band of its design (banded ridge partitions the variance).
+
+Every prompt-family extractor (soft prompts, prefixes, deep prompts) gets an
+*untrained control*: the same virtual tokens at their initialisation, not trained
+(label ``<extractor>untrained``), read at the same layers, so that the tuning
+effect can be told apart from the shift the virtual tokens cause by themselves.
 """
 
 from __future__ import annotations
@@ -94,6 +99,10 @@ class Variant:
         ex = self.extractor
         task = f" tuned on task '{ex.task.name}'" if ex.task else ""
         method = "pretrained (frozen)" if ex.method == "frozen" else f"{ex.method}-tuned"
+        if ex.settings.get("untrained"):
+            method = (f"untrained {ex.method} control (virtual tokens at their "
+                      "initialisation, not trained)")
+            task = f" set up for task '{ex.task.name}'" if ex.task else ""
         where = (f"hidden layers {', '.join(map(str, self.band_layers))} as bands"
                  if self.band_layers else f"hidden layer {self.layer}")
         line = (f"Encoding model of {method} '{ex.model.name}' ({ex.model.source}){task}, "
@@ -214,6 +223,8 @@ def plan_variants(spec: ExperimentSpec) -> tuple[list[Extractor], list[Variant]]
         elif owners[label] != _identity(entry):
             raise UsageError(f"two variants are both labelled '{label}'; give them distinct "
                              "'label's in the spec.")
+    controls = {label: _control(ex, extractors) for label, ex in extractors.items()}
+    extractors.update({c.label: c for c in controls.values() if c is not None})
     variants, labels = [], set()
     for i, entry in enumerate(spec.variants):
         extractor = extractors[entry_label(entry)]
@@ -234,7 +245,38 @@ def plan_variants(spec: ExperimentSpec) -> tuple[list[Extractor], list[Variant]]
             labels.add(variant.label)
             variant.with_extractors = others
             variants.append(variant)
+        control = controls.get(extractor.label)
+        if control is not None and not others:  # beside the variants it controls
+            for variant in _layer_variants(spec, control.label, control):
+                if variant.label not in labels:
+                    labels.add(variant.label)
+                    variants.append(variant)
     return list(extractors.values()), variants
+
+
+def has_untrained_control(method: str, settings: dict) -> bool:
+    """Whether variants of ``method`` get an untrained control (prompt-family methods)."""
+    from stimuli_models.tuning import get_method
+
+    tuner = get_method(method, **settings)
+    return bool(getattr(tuner, "prompt_learning", False)) and not tuner.settings.get("untrained")
+
+
+def _control(extractor: Extractor, extractors: dict) -> Extractor | None:
+    """The untrained control of a prompt-family extractor (None for other methods)."""
+    from stimuli_models.errors import StimuliModelsError
+
+    try:
+        if not has_untrained_control(extractor.method, extractor.settings):
+            return None
+    except StimuliModelsError as exc:
+        raise from_library_error(exc) from None
+    label = f"{extractor.label}untrained"
+    if label in extractors:
+        return None
+    return Extractor(label=label, model=extractor.model, model_dir=extractor.model_dir,
+                     method=extractor.method, settings={**extractor.settings, "untrained": True},
+                     task=extractor.task, layers=list(extractor.layers))
 
 
 def _layer_variants(spec: ExperimentSpec, base: str, extractor: Extractor) -> list[Variant]:

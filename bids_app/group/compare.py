@@ -3,7 +3,9 @@
 For each pair ``(a, b)`` and each subject with both maps, the difference of
 Fisher-z r is tested across subjects (two-sided t and sign-flip permutation,
 FDR). Pairs come from ``[statistics] compare`` in the experiment spec; with none,
-every tuned variant is compared with the frozen variant of the same model and layer.
+every tuned variant is compared with the frozen variant of the same model and layer,
+and every prompt-family variant with its untrained control (same virtual tokens,
+not trained): the tuning effect without the shift the virtual tokens cause.
 A pair whose variants are identical by construction (see :func:`identical_variants`)
 is left out: its difference is zero by definition, not a result.
 """
@@ -63,6 +65,11 @@ def resolve_pairs(requested: list, summaries: list[dict]) -> list[tuple[str, str
             reference = frozen.get(_model_layer(summary))
             if _method(summary) not in ("", "frozen") and reference:
                 pairs.append((summary["variant"], reference))
+        controls = {_control_key(s): s["variant"] for s in summaries if _is_control(s)}
+        for summary in summaries:
+            control = None if _is_control(summary) else controls.get(_control_key(summary))
+            if control:
+                pairs.append((summary["variant"], control))
     same = identical_variants(summaries)
     pairs = [(a, b) for a, b in pairs if same.get(a) != b and same.get(b) != a
              and not (a in same and b in same and same[a] == same[b])]
@@ -95,6 +102,21 @@ def identical_variants(summaries: list[dict]) -> dict[str, str]:
         elif digest:
             first[digest] = label
     return out
+
+
+def _is_control(summary: dict) -> bool:
+    settings = summary.get("metadata", {}).get("TuningSettings") or {}
+    return isinstance(settings, dict) and bool(settings.get("untrained"))
+
+
+def _control_key(summary: dict) -> str:
+    """Model, layer, method, task and settings other than ``untrained``."""
+    import json
+
+    meta = summary.get("metadata", {})
+    settings = {k: v for k, v in (meta.get("TuningSettings") or {}).items() if k != "untrained"}
+    return json.dumps([_model_layer(summary), _method(summary), meta.get("TaskName"),
+                       settings], sort_keys=True, default=str)
 
 
 def compare_pair(a, b, output_dir, *, fdr_alpha: float, n_permutations: int,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,7 @@ from .maps import (
     readable_maps,
     save_values,
 )
+from .provenance import check_provenance, expected_hashes
 from .regions import RegionSet, region_means, regions_for, top_voxel_means
 from .stats import fisher_z, one_sample_test
 
@@ -229,7 +230,8 @@ def group_variant(data: GroupData, output_dir: Path, *, fdr_alpha: float = 0.05,
             summary["n_significant_fwe"] = int(np.sum(result.p_fwe < fdr_alpha))
             summary["n_permutations"] = result.n_permutations
     summary["maps"] = write_group_maps(data, maps, output_dir, {
-        "desc": data.variant, "Variant": data.variant, "FDRAlpha": fdr_alpha,
+        "desc": data.variant, "Variant": data.variant,
+        "SettingsHash": data.metadata.get("SettingsHash"), "FDRAlpha": fdr_alpha,
         "Permutations": summary.get("n_permutations", 0), "RandomSeed": seed})
     return summary
 
@@ -310,6 +312,7 @@ def region_rows(data: GroupData, regions: RegionSet, top_percent: float,
         frame = _normalise(frame, data, regions, ceiling, top_percent)
     frame.insert(0, "subject", [data.subjects[i] for i in frame.pop("subject_index")])
     frame.insert(1, "variant", data.variant)
+    frame["settings_hash"] = data.metadata.get("SettingsHash")
     frame.insert(2, "task", data.entities["task"])
     if data.entities["hemi"]:
         frame.insert(3, "hemi", data.entities["hemi"])
@@ -318,7 +321,7 @@ def region_rows(data: GroupData, regions: RegionSet, top_percent: float,
 
 
 def run_group(output_dir: str, *, participants: list[str] | None = None,
-              fdr_alpha: float = 0.05, statistics=None, seed: int = 0) -> dict:
+              fdr_alpha: float = 0.05, statistics=None, seed: int = 0, spec=None) -> dict:
     """Run the group stage and write ``OUTPUT_DIR/group``.
 
     Parameters
@@ -333,11 +336,16 @@ def run_group(output_dir: str, *, participants: list[str] | None = None,
         ``compare`` pairs, ``atlas``, ``n_permutations``, ``top_percent``.
     seed : int
         Seed of the sign-flip permutations.
+    spec : ExperimentSpec, optional
+        The current experiment spec: maps it did not produce are left out and listed
+        (see :mod:`bids_app.group.provenance`); None checks the maps against each other
+        only.
 
     Returns
     -------
     dict
-        ``variants`` (summaries), ``comparisons``, ``tables`` and ``report`` path.
+        ``variants`` (summaries), ``comparisons``, ``tables``, ``report`` path, ``stale``
+        maps left out and ``missing`` variants.
     """
     from ..reports.group import write_group_report
     from .compare import compare_variants, resolve_pairs
@@ -349,8 +357,23 @@ def run_group(output_dir: str, *, participants: list[str] | None = None,
     top_percent = float(getattr(statistics, "top_percent", 10.0))
     atlas = getattr(statistics, "atlas", "") or None
     inputs = find_inputs(output_dir, participants)
+    provenance = check_provenance(inputs.maps, None if spec is None
+                                  else expected_hashes(spec, seed))
+    stale = {(sub, item["variant"]) for item in provenance.stale for sub in item["subjects"]}
+    inputs = replace(inputs, maps=provenance.maps,
+                     scores=_current_scores(inputs.scores, provenance.maps),
+                     score_keys={k for k in inputs.score_keys if (k[0], k[2]) not in stale})
     r_maps = inputs.maps[inputs.maps["stat"] == "r"]
-    summaries, datasets, region_frames, skipped = [], {}, [], []
+    if r_maps.empty:
+        raise NoMatchError(f"every participant map in '{output_dir}' is stale (not made by the "
+                           "current experiment spec); rerun the participant level with it, or "
+                           "give the spec that made them with --config-file.")
+    summaries, datasets, region_frames = [], {}, []
+    skipped = [{"variant": item["variant"], "task": "",
+                "reason": f"stale maps of {', '.join('sub-' + s for s in item['subjects'])} "
+                          f"left out: {item['reason']}."} for item in provenance.stale]
+    skipped += [{"variant": name, "task": "", "reason": "named by the current experiment spec "
+                 "but no participant output holds it."} for name in provenance.missing]
     region_cache: dict = {}
     ceiling_cache: dict = {}
     for key, rows in r_maps.groupby(["desc", "task", "space", "hemi", "kind"], sort=True):
@@ -402,7 +425,16 @@ def run_group(output_dir: str, *, participants: list[str] | None = None,
                                 table=table, matrix=matrix, comparisons=comparisons,
                                 skipped=skipped, fdr_alpha=fdr_alpha)
     return {"variants": summaries, "comparisons": comparisons, "tables": tables,
-            "report": report}
+            "report": report, "stale": provenance.stale, "missing": provenance.missing}
+
+
+def _current_scores(scores: pd.DataFrame, maps: pd.DataFrame) -> pd.DataFrame:
+    """Participants' score rows of the maps kept (no rows of stale maps)."""
+    if scores.empty or "variant" not in scores:
+        return scores
+    kept = set(zip(maps["sub"], maps["desc"], strict=True))
+    mask = [(s, v) in kept for s, v in zip(scores["subject"], scores["variant"], strict=True)]
+    return scores[mask].reset_index(drop=True)
 
 
 def _with_outputs(inputs: GroupInputs, key: tuple) -> set:

@@ -126,6 +126,7 @@ def variant_table(summaries: list[dict], regions: pd.DataFrame, scores: pd.DataF
             "trainable_share": share, "cka": cka,
             "cka_drift": None if cka is None else 1.0 - cka,
             "n_subjects": len(summary["subjects"]), "n_voxels": summary.get("n_voxels"),
+            "settings_hash": meta.get("SettingsHash"),
         }
         if summary.get("hemi"):
             row["hemi"] = summary["hemi"]
@@ -149,6 +150,9 @@ def variant_table(summaries: list[dict], regions: pd.DataFrame, scores: pd.DataF
         if not scores.empty and "n_significant" in scores and "region" in scores:
             brain = scores[scores["region"] == "brain"]
             row["n_significant_subject_mean"] = _score_column(brain, variant, "n_significant")
+        if not scores.empty and "mean_r2_unique" in scores and "region" in scores:
+            brain = scores[scores["region"] == "brain"]  # beside the full model's mean r
+            row["mean_r2_unique"] = _score_column(brain, variant, "mean_r2_unique")
         row["note"] = (f"identical to {same[variant]} by construction" if variant in same
                        else "")
         rows.append(row)

@@ -18,7 +18,7 @@ VARIANT_COLUMNS = ["variant", "task", "hemi", "method", "nlu_task", "layer", "de
                    "mean_r_language", "mean_r_top", "mean_r_normalised",
                    "mean_r_normalised_language", "n_significant_fdr", "n_significant_perm",
                    "n_significant_subject_mean",
-                   "cka_drift", "note"]
+                   "mean_r2_unique", "cka_drift", "settings_hash", "note"]
 
 
 def _headline(table: pd.DataFrame, comparisons: list[dict]) -> str:

@@ -25,7 +25,7 @@ from ..interfaces import (
     WriteCleanBold,
     WriteVariant,
 )
-from ..outputs import variant_metadata
+from ..provenance import variant_sidecar_metadata
 
 
 def _node_name(label: str) -> str:
@@ -33,23 +33,8 @@ def _node_name(label: str) -> str:
 
 
 def _variant_metadata(variant, spec, seed: int, backend: str) -> dict:
-    """Sidecar provenance of one variant, its layer bands and the extractors it bands with."""
-    metadata = variant_metadata(variant.label, variant.extractor, variant.layer, spec, seed,
-                                backend)
-    if variant.band_layers:  # several layers, one band each
-        metadata["Layers"] = list(variant.band_layers)
-        metadata["Features"] = {**metadata["Features"], "layers": list(variant.band_layers)}
-    if variant.with_extractors:
-        metadata["BandsWith"] = [
-            {"Extractor": ex.label, "Model": ex.model.source, "ModelName": ex.model.name,
-             "TuningMethod": ex.method, "TaskName": ex.task.name if ex.task else None,
-             "TuningSettings": dict(ex.settings),
-             "Layers": [ex.layers[p] for p in variant.band_positions]}
-            for ex in variant.with_extractors]
-        metadata["Encoding"] = {**metadata["Encoding"], "banded": True,
-                                "estimator": "himalaya banded ridge "
-                                             "(BandedRidgeCV/MultipleKernelRidgeCV)"}
-    return metadata
+    """Sidecar provenance of one variant (see :mod:`bids_app.provenance`)."""
+    return variant_sidecar_metadata(variant, spec, seed, backend)
 
 
 def init_brainenc_wf(*, plan, extractors, variants, spec, spec_file: str, output_dir: str,
@@ -178,8 +163,11 @@ def init_single_subject_wf(*, subject_plan, extractors, variants, spec, spec_fil
             band_sources=[source for source, _, _ in bands],
             nuisance=nuisance if nuisance["bands"] else {}, story_files=list(story_files or [])),
             name=f"design_{name}")
-        # bands of other extractors: fitted by banded ridge whatever [encoding] banded says
+        # bands of other extractors: fitted by banded ridge whatever [encoding] banded says;
+        # nuisance bands: fitted jointly (bids_app.unique_variance), and their unique variance
         banded = {"banded": True} if variant.with_extractors else {}
+        if nuisance["bands"]:
+            banded["nuisance_bands"] = list(nuisance["bands"])
         fit = pe.Node(FitEncoding(encoding={**encoding, **banded, "variant": variant.label,
                                             "save_predictions": variant.label in compared},
                                   backend=backend, omp_nthreads=omp_nthreads, use_gpu=use_gpu),

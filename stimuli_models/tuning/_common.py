@@ -126,7 +126,8 @@ class TrainedMethod(TuningMethod):
         torch.manual_seed(seed)
         backbone, n_virtual = self.prepare(base, model_dir=model_dir, tokenizer=tokenizer,
                                            task=task)
-        trainable = count(p for p in backbone.parameters() if p.requires_grad)
+        training_params = count(p for p in backbone.parameters() if p.requires_grad)
+        trainable = self.feature_parameter_count(backbone, training_params)
         torch.manual_seed(seed)
         model = TaskModel(backbone, task.type, task.n_labels, hidden, n_virtual=n_virtual,
                           use_token_types=use_types).to(device)
@@ -137,9 +138,14 @@ class TrainedMethod(TuningMethod):
         train_items = encode_examples(task, tokenizer, task.train, max_length=max_length,
                                       train=True)
         dev_items = encode_examples(task, tokenizer, task.dev, max_length=max_length, train=False)
-        report = train(model, task, train_items, dev_items, settings,
-                       learning_rate=self.default_learning_rate, seed=seed, device=device,
-                       pad_id=tokenizer.pad_token_id or 0, log=log)
+        if self.settings.get("untrained"):  # the control: virtual tokens as initialised
+            from ..training import TrainReport
+
+            report = TrainReport()
+        else:
+            report = train(model, task, train_items, dev_items, settings,
+                           learning_rate=self.default_learning_rate, seed=seed, device=device,
+                           pad_id=tokenizer.pad_token_id or 0, log=log)
         _save_tensors({n: p for n, p in backbone.named_parameters() if p.requires_grad},
                       out_dir / WEIGHTS)
         _save_tensors(dict(model.head.state_dict()), out_dir / HEAD)
@@ -159,8 +165,17 @@ class TrainedMethod(TuningMethod):
                    "stopped_early": report.stopped_early, "n_train": len(train_items),
                    "n_dev": len(dev_items), "learning_rate":
                        settings.learning_rate or self.default_learning_rate,
-                   "head_parameters": count(model.head.parameters())},
+                   "head_parameters": count(model.head.parameters()),
+                   "training_params": training_params},
         )
+
+    def feature_parameter_count(self, backbone, trainable: int) -> int:
+        """Scalars that define the tuned model at featurization.
+
+        The default is the count trained (``trainable``); a method trained through a
+        reparameterisation (prefix tuning's MLP) counts what the tuned model holds.
+        """
+        return trainable
 
     def position_offset(self) -> int:
         """Positions a method uses in front of the input without returning them (prefixes)."""

@@ -4,7 +4,8 @@
 (and the task head) train. They start from the embeddings of words sampled from
 the vocabulary (``init = 'vocab'``), of the task's label words (``'labels'``;
 vocabulary sampling for tasks without label words) or at random. Featurization
-drops the soft positions before pooling.
+drops the soft positions before pooling. ``untrained = true`` is the control:
+the same soft prompt at its initialisation, not trained.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ class PromptTuning(TrainedMethod):
 
     prompt_learning = True
     default_learning_rate = 3e-2
-    settings_schema = {"num_virtual_tokens": (int, 20), "init": (str, "vocab")}
+    settings_schema = {"num_virtual_tokens": (int, 20), "init": (str, "vocab"),
+                       "untrained": (bool, False)}
 
     def __init__(self, **settings):
         super().__init__(**settings)

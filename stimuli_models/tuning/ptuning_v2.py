@@ -1,36 +1,26 @@
-"""``ptuning-v2``: deep prompts at every layer with a reparameterisation MLP (Liu et al., 2022).
+"""``ptuning-v2``: deep prompt tuning (Liu et al., 2022, P-tuning v2).
 
-As prefix tuning, but the per-layer key/value prompts are produced from
-``num_virtual_tokens`` embeddings by a two-layer MLP of width
-``projection_size`` while training; the method the original study used. The
-trainable count includes the MLP.
+Trainable key/value prompts at every layer, as prefix tuning, trained directly by
+default; the MLP reparameterisation is optional (``projection = true``, width
+``projection_size``), as in the paper, which found it helps on some tasks only.
+The trainable count is that of the prompts the tuned model holds (with the MLP,
+the training-time count is reported apart as ``training_params``).
 """
 
 from __future__ import annotations
 
-from ..errors import SettingsError
 from .base import register_method
 from .prefix import PrefixTuning
 
 
 @register_method("ptuning-v2")
 class PTuningV2(PrefixTuning):
-    """Deep prompt tuning with reparameterisation."""
+    """Deep prompt tuning; reparameterisation optional."""
 
-    default_learning_rate = 5e-3
-    settings_schema = {"num_virtual_tokens": (int, 20), "projection_size": (int, 512)}
+    default_learning_rate = 1e-2
+    settings_schema = {"num_virtual_tokens": (int, 20), "projection": (bool, False),
+                       "projection_size": (int, 512), "untrained": (bool, False)}
 
-    def __init__(self, **settings):
-        super().__init__(**settings)
-        if self.settings["projection_size"] < 1:
-            raise SettingsError("'projection_size' of tuning method 'ptuning-v2' must be at "
-                                f"least 1; got {self.settings['projection_size']}.")
-
-    def peft_config(self):
-        """Prefix tuning with ``prefix_projection``."""
-        from peft import PrefixTuningConfig, TaskType
-
-        return PrefixTuningConfig(task_type=TaskType.FEATURE_EXTRACTION,
-                                  num_virtual_tokens=self.settings["num_virtual_tokens"],
-                                  prefix_projection=True,
-                                  encoder_hidden_size=self.settings["projection_size"])
+    def reparameterised(self) -> bool:
+        """The ``projection`` setting."""
+        return bool(self.settings["projection"])

@@ -773,6 +773,76 @@ def task_file_in_proc(case: Case) -> list[str]:
     return case.argv("--participant-label", "01")
 
 
+# --------------------------------------------------------------------------- group stage
+def _participant(case: Case, *extra: str) -> int:
+    """Run the participant level of ``case`` (a step before the command under test)."""
+    from bids_app.cli import main
+
+    return main(case.argv(*extra))
+
+
+def rerun_with_changed_spec(case: Case) -> list[str]:
+    """Both participants, then sub-01 again with other context, alphas and high-pass."""
+    assert _participant(case) == EXIT_OK
+    first = (case.out / "experiment_spec.toml").read_text(encoding="utf-8")
+    changed = (case.spec.read_text(encoding="utf-8")
+               .replace("context_words = 5", "context_words = 3")
+               .replace("alphas = [1.0, 100.0, 10000.0]", "alphas = [10.0, 1000.0]")
+               + "\n[bold]\nhigh_pass = 0.01\n")
+    case.spec.write_text(changed, encoding="utf-8")
+    hidden = case.events("01", 2).rename(case.root / "events.tsv")  # a failed run first
+    assert _participant(case, "--participant-label", "01") == EXIT_DATASET
+    hidden.rename(case.events("01", 2))
+    assert (case.out / "experiment_spec.toml").read_text(encoding="utf-8") == first
+    assert _participant(case, "--participant-label", "01") == EXIT_OK
+    return [str(case.bids), str(case.out), "group", "--nprocs", "1"]
+
+
+def rerun_refused(case: Case) -> None:
+    saved = (case.out / "experiment_spec.toml").read_text(encoding="utf-8")
+    assert "context_words = 3" in saved and "high_pass = 0.01" in saved  # the successful rerun
+    assert not (case.out / "group" / "group_variants.tsv").exists()
+
+
+SPEC_WITH_UNRUN = """\
+[[models]]
+name = "tiny"
+source = "{model}"
+
+[[variants]]
+model = "tiny"
+method = "frozen"
+
+[[variants]]
+model = "tiny"
+method = "frozen"
+label = "neverrun"
+
+[features]
+layers = [1]
+context_words = 5
+
+[encoding]
+alphas = [1.0, 100.0, 10000.0]
+inner_folds = 2
+"""
+
+
+def group_names_unrun_variant(case: Case) -> list[str]:
+    """The group spec names a variant that no participant run produced."""
+    assert _participant(case) == EXIT_OK
+    case.write_spec(SPEC_WITH_UNRUN)
+    return case.argv(level="group")
+
+
+def unrun_variant_listed(case: Case) -> None:
+    import pandas as pd
+
+    table = pd.read_csv(case.out / "group" / "group_variants.tsv", sep="\t")
+    assert list(table["variant"]) == ["tinyfrozenL1"] and list(table["n_subjects"]) == [2]
+    assert "neverrunL1" in (case.out / "group" / "group.html").read_text(encoding="utf-8")
+
+
 # --------------------------------------------------------------------------- table
 @dataclass
 class Row:
@@ -999,6 +1069,15 @@ CATALOGUE = [
     Row("task-not-utf8", task_malformed, EXIT_DATASET, r"dev\.tsv", bad="01"),
     Row("task-file-in-proc", task_file_in_proc, EXIT_USAGE,
         r"'tasks\[0\]\.dev' = '/proc/self/environ' points into the system folder '/proc'"),
+    # group stage
+    Row("rerun-with-changed-spec", rerun_with_changed_spec, EXIT_DATASET,
+        r"the maps labelled 'tinyfrozenL1' were made under different settings \(.*differing in "
+        r"BoldPreparation\.high_pass, Encoding\.alphas, Features\.context_words\); the current "
+        r"spec made those of sub-01 only: rerun sub-02 with it, or restrict the group stage "
+        r"with --participant-label 01\.", check=rerun_refused, marks=SLOW),
+    Row("group-spec-names-unrun-variant", group_names_unrun_variant, EXIT_OK,
+        r"no participant maps for variant\(s\) neverrunL1 of the current experiment spec",
+        check=unrun_variant_listed, marks=SLOW),
 ]
 
 

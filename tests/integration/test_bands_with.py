@@ -39,6 +39,9 @@ model = "tiny"
 method = "frozen"
 bands_with = ["minilmfrozen"]
 
+[features]
+nuisance = []
+
 [encoding]
 alphas = [1.0, 100.0, 10000.0]
 inner_folds = 2

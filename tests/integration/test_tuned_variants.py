@@ -106,12 +106,17 @@ def test_tuned_variants_end_to_end(tiny_run):
     assert (prompt / "tuned.safetensors").stat().st_size < 10_000  # the soft prompt alone
     curve = pd.read_csv(prompt / "training_curve.tsv", sep="\t")
     assert list(curve["step"]) == [3, 6] and "dev_accuracy" in curve
+    control = json.loads((out / "models" / "tinypromptnvt4synthuntrained" / "tuning.json")
+                         .read_text())  # the same soft prompt, not trained, fitted beside it
+    assert control["steps"] == 0 and control["settings"]["untrained"] is True
+    assert control["trainable_params"] == record["trainable_params"]
+    assert next(func.glob("*_stat-r_desc-tinypromptnvt4synthuntrainedL2_statmap.nii.gz"))
 
 
 def test_second_run_trains_nothing(tiny_run):
     models = tiny_run["out"] / "models"
     weights = sorted(models.glob("*/tuned.safetensors"))
-    assert len(weights) == 2
+    assert len(weights) == 3  # LoRA, the prompt and its untrained control
     before = {p: p.stat().st_mtime_ns for p in weights + sorted(models.glob("*/tuning.json"))}
     assert _run(tiny_run["bids"], tiny_run["out"], tiny_run["work"], tiny_run["spec"]) == 0
     assert {p: p.stat().st_mtime_ns for p in before} == before
@@ -157,7 +162,7 @@ def test_paper_design_with_minilm(tmp_path, shared_data):
     shares = {r["method"]: r["trainable_share"] for r in records.values()}
     assert shares["prompt"] < shares["lora"] < shares["partial"] < shares["full"] == 1.0
     for record in records.values():
-        if record["method"] != "frozen":
+        if record["method"] != "frozen" and not record["settings"].get("untrained"):
             assert record["dev_metric"] is not None and record["cka"]
     table = pd.read_csv(next(out.glob("group/**/*variants*.tsv")), sep="\t")
     assert len(table) == len(records)
