@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .encoding.engine import EncodingResult
-from .encoding.maps import n_significant, result_maps
+from .encoding.maps import UNANALYSED, UNANALYSED_NOTE, n_significant, result_maps
 from .io.bids import BoldRun
 from .io.derivatives import (
     STANDARD_SPACES,
@@ -200,11 +200,11 @@ def write_variant_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun],
         sidecar = {**common, **fields}
         if mask_img is not None:
             final = folder / build_name({**entities, "stat": stat}, "statmap", ".nii.gz")
-            write_nifti(final, unmask(values, mask_img))
+            write_nifti(final, unmask(values, mask_img, fill=UNANALYSED.get(stat, 0.0)))
             files = [final]
         else:
             files = write_surface_maps(folder, {**entities, "stat": stat}, values, mask_file,
-                                       runs)
+                                       runs, fill=UNANALYSED.get(stat, 0.0))
         for final in files:
             write_json(_sidecar_file(final), {**sidecar, **spatial_reference(
                 runs, entities, bids_dir, _hemi_of(final))})
@@ -234,7 +234,7 @@ def write_variant_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun],
 
 
 def write_surface_maps(folder: Path, entities: dict, values: np.ndarray, mask_file: str,
-                       runs: list[BoldRun]) -> list[Path]:
+                       runs: list[BoldRun], fill: float = 0.0) -> list[Path]:
     """Write one map of a surface (one ``.func.gii`` per hemisphere) or CIFTI analysis.
 
     Parameters
@@ -249,6 +249,8 @@ def write_surface_maps(folder: Path, entities: dict, values: np.ndarray, mask_fi
         ``.npy`` boolean vector of the analysed vertices (left then right) or grayordinates.
     runs : list of BoldRun
         The participant's runs (the first gives the hemispheres' sizes or brain models).
+    fill : float
+        Value of the vertices / grayordinates not analysed (NaN for p and q maps).
 
     Returns
     -------
@@ -258,7 +260,7 @@ def write_surface_maps(folder: Path, entities: dict, values: np.ndarray, mask_fi
     from .io.surfaces import gifti_n_vertices, write_dscalar, write_func_gifti
 
     mask = np.load(mask_file)
-    full = np.zeros(mask.shape[0], dtype=np.float32)
+    full = np.full(mask.shape[0], fill, dtype=np.float32)
     full[mask] = np.asarray(values, dtype=np.float32)
     name = f"stat-{entities['stat']}"
     if runs[0].kind == "cifti":
@@ -367,9 +369,15 @@ def write_comparison_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun]
         values = {k: data[k] for k in data.files}
     common = {
         "ComparedVariants": list(pair),
-        "SignificanceTest": "paired moving-block bootstrap of held-out volumes (two-sided)",
-        "NBootstrap": int(statistics.get("n_bootstrap", 1000)),
-        "BlockLength": int(statistics.get("block_length", 10)),
+        "SignificanceTest": "paired mismatched-window null of the held-out r difference per "
+                            "outer fold (both models' predictions of other runs against this "
+                            "run's BOLD), fold scores summed over their empirical-null "
+                            "spread; two-sided rank p, +1 corrected",
+        "NNull": int(values.get("n_null", statistics.get("n_bootstrap", 1000))),
+        "PValueFloor": 1.0 / (int(values.get("n_null", statistics.get("n_bootstrap", 1000)))
+                              + 1),
+        "EmpiricalNullScale": float(values["scale"]) if "scale" in values else None,
+        "CircularFolds": [int(i) for i in values.get("circular_folds", [])],
         "Sources": [bids_uri(r.bold_file, bids_dir) for r in runs],
         "SkullStripped": True,
         "Software": software_versions(),
@@ -378,17 +386,17 @@ def write_comparison_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun]
     written = []
     for stat, key in (("rdiff", "rdiff"), ("rdiffp", "p"), ("rdiffq", "q")):
         sidecar = {**common, "Statistic": stat, "Description": DESCRIPTIONS[stat]}
-        if stat == "rdiff":
-            sidecar["ConfidenceInterval95"] = "percentile bootstrap, not written as a map"
         if stat == "rdiffq":
             sidecar["MultipleComparisonCorrection"] = "Benjamini-Hochberg FDR"
+        if stat in UNANALYSED:
+            sidecar["UnanalysedVoxels"] = UNANALYSED_NOTE
         if mask_img is not None:
             final = folder / build_name({**entities, "stat": stat}, "statmap", ".nii.gz")
-            write_nifti(final, unmask(values[key], mask_img))
+            write_nifti(final, unmask(values[key], mask_img, fill=UNANALYSED.get(stat, 0.0)))
             files = [final]
         else:
             files = write_surface_maps(folder, {**entities, "stat": stat}, values[key],
-                                       mask_file, runs)
+                                       mask_file, runs, fill=UNANALYSED.get(stat, 0.0))
         for final in files:
             write_json(_sidecar_file(final), {**sidecar, **spatial_reference(
                 runs, entities, bids_dir, _hemi_of(final))})

@@ -332,13 +332,11 @@ def fit_encoding(design_files: list[str], bold_files: list[str], encoding: dict,
         result = banded_cross_validate(Xs, Ys, bands, encoding["alphas"],
                                        n_iter=encoding.get("banded_iterations", 20),
                                        random_state=encoding.get("seed", 0), **arrays,
-                                       **common, **extra)
+                                       **common, **extra, **_heldout_test(stats))
     else:
         result = cross_validate(
             Xs, Ys, encoding["alphas"],
-            n_permutations=stats.get("heldout_permutations", 0),
-            permutation=stats.get("permutation", "block"),
-            block_length=stats.get("block_length", 10), random_state=encoding.get("seed", 0),
+            random_state=encoding.get("seed", 0), **_heldout_test(stats),
             **arrays, **common, **extra)
     for array in arrays.values():
         array.flush()
@@ -347,15 +345,24 @@ def fit_encoding(design_files: list[str], bold_files: list[str], encoding: dict,
     return out_file
 
 
+def _heldout_test(stats: dict) -> dict:
+    """Held-out permutation test settings of ``[statistics]`` (plain and banded fits alike)."""
+    return {"n_permutations": stats.get("heldout_permutations", 0),
+            "permutation": stats.get("permutation", "mismatched"),
+            "heldout_p": stats.get("heldout_p", "permutation"),
+            "block_length": stats.get("block_length", 10)}
+
+
 def compare_encodings(result_a: str, result_b: str, statistics: dict, out_file: str) -> str:
-    """Paired block-bootstrap comparison of two variants' held-out predictions.
+    """Paired comparison of two variants' held-out predictions (mismatched-window null).
 
     Both fits must have saved their held-out predictions (``save_predictions``).
 
     Returns
     -------
     str
-        ``.npz`` with ``rdiff``, ``p``, ``q``, ``ci_low``, ``ci_high`` per voxel.
+        ``.npz`` with ``rdiff``, ``p``, ``q`` per voxel, the null ``scale``, ``n_null``
+        and ``circular_folds``.
     """
     from stimuli_models.cache import atomic_file
 
@@ -373,8 +380,7 @@ def compare_encodings(result_a: str, result_b: str, statistics: dict, out_file: 
     bounds = np.concatenate([[0], np.cumsum(lengths)])
     folds = [np.concatenate([np.arange(bounds[r], bounds[r + 1]) for r in runs])
              for runs in first.test_runs]
-    out = compare_predictions(*arrays, folds, n_bootstrap=int(statistics.get("n_bootstrap", 1000)),
-                              block_length=int(statistics.get("block_length", 10)),
+    out = compare_predictions(*arrays, folds, n_null=int(statistics.get("n_bootstrap", 1000)),
                               random_state=0)
     with atomic_file(out_file) as handle:
         np.savez(handle, **out)

@@ -66,7 +66,7 @@ class HeldoutTest:
     def __init__(self, n_folds: int, n_voxels: int, n_permutations: int, *,
                  method: str = "mismatched", block_length: int = 10,
                  p_value: str = "permutation", random_state: int = 0,
-                 n_null_voxels: int = 500):
+                 n_null_voxels: int = 1000):
         if method not in METHODS:
             raise ValueError(f"'permutation' must be one of {set(METHODS)}; got {method!r}")
         if p_value not in P_VALUES:

@@ -23,7 +23,7 @@ from ..errors import NoMatchError
 from ..io.derivatives import build_name, write_json, write_text
 from .maps import geometry, load_values, map_kind, read_sidecar, save_values
 from .regions import RegionSet, region_means, regions_for, top_voxel_means
-from .stats import fisher_z, one_sample_test
+from .stats import GROUP_P_MAPS, GROUP_UNANALYSED_NOTE, fisher_z, one_sample_test
 
 LOGGER = logging.getLogger("brainenc.group")
 _ENTITY = re.compile(r"([a-z]+)-([A-Za-z0-9]+)")
@@ -151,7 +151,9 @@ def write_group_maps(data: GroupData, maps: dict, output_dir: Path, extra: dict)
     folder = Path(output_dir) / "group"
     written = {}
     for stat, (values, description) in maps.items():
-        full = np.zeros(data.values.shape[1], dtype=np.float32)
+        # p, q and FWE maps hold NaN where nothing was tested, never a passing value
+        untested = np.nan if stat in GROUP_P_MAPS else 0.0
+        full = np.full(data.values.shape[1], untested, dtype=np.float32)
         full[data.valid] = values
         name = build_name({**data.entities, "stat": stat, "desc": extra["desc"]}, "statmap",
                           EXTENSIONS[data.kind])
@@ -160,6 +162,7 @@ def write_group_maps(data: GroupData, maps: dict, output_dir: Path, extra: dict)
         write_json(sidecar, {
             "Statistic": stat, "Description": description, "Participants": data.subjects,
             "Sources": [str(Path(p).relative_to(output_dir)) for p in data.paths], **extra,
+            **({"UnanalysedElements": GROUP_UNANALYSED_NOTE} if stat in GROUP_P_MAPS else {}),
         })
         written[stat] = str(final)
     return written
