@@ -18,8 +18,10 @@ the temporal structure:
     the lags at least ``min_shift`` volumes from zero. The wrap joins the end of
     the run to its start; in runs short against the autocorrelation (AR 0.8-0.95
     per volume, a few hundred volumes) the shifted series are not exchangeable
-    with the observed one and the test is anti-conservative (about 9-11 % of null
-    voxels at p < .05 in the calibration tests).
+    with the observed one and each fold's null is too narrow (fold scores of null
+    voxels have variance 1.4-1.9 instead of 1). The fold combination below absorbs
+    that excess, because it measures the spread of summed scores on pseudo-null
+    voxels, but a single fold's test would be anti-conservative.
 ``block``
     The held-out predictions are cut into blocks of ``block_length`` volumes whose
     order is permuted. Autocorrelation slower than a block does not survive the
