@@ -275,7 +275,9 @@ def fold_correlation(z_null: np.ndarray | None) -> float:
 
     Measured through the variance of the summed fold scores,
     ``rho = (var(sum_k z_k) / K - 1) / (K - 1)``, so that it also absorbs any excess
-    variance of the fold scores over their permutation nulls.
+    variance of the fold scores over their permutation nulls. Sums further than 4
+    robust standard deviations (median absolute deviation × 1.4826) from the median
+    are left out: pseudo-null voxels in which some signal survives the reversal.
 
     Parameters
     ----------
@@ -290,6 +292,13 @@ def fold_correlation(z_null: np.ndarray | None) -> float:
         return 0.0
     k = z_null.shape[0]
     total = z_null.astype(np.float64).sum(axis=0)
+    total = total[np.isfinite(total)]
+    # pseudo-null voxels that carry signal the reversal does not fully break (slowly drifting
+    # features) are outliers: leave out sums beyond 4 robust standard deviations
+    centre = np.median(total)
+    robust_sd = 1.4826 * np.median(np.abs(total - centre))
+    if robust_sd > 0:
+        total = total[np.abs(total - centre) <= 4 * robust_sd]
     rho = (total.var(ddof=1) / k - 1.0) / (k - 1)
     return float(np.clip(rho, 0.0, 0.95))
 
