@@ -24,7 +24,7 @@ import numpy as np
 from .backend import use_backend
 from .cv import inner_splits, outer_splits
 from .heldout import HeldoutTest
-from .scoring import pearson_r, r2_score
+from .scoring import alpha_edge_message, alpha_grid_edges, pearson_r, r2_score
 from .solver import RidgePlan, batch_size_for
 
 _OPTIONAL = ("p", "q", "layer_folds", "r2_split")
@@ -258,6 +258,12 @@ def cross_validate(Xs, Ys, alphas, *, outer_cv: str = "leave-one-run-out",
     stats_info = {"n_permutations": 0}
     if significance is not None:
         p, q, stats_info = significance.finish()
+    edges = alpha_grid_edges(alpha_folds, alphas_np)
+    message = alpha_edge_message(edges)
+    if message:
+        import warnings
+
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
     elapsed = time.perf_counter() - started
     return EncodingResult(
         r=r, r2=r2_folds.mean(axis=0),
@@ -269,6 +275,7 @@ def cross_validate(Xs, Ys, alphas, *, outer_cv: str = "leave-one-run-out",
               "seconds": round(elapsed, 3), "gflop": round(flops / 1e9, 3),
               **stats_info,
               "trim": [int(t) for t in (trim or (0, 0))],
+              "alpha_grid_edges": edges,
               "run_lengths": np.bincount(groups, minlength=len(Ys)).tolist()},
         p=p, q=q, layer_folds=layer_folds,
     )

@@ -64,6 +64,11 @@ def result_maps(result) -> list[tuple[str, np.ndarray, dict]]:
             chosen, counts = np.unique(result.alpha_folds, return_counts=True)
             extra["AlphasChosen"] = {f"{a:g}": int(c) for a, c in zip(chosen, counts,
                                                                       strict=True)}
+            if "alpha_grid_edges" in info:
+                edges = info["alpha_grid_edges"]
+                extra["AlphaGridEdgeShare"] = {"smallest": edges["smallest"],
+                                               "largest": edges["largest"]}
+                extra["AlphaGrid"] = edges["grid"]
         maps.append((stat, values, extra))
     if result.p is not None:
         test = {"SignificanceTest": f"{info.get('permutation', 'block')} null of the held-out "

@@ -273,8 +273,8 @@ def fold_z(y_true: np.ndarray, y_pred: np.ndarray, indices: np.ndarray) -> np.nd
 def fold_correlation(z_null: np.ndarray | None) -> float:
     """Effective correlation between outer folds' scores, from pseudo-null voxels.
 
-    Measured through the variance of the summed fold scores,
-    ``rho = (var(sum_k z_k) / K - 1) / (K - 1)``, so that it also absorbs any excess
+    Measured through the mean square of the summed fold scores (their spread around
+    0), ``rho = (mean((sum_k z_k)^2) / K - 1) / (K - 1)``, so that it also absorbs any excess
     variance of the fold scores over their permutation nulls. Sums further than 4
     robust standard deviations (median absolute deviation × 1.4826) from the median
     are left out: pseudo-null voxels in which some signal survives the reversal.
@@ -299,7 +299,9 @@ def fold_correlation(z_null: np.ndarray | None) -> float:
     robust_sd = 1.4826 * np.median(np.abs(total - centre))
     if robust_sd > 0:
         total = total[np.abs(total - centre) <= 4 * robust_sd]
-    rho = (total.var(ddof=1) / k - 1.0) / (k - 1)
+    # spread around 0, the null's centre, not around the sample mean: pseudo-null voxels are
+    # spatially correlated, so their sample mean follows their noise and would shrink it
+    rho = (np.mean(total ** 2) / k - 1.0) / (k - 1)
     return float(np.clip(rho, 0.0, 0.95))
 
 
