@@ -9,7 +9,10 @@ to the volumes no participant excludes (sidecar ``ExcludedVolumes``), and each
 participant's leave-one-subject-out correlation is accumulated over those runs with
 :class:`bids_app.encoding.ceiling.LosoCorrelation` (equal to
 :func:`bids_app.encoding.ceiling.loso_correlation` on the concatenated runs).
-Encoding r is then reported as a fraction of it. Surfaces and CIFTI get no
+The LOSO correlation is corrected for the noise in the mean of the others
+(:func:`bids_app.encoding.ceiling.shared_response_ceiling`), so that a perfect
+model of the shared response reads 1 of the ceiling at any group size. Encoding
+r is then reported as a fraction of it. Surfaces and CIFTI get no
 ceiling, nor do fewer than 3 participants.
 """
 
@@ -36,7 +39,9 @@ class Ceiling:
     Attributes
     ----------
     values : ndarray of shape (n_subjects, n_elements)
-        float32 ceilings (0 outside the voxels analysed in every participant).
+        float32 ceilings (0 outside the voxels analysed in every participant): each
+        participant's LOSO correlation corrected to the correlation with the shared
+        response (:func:`bids_app.encoding.ceiling.shared_response_ceiling`).
     runs : list of str
         Run names without the participant (``task-x_run-1_space-S``).
     n_volumes : int
@@ -139,7 +144,7 @@ def loso_ceiling(output_dir: str | Path, subjects: list[str], template: str | Pa
     """
     import nibabel as nib
 
-    from ..encoding.ceiling import LosoCorrelation
+    from ..encoding.ceiling import LosoCorrelation, shared_response_ceiling
     from .maps import geometry, map_kind
 
     if len(subjects) < 3 or map_kind(template) != "volume":
@@ -179,5 +184,6 @@ def loso_ceiling(output_dir: str | Path, subjects: list[str], template: str | Pa
                        "(desc-clean_bold) in '%s'", output_dir)
         return None
     full = np.zeros((len(subjects), valid.size), dtype=np.float32)
-    full[:, voxels] = accumulator.result()
+    # the LOSO correlation, corrected for the noise left in the mean of the others
+    full[:, voxels] = shared_response_ceiling(accumulator.result(), len(subjects))
     return Ceiling(full, used_runs, int(accumulator.n_volumes_), sources)

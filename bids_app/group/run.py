@@ -246,10 +246,13 @@ def _loso_ceiling(data: GroupData, output_dir: Path) -> np.ndarray | None:
     write_json(final.with_name(name.split(".")[0] + ".json"), {
         "Statistic": "ceiling", "Participants": data.subjects, "Runs": ceiling.runs,
         "VolumesPerParticipant": ceiling.n_volumes, "Sources": ceiling.sources,
-        "Description": "Inter-subject noise ceiling: mean over participants of the "
-                       "correlation of each participant's cleaned held-out BOLD with the mean "
-                       "of the others (leave-one-subject-out), over the runs and volumes all "
-                       "share."})
+        "Description": "Inter-subject noise ceiling: mean over participants of the expected "
+                       "correlation of a participant's cleaned held-out BOLD with the response "
+                       "shared by all participants, from the correlation with the mean of the "
+                       "others (leave-one-subject-out) corrected for the noise in that mean "
+                       "(Spearman-Brown, equal reliability), over the runs and volumes all "
+                       "share. A perfect model of the shared response reads 1 of it.",
+        "CeilingType": "shared-response (Spearman-Brown-corrected leave-one-subject-out)"})
     return ceiling.values
 
 

@@ -146,3 +146,30 @@ def test_inter_subject_ceiling_matches_the_shared_signal():
                                rtol=1e-5)
     with pytest.raises(ValueError, match="at least 3"):
         loso_correlation(data[:2])
+
+
+@pytest.mark.parametrize("n_sub", [3, 8, 20])
+def test_perfect_model_reads_one_of_the_corrected_ceiling(n_sub):
+    """A perfect model of the shared response: normalised r 1.0 +- 0.05 at any group size."""
+    from bids_app.encoding.ceiling import shared_response_ceiling
+    from bids_app.encoding.scoring import pearson_r
+
+    rng = np.random.default_rng(n_sub)
+    n, v = 600, 60
+    noise_sd = np.linspace(0.5, 2.0, v)
+    ratios, raw_ratios = [], []
+    for _ in range(5):
+        shared = _ar1(rng, n, v, 0.6)
+        data = [(shared + noise_sd * _ar1(rng, n, v, 0.6)).astype(np.float32)
+                for _ in range(n_sub)]
+        loso = loso_correlation(data, batch=32)
+        ceiling = shared_response_ceiling(loso, n_sub)
+        perfect = np.stack([pearson_r(d, shared) for d in data])  # model = the shared response
+        ratios.append(perfect.mean(0) / ceiling.mean(0))
+        raw_ratios.append(perfect.mean(0) / loso.mean(0))
+    ratio = np.mean(ratios, axis=0)
+    np.testing.assert_allclose(ratio.mean(), 1.0, atol=0.05)
+    assert np.abs(ratio - 1).max() < 0.15
+    # the uncorrected LOSO correlation is exceeded, most with few participants
+    expected_raw = {3: 1.3, 8: 1.08, 20: 1.03}[n_sub]
+    assert np.mean(raw_ratios) > expected_raw

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bids_app.clean_bold import heldout_runs, write_clean_bold
-from bids_app.encoding.ceiling import loso_correlation
+from bids_app.encoding.ceiling import loso_correlation, shared_response_ceiling
 from bids_app.group.run import run_group
 from bids_app.io.bids import BoldRun
 from tests.helpers.fake_outputs import (
@@ -119,12 +119,13 @@ def test_ceiling_is_high_where_subjects_share_the_signal(ceiling_run):
     planted, mask = language_mask_on_grid(), ceiling_run.mask
     path = out / "group" / f"{PREFIX}_stat-ceiling_desc-loso_statmap.nii.gz"
     ceiling = np.asanyarray(nib.load(path).dataobj).ravel()
-    assert ceiling[planted].mean() > 0.75  # expected 4 / sqrt(5 * 4.5) = 0.84
+    assert ceiling[planted].mean() > 0.75  # LOSO 4 / sqrt(5 * 4.5) = 0.84, corrected higher
     assert abs(ceiling[mask & ~planted].mean()) < 0.02
     assert np.all(ceiling[~mask] == 0)
-    # equal to loso_correlation of the participants' runs concatenated in time
+    # loso_correlation of the participants' runs concatenated in time, corrected for the
+    # noise in the mean of the others
     data = [np.concatenate(ceiling_run.made[s][2]) for s in ("01", "02", "03")]
-    expected = loso_correlation(data).mean(axis=0)
+    expected = shared_response_ceiling(loso_correlation(data), 3).mean(axis=0)
     np.testing.assert_allclose(ceiling[mask], expected, atol=2e-3)
     sidecar = json.loads(path.with_name(path.name.replace(".nii.gz", ".json")).read_text())
     assert sidecar["Participants"] == ["01", "02", "03"]
