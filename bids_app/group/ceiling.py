@@ -65,9 +65,34 @@ def _entity(key: str, name: str) -> str:
     return match.group(1) if match else ""
 
 
+def _stories(path: Path) -> str | None:
+    """``+``-joined stories of a cleaned run (sidecar ``Stories``), None when unknown."""
+    sidecar = path.with_name(path.name.replace(".nii.gz", ".json"))
+    try:
+        stories = json.loads(sidecar.read_text("utf-8")).get("Stories")
+    except (OSError, ValueError):
+        return None
+    return "+".join(str(s) for s in stories) if stories else None
+
+
+def _story_key(key: str, story: str, seen: dict) -> str:
+    """Run key with the run number replaced by the story (and its repeat, if any)."""
+    base = re.sub(r"(^|_)run-[A-Za-z0-9]+", "", key).strip("_")
+    label = re.sub(r"[^A-Za-z0-9+]", "", story) or "unnamed"
+    seen[(base, story)] = seen.get((base, story), 0) + 1
+    repeat = f"_repeat-{seen[(base, story)]}" if seen[(base, story)] > 1 else ""
+    return f"story-{label}{repeat}_{base}" if base else f"story-{label}{repeat}"
+
+
 def clean_bold_files(output_dir: str | Path, subjects: list[str], *, task: str = "",
                      space: str = "") -> dict[str, list[Path]]:
-    """Cleaned BOLD runs every participant has.
+    """Cleaned BOLD runs every participant has, paired by story.
+
+    Participants may hear the stories in different orders (counterbalanced designs),
+    so runs are paired by the story their sidecar names (``Stories``), not by run
+    number. Runs written before stories were recorded are paired by run name when
+    no participant's runs name a story; when some do and some do not, nothing is
+    paired (the ceiling would mix stories).
 
     Parameters
     ----------
@@ -81,10 +106,10 @@ def clean_bold_files(output_dir: str | Path, subjects: list[str], *, task: str =
     Returns
     -------
     dict of str -> list of Path
-        Run name (without the participant) -> one file per participant, in the
-        order of ``subjects``; sorted by run name.
+        Pairing key (``story-<label>_...`` or the run name) -> one file per
+        participant, in the order of ``subjects``; sorted by key.
     """
-    found = []
+    found, known = [], []
     for subject in subjects:
         files = {}
         for path in sorted(Path(output_dir).glob(f"sub-{subject}/**/func/sub-{subject}_*{SUFFIX}")):
@@ -92,7 +117,23 @@ def clean_bold_files(output_dir: str | Path, subjects: list[str], *, task: str =
             if (not task or _entity(key, "task") == task) and _entity(key, "space") == space:
                 files[key] = path
         found.append(files)
+        known += [_stories(p) is not None for p in files.values()]
+    if any(known) and not all(known):
+        LOGGER.warning("noise ceiling skipped: some cleaned runs name their story and others "
+                       "do not, so participants' runs cannot be matched by story; rerun the "
+                       "participant level of the older participants")
+        return {}
+    if any(known):
+        by_story = []
+        for files in found:
+            seen: dict = {}
+            by_story.append({_story_key(key, _stories(path), seen): path
+                             for key, path in sorted(files.items())})
+        found = by_story
     common = sorted(set.intersection(*(set(f) for f in found))) if found else []
+    if any(known) and not common and found:
+        LOGGER.warning("noise ceiling skipped: the participants share no story (their cleaned "
+                       "runs name different stories)")
     return {key: [files[key] for files in found] for key in common}
 
 
