@@ -196,3 +196,22 @@ def test_alpha_grid_edge_warns_records_and_reaches_the_report(tmp_path):
     assert alpha_edge_message(alpha_grid_edges(np.full((2, 10), 5.0), [1.0, 5.0, 25.0])) is None
     low = alpha_edge_message(alpha_grid_edges(np.full((2, 10), 1.0), [1.0, 5.0, 25.0]))
     assert "100.0 % of voxels chose the smallest alpha (1)" in low
+
+
+def test_top_voxel_summary_does_not_select_and_score_on_the_same_map():
+    """Pure noise: the top 10 % by r have a high r, but their held-out value is about 0."""
+    from bids_app.outputs import region_summary
+
+    rng = np.random.default_rng(2)
+    v, k = 2000, 4
+    r_folds = (0.1 * rng.normal(size=(k, v))).astype(np.float32)
+    res = EncodingResult(r=r_folds.mean(0), r2=np.zeros(v, np.float32),
+                         alpha=np.ones(v, np.float32), r_folds=r_folds,
+                         r2_folds=np.zeros_like(r_folds), alpha_folds=np.ones_like(r_folds),
+                         test_runs=[[i] for i in range(k)])
+    table = region_summary(res).set_index("region")
+    naive = np.sort(res.r)[::-1][:200].mean()
+    assert naive > 0.08  # selecting and scoring on one map: inflated
+    assert abs(table.loc["top10pct", "mean_r"]) < 0.01
+    assert table.loc["top10pct", "n_voxels"] == 200
+    assert len(table.loc["top10pct", "fold_mean_r"].split(";")) == k
