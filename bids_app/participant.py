@@ -78,7 +78,7 @@ def prepare_bold(runs_json: str, bold_spec: dict, out_dir: str) -> tuple[str, li
     import nibabel as nib
 
     from .io.bold import analysis_mask, clean_confounds, clean_run, load_run_data
-    from .io.confounds import run_samples
+    from .io.confounds import run_samples, run_specific_columns
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -98,8 +98,15 @@ def prepare_bold(runs_json: str, bold_spec: dict, out_dir: str) -> tuple[str, li
         confounds = None if samples.confounds is None else samples.confounds[first:]
         settings = {"tr": run.tr, "detrend": bold_spec.get("detrend", True),
                     "high_pass": bold_spec.get("high_pass") or None, "keep": keep}
+        within = confounds  # 'run' mode: every column is regressed within its run
+        if in_folds and confounds is not None:
+            # 'fold' mode: run-specific columns (cosines, CompCor, spikes) within their run,
+            # the others with coefficients fitted on the training runs of each fold
+            specific = run_specific_columns(samples.names)
+            within = confounds[:, specific] if specific.any() else None
+            confounds = confounds[:, ~specific] if (~specific).any() else None
         cleaned, bad = clean_run(data, standardize=bold_spec.get("standardize", True),
-                                 confounds=None if in_folds else confounds,
+                                 confounds=within,
                                  batch_size=bold_spec.get("voxel_batch", 20000), **settings)
         del data
         bad_any |= bad
@@ -107,7 +114,8 @@ def prepare_bold(runs_json: str, bold_spec: dict, out_dir: str) -> tuple[str, li
         np.save(path, cleaned)
         cleaned_files.append(str(path))
         if confounds is not None and in_folds:
-            np.save(out / f"run{i:03d}_confounds.npy", clean_confounds(confounds, **settings))
+            np.save(out / f"run{i:03d}_confounds.npy",
+                    clean_confounds(confounds, within=within, **settings))
         info["runs"].append({"run": run.name, "volumes": int(cleaned.shape[0]),
                              "dropped_initial_volumes": first, "bad_voxels": int(bad.sum()),
                              "removed_volumes": samples.counts.get("removed", first),
