@@ -79,8 +79,8 @@ def test_planted_voxels_are_found_with_the_default_test():
     rng = np.random.default_rng(5)
     Xs, Ys = null_story_data(99, 0.8)
     n_sig = 200
+    w = rng.normal(size=(Xs[0].shape[1], n_sig)) / np.sqrt(Xs[0].shape[1])
     for x, y in zip(Xs, Ys, strict=True):
-        w = rng.normal(size=(x.shape[1], n_sig)) / np.sqrt(x.shape[1])
         y[:, :n_sig] += 0.8 * x @ w
     settings = _defaults()
     res = cross_validate(Xs, Ys, settings.pop("alphas"), backend="numpy", **settings)
