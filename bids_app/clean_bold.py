@@ -235,6 +235,8 @@ def write_clean_bold(output_dir: str, bids_dir: str, runs_json: str, bold_files:
                          ("detrend", "standardize", "high_pass", "confounds", "dummy_scans")},
             "TrimEdges": trim,
             "StorageDataType": dtype,
+            # the group noise ceiling pairs participants' runs by story, not by run number
+            **({"Stories": labels[i].split("+")} if labels else {}),
             **grid_metadata([run], entities),
         })
         written.append(str(final))

@@ -219,11 +219,16 @@ class StatisticsConfig:
     top_percent: float = 10.0
     #: Permutations of each outer fold's held-out predictions (participant stat-p/q; 0: none).
     heldout_permutations: int = 200
-    #: How held-out predictions are permuted: 'block' or 'circular'.
-    permutation: str = "block"
+    #: Null of each fold's held-out r: 'mismatched' (windows of the model's predictions of
+    #: other story stretches; calibrated), 'circular' or 'block' (anti-conservative at short TRs).
+    permutation: str = "mismatched"
+    #: Participant p values: 'permutation' (rank among the null, +1 corrected) or 'normal'
+    #: (normal tail of the combined fold score; an approximation).
+    heldout_p: str = "permutation"
     #: Block length (volumes) of block permutations and bootstraps.
     block_length: int = 10
-    #: Paired block-bootstrap resamples of participant-level comparisons (stat-rdiff).
+    #: Null draws of participant-level variant comparisons (stat-rdiffp): windows of both
+    #: variants' held-out predictions of other runs (name kept for existing specs).
     n_bootstrap: int = 1000
     #: Write each volumetric run's cleaned held-out BOLD to OUTPUT_DIR (desc-clean_bold), from
     #: which the group level computes the inter-subject noise ceiling.
@@ -623,7 +628,9 @@ def _check_encoding_statistics(spec: ExperimentSpec) -> None:
         raise UsageError("'encoding.banded_iterations' must be at least 1; got "
                          f"{spec.encoding.banded_iterations}.")
     stats = spec.statistics
-    _check_choice("statistics.permutation", stats.permutation, {"block", "circular"})
+    _check_choice("statistics.permutation", stats.permutation,
+                  {"mismatched", "block", "circular"})
+    _check_choice("statistics.heldout_p", stats.heldout_p, {"permutation", "normal"})
     for name in ("heldout_permutations", "n_bootstrap"):
         if getattr(stats, name) < 0 or 0 < getattr(stats, name) < 20:
             raise UsageError(f"'statistics.{name}' must be 0 or at least 20; got "

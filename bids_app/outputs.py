@@ -12,10 +12,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from .encoding.engine import EncodingResult
-from .encoding.maps import n_significant, result_maps
+from .encoding.maps import UNANALYSED, UNANALYSED_NOTE, result_maps
+from .encoding.summary import region_summary
 from .io.bids import BoldRun
 from .io.derivatives import (
     STANDARD_SPACES,
@@ -132,28 +132,6 @@ def write_mask(output_dir: Path, runs: list[BoldRun], mask_file: str, bids_dir: 
     return final
 
 
-def region_summary(result: EncodingResult, top_fraction: float = 0.1,
-                   fdr_alpha: float = 0.05) -> pd.DataFrame:
-    """Whole-mask and top-voxel summaries of a result (``n_significant``: q < fdr_alpha)."""
-    rows = []
-    r = result.r
-    order = np.argsort(r)[::-1]
-    top = order[: max(1, int(round(top_fraction * len(r))))]
-    for region, index in (("brain", np.arange(len(r))), (f"top{int(top_fraction * 100)}pct", top)):
-        rows.append({
-            "region": region,
-            "n_voxels": int(len(index)),
-            "mean_r": float(np.mean(r[index])),
-            "median_r": float(np.median(r[index])),
-            "max_r": float(np.max(r[index])),
-            "mean_r2": float(np.mean(result.r2[index])),
-            "median_alpha": float(np.median(result.alpha[index])),
-            "fold_mean_r": ";".join(f"{v:.4f}" for v in result.r_folds[:, index].mean(axis=1)),
-            "n_significant": n_significant(result, fdr_alpha, index),
-        })
-    return pd.DataFrame(rows)
-
-
 def write_variant_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun],
                           result_file: str, mask_file: str, metadata: dict) -> list[str]:
     """Write maps, sidecars and scores of one participant and variant.
@@ -205,11 +183,11 @@ def write_variant_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun],
         sidecar = {**common, **fields}
         if mask_img is not None:
             final = folder / build_name({**entities, "stat": stat}, "statmap", ".nii.gz")
-            write_nifti(final, unmask(values, mask_img))
+            write_nifti(final, unmask(values, mask_img, fill=UNANALYSED.get(stat, 0.0)))
             files = [final]
         else:
             files = write_surface_maps(folder, {**entities, "stat": stat}, values, mask_file,
-                                       runs)
+                                       runs, fill=UNANALYSED.get(stat, 0.0))
         for final in files:
             write_json(_sidecar_file(final), {**sidecar, **spatial_reference(
                 runs, entities, bids_dir, _hemi_of(final))})
@@ -232,7 +210,9 @@ def write_variant_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun],
     write_text(scores, table.to_csv(sep="\t", index=False, float_format="%.6g", na_rep="n/a"))
     write_json(scores.with_suffix(".json"), {
         "region": {"Description": "Voxel set: 'brain' is the whole analysis mask, 'top10pct' the "
-                                  "10% of voxels with the highest r (descriptive only)."},
+                              "10% of voxels with the highest r on the other outer folds than "
+                              "the one scored (mean_r and fold_mean_r are held-out values; the "
+                              "other columns describe the voxels chosen in every fold)."},
         "mean_r": {"Description": "Mean held-out Pearson r over the voxels of the region."},
         "fold_mean_r": {"Description": "Mean r of the region in each outer fold, ';'-separated."},
         "mean_r2_unique": {"Description": "Mean over the region of stat-r2unique (held-out "
@@ -266,7 +246,7 @@ def _unique_variance(result_file: str, metadata: dict) -> list:
 
 
 def write_surface_maps(folder: Path, entities: dict, values: np.ndarray, mask_file: str,
-                       runs: list[BoldRun]) -> list[Path]:
+                       runs: list[BoldRun], fill: float = 0.0) -> list[Path]:
     """Write one map of a surface (one ``.func.gii`` per hemisphere) or CIFTI analysis.
 
     Parameters
@@ -281,6 +261,8 @@ def write_surface_maps(folder: Path, entities: dict, values: np.ndarray, mask_fi
         ``.npy`` boolean vector of the analysed vertices (left then right) or grayordinates.
     runs : list of BoldRun
         The participant's runs (the first gives the hemispheres' sizes or brain models).
+    fill : float
+        Value of the vertices / grayordinates not analysed (NaN for p and q maps).
 
     Returns
     -------
@@ -290,7 +272,7 @@ def write_surface_maps(folder: Path, entities: dict, values: np.ndarray, mask_fi
     from .io.surfaces import gifti_n_vertices, write_dscalar, write_func_gifti
 
     mask = np.load(mask_file)
-    full = np.zeros(mask.shape[0], dtype=np.float32)
+    full = np.full(mask.shape[0], fill, dtype=np.float32)
     full[mask] = np.asarray(values, dtype=np.float32)
     name = f"stat-{entities['stat']}"
     if runs[0].kind == "cifti":
@@ -401,9 +383,15 @@ def write_comparison_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun]
         values = {k: data[k] for k in data.files}
     common = {
         "ComparedVariants": list(pair),
-        "SignificanceTest": "paired moving-block bootstrap of held-out volumes (two-sided)",
-        "NBootstrap": int(statistics.get("n_bootstrap", 1000)),
-        "BlockLength": int(statistics.get("block_length", 10)),
+        "SignificanceTest": "paired mismatched-window null of the held-out r difference per "
+                            "outer fold (both models' predictions of other runs against this "
+                            "run's BOLD), fold scores summed over their empirical-null "
+                            "spread; two-sided rank p, +1 corrected",
+        "NNull": int(values.get("n_null", statistics.get("n_bootstrap", 1000))),
+        "PValueFloor": 1.0 / (int(values.get("n_null", statistics.get("n_bootstrap", 1000)))
+                              + 1),
+        "EmpiricalNullScale": float(values["scale"]) if "scale" in values else None,
+        "CircularFolds": [int(i) for i in values.get("circular_folds", [])],
         "Sources": [bids_uri(r.bold_file, bids_dir) for r in runs],
         "SkullStripped": True,
         "Software": software_versions(),
@@ -412,17 +400,17 @@ def write_comparison_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun]
     written = []
     for stat, key in (("rdiff", "rdiff"), ("rdiffp", "p"), ("rdiffq", "q")):
         sidecar = {**common, "Statistic": stat, "Description": DESCRIPTIONS[stat]}
-        if stat == "rdiff":
-            sidecar["ConfidenceInterval95"] = "percentile bootstrap, not written as a map"
         if stat == "rdiffq":
             sidecar["MultipleComparisonCorrection"] = "Benjamini-Hochberg FDR"
+        if stat in UNANALYSED:
+            sidecar["UnanalysedVoxels"] = UNANALYSED_NOTE
         if mask_img is not None:
             final = folder / build_name({**entities, "stat": stat}, "statmap", ".nii.gz")
-            write_nifti(final, unmask(values[key], mask_img))
+            write_nifti(final, unmask(values[key], mask_img, fill=UNANALYSED.get(stat, 0.0)))
             files = [final]
         else:
             files = write_surface_maps(folder, {**entities, "stat": stat}, values[key],
-                                       mask_file, runs)
+                                       mask_file, runs, fill=UNANALYSED.get(stat, 0.0))
         for final in files:
             write_json(_sidecar_file(final), {**sidecar, **spatial_reference(
                 runs, entities, bids_dir, _hemi_of(final))})

@@ -78,7 +78,7 @@ def prepare_bold(runs_json: str, bold_spec: dict, out_dir: str) -> tuple[str, li
     import nibabel as nib
 
     from .io.bold import analysis_mask, clean_confounds, clean_run, load_run_data
-    from .io.confounds import run_samples
+    from .io.confounds import run_samples, run_specific_columns
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -98,8 +98,15 @@ def prepare_bold(runs_json: str, bold_spec: dict, out_dir: str) -> tuple[str, li
         confounds = None if samples.confounds is None else samples.confounds[first:]
         settings = {"tr": run.tr, "detrend": bold_spec.get("detrend", True),
                     "high_pass": bold_spec.get("high_pass") or None, "keep": keep}
+        within = confounds  # 'run' mode: every column is regressed within its run
+        if in_folds and confounds is not None:
+            # 'fold' mode: run-specific columns (cosines, CompCor, spikes) within their run,
+            # the others with coefficients fitted on the training runs of each fold
+            specific = run_specific_columns(samples.names)
+            within = confounds[:, specific] if specific.any() else None
+            confounds = confounds[:, ~specific] if (~specific).any() else None
         cleaned, bad = clean_run(data, standardize=bold_spec.get("standardize", True),
-                                 confounds=None if in_folds else confounds,
+                                 confounds=within,
                                  batch_size=bold_spec.get("voxel_batch", 20000), **settings)
         del data
         bad_any |= bad
@@ -107,7 +114,8 @@ def prepare_bold(runs_json: str, bold_spec: dict, out_dir: str) -> tuple[str, li
         np.save(path, cleaned)
         cleaned_files.append(str(path))
         if confounds is not None and in_folds:
-            np.save(out / f"run{i:03d}_confounds.npy", clean_confounds(confounds, **settings))
+            np.save(out / f"run{i:03d}_confounds.npy",
+                    clean_confounds(confounds, within=within, **settings))
         info["runs"].append({"run": run.name, "volumes": int(cleaned.shape[0]),
                              "dropped_initial_volumes": first, "bad_voxels": int(bad.sum()),
                              "removed_volumes": samples.counts.get("removed", first),
@@ -353,13 +361,11 @@ def fit_encoding(design_files: list[str], bold_files: list[str], encoding: dict,
         result = banded_cross_validate(Xs, Ys, bands, encoding["alphas"],
                                        n_iter=encoding.get("banded_iterations", 20),
                                        random_state=encoding.get("seed", 0), **arrays,
-                                       **common, **extra)
+                                       **common, **extra, **_heldout_test(stats))
     else:
         result = cross_validate(
             Xs, Ys, encoding["alphas"],
-            n_permutations=stats.get("heldout_permutations", 0),
-            permutation=stats.get("permutation", "block"),
-            block_length=stats.get("block_length", 10), random_state=encoding.get("seed", 0),
+            random_state=encoding.get("seed", 0), **_heldout_test(stats),
             **arrays, **common, **extra)
     for array in arrays.values():
         array.flush()
@@ -374,15 +380,24 @@ def fit_encoding(design_files: list[str], bold_files: list[str], encoding: dict,
     return out_file
 
 
+def _heldout_test(stats: dict) -> dict:
+    """Held-out permutation test settings of ``[statistics]`` (plain and banded fits alike)."""
+    return {"n_permutations": stats.get("heldout_permutations", 0),
+            "permutation": stats.get("permutation", "mismatched"),
+            "heldout_p": stats.get("heldout_p", "permutation"),
+            "block_length": stats.get("block_length", 10)}
+
+
 def compare_encodings(result_a: str, result_b: str, statistics: dict, out_file: str) -> str:
-    """Paired block-bootstrap comparison of two variants' held-out predictions.
+    """Paired comparison of two variants' held-out predictions (mismatched-window null).
 
     Both fits must have saved their held-out predictions (``save_predictions``).
 
     Returns
     -------
     str
-        ``.npz`` with ``rdiff``, ``p``, ``q``, ``ci_low``, ``ci_high`` per voxel.
+        ``.npz`` with ``rdiff``, ``p``, ``q`` per voxel, the null ``scale``, ``n_null``
+        and ``circular_folds``.
     """
     from stimuli_models.cache import atomic_file
 
@@ -400,8 +415,7 @@ def compare_encodings(result_a: str, result_b: str, statistics: dict, out_file: 
     bounds = np.concatenate([[0], np.cumsum(lengths)])
     folds = [np.concatenate([np.arange(bounds[r], bounds[r + 1]) for r in runs])
              for runs in first.test_runs]
-    out = compare_predictions(*arrays, folds, n_bootstrap=int(statistics.get("n_bootstrap", 1000)),
-                              block_length=int(statistics.get("block_length", 10)),
+    out = compare_predictions(*arrays, folds, n_null=int(statistics.get("n_bootstrap", 1000)),
                               random_state=0)
     with atomic_file(out_file) as handle:
         np.savez(handle, **out)

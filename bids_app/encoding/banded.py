@@ -18,6 +18,7 @@ import numpy as np
 from .backend import use_backend
 from .cv import inner_splits, outer_splits
 from .engine import EncodingResult
+from .heldout import HeldoutTest
 from .scoring import pearson_r, r2_score
 
 
@@ -71,6 +72,11 @@ def _fit_fold(inputs, Ytr, alphas, cv, n_iter, random_state, batch):
     return model.predict(test, split=True), model.best_alphas_
 
 
+def _rows_after(pred: np.ndarray, n_test: int):
+    """Predictions of the training rows that follow the held-out ones (None when absent)."""
+    return pred[n_test:] if len(pred) > n_test else None
+
+
 def banded_batch_size(n_voxels: int, n_train: int, n_test: int, n_bands: int, n_alphas: int,
                       n_val_max: int, mem_gb: float | None, *, reserve_gb: float = 0.5) -> int:
     """Voxels fitted at once by the banded model so that its buffers fit in ``mem_gb``.
@@ -94,7 +100,9 @@ def banded_cross_validate(Xs, Ys, bands: dict, alphas, *, outer_cv: str = "leave
                           random_state: int = 0, run_labels=None,
                           n_targets_batch: int | None = None, trim=(0, 0),
                           confounds=None, predictions=None, heldout=None,
-                          mem_gb: float | None = None, progress=None) -> EncodingResult:
+                          mem_gb: float | None = None, progress=None, n_permutations: int = 0,
+                          permutation: str = "mismatched", block_length: int = 10,
+                          heldout_p: str = "permutation") -> EncodingResult:
     """Outer cross-validation of a banded ridge model.
 
     Parameters
@@ -123,6 +131,9 @@ def banded_cross_validate(Xs, Ys, bands: dict, alphas, *, outer_cv: str = "leave
         Memory budget of the working buffers.
     progress : callable, optional
         Called as ``progress(fold, n_folds, voxels_done, n_voxels)`` after every batch.
+    n_permutations, permutation, block_length, heldout_p
+        The held-out permutation test of r, exactly as for plain ridge
+        (:class:`~bids_app.encoding.heldout.HeldoutTest`; 0 permutations: none).
     Other parameters are those of :func:`bids_app.encoding.engine.cross_validate`.
 
     Returns
@@ -157,9 +168,16 @@ def banded_cross_validate(Xs, Ys, bands: dict, alphas, *, outer_cv: str = "leave
     alpha_folds = np.zeros_like(r_folds)
     split_folds = np.zeros((n_folds, len(slices), v), np.float32)
     test_runs, batch = [], 0
+    significance = (HeldoutTest(n_folds, v, n_permutations, method=permutation,
+                                block_length=block_length, p_value=heldout_p,
+                                random_state=random_state) if n_permutations else None)
+    Y_null = significance.pseudo_null(y_cols, groups) if significance is not None else None
     for k, (train, test) in enumerate(splits):
         cv = inner_splits(groups[train], inner_folds, labels=run_labels)
-        inputs = _fold_inputs(X[train], X[test], slices)
+        # the mismatched null also needs the refitted model's predictions of its training rows
+        rows = (np.concatenate([test, train]) if significance is not None
+                and significance.needs_training_predictions else test)
+        inputs = _fold_inputs(X[train], X[rows], slices)
         batch = n_targets_batch or banded_batch_size(
             v, len(train), len(test), len(slices), len(alphas),
             max(len(c[1]) for c in cv), mem_gb)
@@ -174,7 +192,10 @@ def banded_cross_validate(Xs, Ys, bands: dict, alphas, *, outer_cv: str = "leave
                 Ytr, Yte = regressor.transform(C[train], Ytr), regressor.transform(C[test], Yte)
             split, best_alphas = _fit_fold(inputs, Ytr, alphas, cv, n_iter, random_state,
                                            n_targets_batch)
-            pred = np.asarray(be.to_numpy(be.sum(split, 0)), dtype=np.float32)
+            pred_all = np.asarray(be.to_numpy(be.sum(split, 0)), dtype=np.float32)
+            split, pred = split[:, :len(test)], pred_all[:len(test)]
+            if significance is not None:
+                significance.add(k, cols, Yte, pred, _rows_after(pred_all, len(test)))
             if predictions is not None:
                 predictions[test, cols] = pred
             if heldout is not None:
@@ -186,7 +207,22 @@ def banded_cross_validate(Xs, Ys, bands: dict, alphas, *, outer_cv: str = "leave
             alpha_folds[k, cols] = np.asarray(be.to_numpy(best_alphas), dtype=np.float32)
             if progress is not None:
                 progress(k, n_folds, cols.stop, v)
+        if significance is not None:
+            Ytr, Yte = Y_null[train], Y_null[test]
+            if C is not None:
+                from .confounds import FoldConfoundRegressor
+
+                regressor = FoldConfoundRegressor().fit(C[train], Ytr)
+                Ytr, Yte = regressor.transform(C[train], Ytr), regressor.transform(C[test], Yte)
+            split_null, _ = _fit_fold(inputs, Ytr, alphas, cv, n_iter, random_state,
+                                      n_targets_batch)
+            pred_null = np.asarray(be.to_numpy(be.sum(split_null, 0)), dtype=np.float32)
+            significance.add_null(k, Yte, pred_null[:len(test)], _rows_after(pred_null, len(test)))
         test_runs.append(sorted(int(g) for g in np.unique(groups[test])))
+    p = q = None
+    stats_info = {"n_permutations": 0}
+    if significance is not None:
+        p, q, stats_info = significance.finish()
     return EncodingResult(
         r=r_folds.mean(0), r2=r2_folds.mean(0),
         alpha=np.exp(np.log(alpha_folds).mean(0)).astype(np.float32),
@@ -197,6 +233,6 @@ def banded_cross_validate(Xs, Ys, bands: dict, alphas, *, outer_cv: str = "leave
               "voxel_batch": int(batch),
               "trim": [int(t) for t in (trim or (0, 0))],
               "run_lengths": np.bincount(groups, minlength=len(Ys)).tolist(),
-              "seconds": round(time.perf_counter() - started, 3)},
-        r2_split=split_folds.mean(0),
+              "seconds": round(time.perf_counter() - started, 3), **stats_info},
+        r2_split=split_folds.mean(0), p=p, q=q,
     )

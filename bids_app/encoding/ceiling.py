@@ -8,6 +8,18 @@ model can predict (Nastase et al., 2019, "Measuring shared responses across
 subjects using intersubject correlation"). Encoding scores divided by it are
 *ceiling-normalised* scores. The group stage accumulates it run by run from the
 participants' cleaned BOLD in OUTPUT_DIR (:class:`LosoCorrelation`).
+
+The raw leave-one-subject-out correlation is *not* an upper bound for a model of
+one participant: the mean of the others still holds their noise, so it reads
+below the correlation of a participant with the shared response itself (a
+perfect model of the shared response scores 1.73 of it with 3 participants, 1.25
+with 8, 1.10 with 20). :func:`shared_response_ceiling` corrects it: with
+participants equally reliable (pairwise correlation ``rho``), the LOSO
+correlation is ``L = sqrt(rho) sqrt(SB_{n-1}(rho))`` with the Spearman–Brown
+reliability ``SB_m(rho) = m rho / (1 + (m - 1) rho)`` of the mean of ``m``
+participants; solving for ``rho`` gives the ceiling ``sqrt(rho)``, the expected
+correlation of one participant's BOLD with the noise-free shared response, which a
+perfect model reaches whatever the group size.
 """
 
 from __future__ import annotations
@@ -157,6 +169,36 @@ def noise_ceiling(data, *, batch: int = 8192) -> np.ndarray:
         float32; values at or below 0 mean no reliable shared signal.
     """
     return loso_correlation(data, batch=batch).mean(axis=0)
+
+
+def shared_response_ceiling(loso: np.ndarray, n_subjects: int) -> np.ndarray:
+    """Correlation of one participant with the shared response, from the LOSO correlation.
+
+    Parameters
+    ----------
+    loso : ndarray of shape (..., n_voxels)
+        Leave-one-subject-out correlations (:func:`loso_correlation`).
+    n_subjects : int
+        Participants in the group (at least 3).
+
+    Returns
+    -------
+    ndarray, same shape as ``loso``
+        ``sqrt(rho)`` with ``rho`` the pairwise inter-participant correlation that
+        explains ``|loso|`` under equal reliability, with the sign of ``loso``
+        (negative values are noise), float32.
+    """
+    if n_subjects < 3:
+        raise ValueError(f"an inter-subject ceiling needs at least 3 participants; got "
+                         f"{n_subjects}")
+    loso = np.clip(np.asarray(loso, dtype=np.float64), -1.0, 1.0)
+    L2 = loso ** 2
+    m = n_subjects - 1  # others in the mean
+    # L^2 (1 + (m - 1) rho) = m rho^2  ->  m rho^2 - L^2 (m - 1) rho - L^2 = 0
+    rho = (L2 * (m - 1) + np.sqrt(L2 ** 2 * (m - 1) ** 2 + 4 * m * L2)) / (2 * m)
+    # signed, so that voxels without a shared response average to 0 rather than to a
+    # positive bias
+    return (np.sign(loso) * np.sqrt(np.clip(rho, 0.0, 1.0))).astype(np.float32)
 
 
 def ceiling_normalised(r: np.ndarray, ceiling: np.ndarray, *,

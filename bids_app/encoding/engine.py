@@ -23,10 +23,9 @@ import numpy as np
 
 from .backend import use_backend
 from .cv import inner_splits, outer_splits
-from .permutation import combine_fold_z, fold_z, permutation_indices, pseudo_null_rows
-from .scoring import pearson_r, r2_score
+from .heldout import HeldoutTest
+from .scoring import alpha_edge_message, alpha_grid_edges, pearson_r, r2_score
 from .solver import RidgePlan, batch_size_for
-from .stats import fdr_bh
 
 _OPTIONAL = ("p", "q", "layer_folds", "r2_split")
 
@@ -139,8 +138,9 @@ def cross_validate(Xs, Ys, alphas, *, outer_cv: str = "leave-one-run-out",
                    inner_folds: int = 5, backend: str = "torch",
                    n_targets_batch: int | None = None, run_labels=None, confounds=None,
                    trim=(0, 0), mem_gb: float | None = None, n_permutations: int = 0,
-                   permutation: str = "block", block_length: int = 10, random_state=0,
-                   predictions=None, heldout=None, progress=None) -> EncodingResult:
+                   permutation: str = "mismatched", block_length: int = 10, random_state=0,
+                   predictions=None, heldout=None, progress=None,
+                   heldout_p: str = "permutation") -> EncodingResult:
     """Outer cross-validation over runs of a voxel-wise ridge model.
 
     Parameters
@@ -172,10 +172,14 @@ def cross_validate(Xs, Ys, alphas, *, outer_cv: str = "leave-one-run-out",
     n_permutations : int
         Permutations of each fold's held-out predictions for the test of r (0: none);
         see :mod:`bids_app.encoding.permutation` for how folds are combined.
-    permutation : {'block', 'circular'}
-        Permutation scheme; ``block_length`` in volumes.
+    permutation : {'mismatched', 'circular', 'block'}
+        Null of each fold's held-out r (:mod:`bids_app.encoding.permutation`);
+        ``block_length`` in volumes (for ``'circular'``: the smallest shift).
     random_state : int
         Seed of the permutations.
+    heldout_p : {'permutation', 'normal'}
+        Rank p value among the permutations (+1 corrected; default) or the normal
+        approximation of the combined fold score.
     predictions : ndarray of shape (n_kept_volumes, n_voxels), optional
         Writable (e.g. memory-mapped) array receiving the held-out predictions.
     heldout : ndarray of shape (n_kept_volumes, n_voxels), optional
@@ -211,49 +215,55 @@ def cross_validate(Xs, Ys, alphas, *, outer_cv: str = "leave-one-run-out",
     r2_folds = np.zeros_like(r_folds)
     alpha_folds = np.zeros_like(r_folds)
     layer_folds = np.zeros((n_folds, v), np.int16) if len(designs) > 1 else None
-    z_folds = np.zeros((n_folds, v), np.float32) if n_permutations else None
-    Y_null = (_pseudo_null(y_cols, groups, v, permutation, block_length, random_state)
-              if n_permutations else None)
-    z_null = np.zeros((n_folds, Y_null.shape[1]), np.float32) if n_permutations else None
+    significance = (HeldoutTest(n_folds, v, n_permutations, method=permutation,
+                         block_length=block_length, p_value=heldout_p,
+                         random_state=random_state) if n_permutations else None)
+    Y_null = significance.pseudo_null(y_cols, groups) if significance is not None else None
     test_runs, flops, batch_used = [], 0.0, 0
     for k, (train, test) in enumerate(splits):
         cv = inner_splits(groups[train], inner_folds, labels=run_labels)
-        plans = [RidgePlan(X[train], X[test], alphas_np, cv, be) for X in designs]
+        # the mismatched null also needs the refitted model's predictions of its training rows
+        rows = (np.concatenate([test, train]) if significance is not None
+                and significance.needs_training_predictions else test)
+        plans = [RidgePlan(X[train], X[rows], alphas_np, cv, be) for X in designs]
         flops += sum(p.n_flops for p in plans) * v
         batch = n_targets_batch or batch_size_for(
             v, len(train), len(test), max(len(c[1]) for c in cv), len(alphas_np), mem_gb)
         batch_used = batch
-        perms = (permutation_indices(len(test), n_permutations, method=permutation,
-                                     block_length=block_length,
-                                     random_state=[int(random_state), k])
-                 if n_permutations else None)
 
         for start in range(0, v, batch):
             cols = slice(start, min(start + batch, v))
             Yte, pred, alpha_idx, layer = _fit_fold_batch(y_cols(cols), train, test, C, plans, be)
+            pred, pred_train = pred[:len(test)], pred[len(test):]
             r_folds[k, cols] = pearson_r(Yte, pred)
             r2_folds[k, cols] = r2_score(Yte, pred)
             alpha_folds[k, cols] = alphas_np[alpha_idx]
             if layer_folds is not None:
                 layer_folds[k, cols] = layer
-            if z_folds is not None:
-                z_folds[k, cols] = fold_z(Yte, pred, perms)
+            if significance is not None:
+                significance.add(k, cols, Yte, pred, pred_train if len(pred_train) else None)
             if predictions is not None:
                 predictions[test, cols] = pred
             if heldout is not None:
                 heldout[test, cols] = Yte
             if progress is not None:
                 progress(k, n_folds, cols.stop, v)
-        if z_null is not None:
+        if significance is not None:
             Yte, pred, _, _ = _fit_fold_batch(Y_null, train, test, C, plans, be)
-            z_null[k] = fold_z(Yte, pred, perms)
+            train_pred = pred[len(test):]
+            significance.add_null(k, Yte, pred[:len(test)], train_pred if len(train_pred) else None)
         test_runs.append(sorted(int(g) for g in np.unique(groups[test])))
     r = r_folds.mean(axis=0)
     p = q = None
-    rho = None
-    if z_folds is not None:
-        p, rho = combine_fold_z(z_folds, z_null)
-        q = fdr_bh(p).astype(np.float32)
+    stats_info = {"n_permutations": 0}
+    if significance is not None:
+        p, q, stats_info = significance.finish()
+    edges = alpha_grid_edges(alpha_folds, alphas_np)
+    message = alpha_edge_message(edges)
+    if message:
+        import warnings
+
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
     elapsed = time.perf_counter() - started
     return EncodingResult(
         r=r, r2=r2_folds.mean(axis=0),
@@ -263,9 +273,9 @@ def cross_validate(Xs, Ys, alphas, *, outer_cv: str = "leave-one-run-out",
               "n_samples": int(n), "n_features": [int(x.shape[1]) for x in designs],
               "n_voxels": int(v), "n_outer_folds": n_folds, "voxel_batch": int(batch_used),
               "seconds": round(elapsed, 3), "gflop": round(flops / 1e9, 3),
-              "n_permutations": int(n_permutations), "permutation": permutation,
-              "block_length": int(block_length), "null_fold_correlation": rho,
+              **stats_info,
               "trim": [int(t) for t in (trim or (0, 0))],
+              "alpha_grid_edges": edges,
               "run_lengths": np.bincount(groups, minlength=len(Ys)).tolist()},
         p=p, q=q, layer_folds=layer_folds,
     )
@@ -315,14 +325,6 @@ class ProgressLog:
         left = (now - self.started) * (n_folds * n_voxels - finished) / max(finished, 1)
         self.logger.info("%s: outer fold %d/%d, %d of %d voxels, about %.0f s left",
                          self.label, fold + 1, n_folds, done, n_voxels, left)
-
-
-def _pseudo_null(y_cols, groups, v, method, block_length, seed, n_voxels=500):
-    """BOLD of random voxels with each run's time axis permuted (stimulus link broken)."""
-    rng = np.random.default_rng([int(seed), 7])
-    chosen = np.sort(rng.choice(v, size=min(v, n_voxels), replace=False))
-    Y = np.array(y_cols(chosen), dtype=np.float32)
-    return Y[pseudo_null_rows(groups, method, block_length, seed)]
 
 
 def _fit_fold_batch(Yb, train, test, C, plans, be):

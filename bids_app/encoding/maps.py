@@ -12,6 +12,13 @@ import re
 
 import numpy as np
 
+#: Value written outside the analysed voxels, per map: p and q maps hold NaN there (never a
+#: value that passes a threshold), other maps 0.
+UNANALYSED = {stat: float("nan") for stat in ("p", "q", "rdiffp", "rdiffq")}
+#: Sidecar statement of that convention.
+UNANALYSED_NOTE = ("n/a (NaN) outside the analysis mask and where the held-out BOLD or "
+                   "prediction is constant: such voxels were not tested")
+
 DESCRIPTIONS = {
     "r": "Pearson correlation between held-out BOLD and the encoding model's prediction, "
          "averaged over outer cross-validation folds (left-out runs).",
@@ -20,13 +27,16 @@ DESCRIPTIONS = {
     "alpha": "Ridge regularisation chosen per voxel by inner cross-validation over whole "
              "training runs (geometric mean over outer folds).",
     "p": "One-sided p value (H1: r > 0) of the held-out correlation: each outer fold's r is "
-         "standardised by a permutation null of its held-out predictions, and the fold scores "
-         "are combined accounting for their correlation (measured on pseudo-null voxels).",
+         "standardised by its null (the held-out BOLD against windows of the model's "
+         "predictions of other story stretches by default), the fold scores are summed with "
+         "their dependence measured on time-reversed pseudo-null voxels, and the p value is "
+         "the rank of that sum among the null sums (+1 corrected).",
     "q": "Benjamini-Hochberg FDR-adjusted p value (q value) of stat-p over the voxels analysed.",
     "r2split": "Part of the held-out R² attributed to one feature band by banded ridge "
                "(himalaya r2_score_split: the bands' parts sum to the model's R²).",
     "rdiff": "Difference in held-out r (first minus second variant), mean over outer folds.",
-    "rdiffp": "Two-sided paired block-bootstrap p value of stat-rdiff.",
+    "rdiffp": "Two-sided p value of stat-rdiff from a paired circular block bootstrap of the "
+              "held-out volumes, blocks as long as the data's autocorrelation.",
     "rdiffq": "Benjamini-Hochberg FDR-adjusted stat-rdiffp.",
 }
 
@@ -54,16 +64,27 @@ def result_maps(result) -> list[tuple[str, np.ndarray, dict]]:
             chosen, counts = np.unique(result.alpha_folds, return_counts=True)
             extra["AlphasChosen"] = {f"{a:g}": int(c) for a, c in zip(chosen, counts,
                                                                       strict=True)}
+            if "alpha_grid_edges" in info:
+                edges = info["alpha_grid_edges"]
+                extra["AlphaGridEdgeShare"] = {"smallest": edges["smallest"],
+                                               "largest": edges["largest"]}
+                extra["AlphaGrid"] = edges["grid"]
         maps.append((stat, values, extra))
     if result.p is not None:
-        test = {"SignificanceTest": f"{info.get('permutation', 'block')} permutation of "
-                                    "held-out predictions per outer fold, fold scores "
-                                    "combined (dependence-corrected Stouffer)",
+        test = {"SignificanceTest": f"{info.get('permutation', 'block')} null of the held-out "
+                                    "r per outer fold, fold scores summed (dependence-"
+                                    "corrected), "
+                                    + ("rank p among the null sums, +1 corrected"
+                                       if info.get("heldout_p", "normal") == "permutation"
+                                       else "normal approximation of the combined score"),
                 "NPermutations": info.get("n_permutations"),
                 "PermutationScheme": info.get("permutation"),
+                "PValue": info.get("heldout_p", "normal"),
+                "PValueFloor": info.get("p_floor", 0.0),
                 "BlockLength": info.get("block_length"),
                 "NullFoldCorrelation": info.get("null_fold_correlation"),
-                "Alternative": "greater"}
+                "Alternative": "greater",
+                "UnanalysedVoxels": UNANALYSED_NOTE}
         maps.append(("p", result.p, {"Statistic": "p", "Description": DESCRIPTIONS["p"],
                                      **test}))
         maps.append(("q", result.q, {"Statistic": "q", "Description": DESCRIPTIONS["q"],

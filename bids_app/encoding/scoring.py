@@ -45,3 +45,46 @@ def r2_score(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     ok = sst > 0
     out[ok] = 1.0 - sse[ok] / sst[ok]
     return out.astype(np.float32)
+
+
+def alpha_grid_edges(alpha_folds: np.ndarray, alphas) -> dict:
+    """Share of voxels whose chosen regularisation sits at either end of the grid.
+
+    Parameters
+    ----------
+    alpha_folds : ndarray of shape (n_folds, n_voxels)
+        Chosen alpha per outer fold and voxel.
+    alphas : sequence of float
+        The grid.
+
+    Returns
+    -------
+    dict
+        ``smallest`` and ``largest``: share of (fold, voxel) choices equal to the
+        grid's smallest and largest value; ``grid``: ``[min, max]``.
+    """
+    grid = np.asarray(alphas, dtype=np.float64)
+    chosen = np.asarray(alpha_folds, dtype=np.float64)
+    low, high = float(grid.min()), float(grid.max())
+    size = max(chosen.size, 1)
+    return {"smallest": float(np.isclose(chosen, low, rtol=1e-5).sum() / size),
+            "largest": float(np.isclose(chosen, high, rtol=1e-5).sum() / size),
+            "grid": [low, high]}
+
+
+#: Share of voxels at an end of the alpha grid above which the grid is said to be too narrow.
+ALPHA_EDGE_LIMIT = 0.05
+
+
+def alpha_edge_message(edges: dict) -> str | None:
+    """One sentence when more than 5 % of choices sit at an end of the grid, else None."""
+    parts = []
+    if edges["largest"] > ALPHA_EDGE_LIMIT:
+        parts.append(f"{100 * edges['largest']:.1f} % of voxels chose the largest alpha "
+                     f"({edges['grid'][1]:g}); extend 'encoding.alphas' upwards")
+    if edges["smallest"] > ALPHA_EDGE_LIMIT:
+        parts.append(f"{100 * edges['smallest']:.1f} % of voxels chose the smallest alpha "
+                     f"({edges['grid'][0]:g}); extend 'encoding.alphas' downwards")
+    if not parts:
+        return None
+    return "; ".join(parts) + " (their regularisation may be cut off by the grid)."

@@ -9,7 +9,10 @@ to the volumes no participant excludes (sidecar ``ExcludedVolumes``), and each
 participant's leave-one-subject-out correlation is accumulated over those runs with
 :class:`bids_app.encoding.ceiling.LosoCorrelation` (equal to
 :func:`bids_app.encoding.ceiling.loso_correlation` on the concatenated runs).
-Encoding r is then reported as a fraction of it. Surfaces and CIFTI get no
+The LOSO correlation is corrected for the noise in the mean of the others
+(:func:`bids_app.encoding.ceiling.shared_response_ceiling`), so that a perfect
+model of the shared response reads 1 of the ceiling at any group size. Encoding
+r is then reported as a fraction of it. Surfaces and CIFTI get no
 ceiling, nor do fewer than 3 participants.
 """
 
@@ -39,7 +42,9 @@ class Ceiling:
     Attributes
     ----------
     values : ndarray of shape (n_subjects, n_elements)
-        float32 ceilings (0 outside the voxels analysed in every participant).
+        float32 ceilings (0 outside the voxels analysed in every participant): each
+        participant's LOSO correlation corrected to the correlation with the shared
+        response (:func:`bids_app.encoding.ceiling.shared_response_ceiling`).
     runs : list of str
         Run names without the participant (``task-x_run-1_space-S``).
     n_volumes : int
@@ -63,9 +68,34 @@ def _entity(key: str, name: str) -> str:
     return match.group(1) if match else ""
 
 
+def _stories(path: Path) -> str | None:
+    """``+``-joined stories of a cleaned run (sidecar ``Stories``), None when unknown."""
+    sidecar = path.with_name(path.name.replace(".nii.gz", ".json"))
+    try:
+        stories = json.loads(sidecar.read_text("utf-8")).get("Stories")
+    except (OSError, ValueError):
+        return None
+    return "+".join(str(s) for s in stories) if stories else None
+
+
+def _story_key(key: str, story: str, seen: dict) -> str:
+    """Run key with the run number replaced by the story (and its repeat, if any)."""
+    base = re.sub(r"(^|_)run-[A-Za-z0-9]+", "", key).strip("_")
+    label = re.sub(r"[^A-Za-z0-9+]", "", story) or "unnamed"
+    seen[(base, story)] = seen.get((base, story), 0) + 1
+    repeat = f"_repeat-{seen[(base, story)]}" if seen[(base, story)] > 1 else ""
+    return f"story-{label}{repeat}_{base}" if base else f"story-{label}{repeat}"
+
+
 def clean_bold_files(output_dir: str | Path, subjects: list[str], *, task: str = "",
                      space: str = "") -> dict[str, list[Path]]:
-    """Cleaned BOLD runs every participant has.
+    """Cleaned BOLD runs every participant has, paired by story.
+
+    Participants may hear the stories in different orders (counterbalanced designs),
+    so runs are paired by the story their sidecar names (``Stories``), not by run
+    number. Runs written before stories were recorded are paired by run name when
+    no participant's runs name a story; when some do and some do not, nothing is
+    paired (the ceiling would mix stories).
 
     Parameters
     ----------
@@ -79,10 +109,10 @@ def clean_bold_files(output_dir: str | Path, subjects: list[str], *, task: str =
     Returns
     -------
     dict of str -> list of Path
-        Run name (without the participant) -> one file per participant, in the
-        order of ``subjects``; sorted by run name.
+        Pairing key (``story-<label>_...`` or the run name) -> one file per
+        participant, in the order of ``subjects``; sorted by key.
     """
-    found = []
+    found, known = [], []
     for subject in subjects:
         files = {}
         for path in sorted(Path(output_dir).glob(f"sub-{subject}/**/func/sub-{subject}_*{SUFFIX}")):
@@ -90,7 +120,23 @@ def clean_bold_files(output_dir: str | Path, subjects: list[str], *, task: str =
             if (not task or _entity(key, "task") == task) and _entity(key, "space") == space:
                 files[key] = path
         found.append(files)
+        known += [_stories(p) is not None for p in files.values()]
+    if any(known) and not all(known):
+        LOGGER.warning("noise ceiling skipped: some cleaned runs name their story and others "
+                       "do not, so participants' runs cannot be matched by story; rerun the "
+                       "participant level of the older participants")
+        return {}
+    if any(known):
+        by_story = []
+        for files in found:
+            seen: dict = {}
+            by_story.append({_story_key(key, _stories(path), seen): path
+                             for key, path in sorted(files.items())})
+        found = by_story
     common = sorted(set.intersection(*(set(f) for f in found))) if found else []
+    if any(known) and not common and found:
+        LOGGER.warning("noise ceiling skipped: the participants share no story (their cleaned "
+                       "runs name different stories)")
     return {key: [files[key] for files in found] for key in common}
 
 
@@ -145,7 +191,7 @@ def loso_ceiling(output_dir: str | Path, subjects: list[str], template: str | Pa
     """
     import nibabel as nib
 
-    from ..encoding.ceiling import LosoCorrelation
+    from ..encoding.ceiling import LosoCorrelation, shared_response_ceiling
     from .maps import geometry, map_kind
 
     if len(subjects) < 3 or map_kind(template) != "volume":
@@ -185,5 +231,6 @@ def loso_ceiling(output_dir: str | Path, subjects: list[str], template: str | Pa
                        "(desc-clean_bold) in '%s'", output_dir)
         return None
     full = np.zeros((len(subjects), valid.size), dtype=np.float32)
-    full[:, voxels] = accumulator.result()
+    # the LOSO correlation, corrected for the noise left in the mean of the others
+    full[:, voxels] = shared_response_ceiling(accumulator.result(), len(subjects))
     return Ceiling(full, used_runs, int(accumulator.n_volumes_), sources)

@@ -33,7 +33,7 @@ from .maps import (
 )
 from .provenance import check_provenance, expected_hashes
 from .regions import RegionSet, region_means, regions_for, top_voxel_means
-from .stats import fisher_z, one_sample_test
+from .stats import GROUP_P_MAPS, GROUP_UNANALYSED_NOTE, fisher_z, one_sample_test
 
 LOGGER = logging.getLogger("brainenc.group")
 _ENTITY = re.compile(r"([a-z]+)-([A-Za-z0-9]+)")
@@ -173,7 +173,9 @@ def write_group_maps(data: GroupData, maps: dict, output_dir: Path, extra: dict)
     folder = Path(output_dir) / "group"
     written = {}
     for stat, (values, description) in maps.items():
-        full = np.zeros(data.values.shape[1], dtype=np.float32)
+        # p, q and FWE maps hold NaN where nothing was tested, never a passing value
+        untested = np.nan if stat in GROUP_P_MAPS else 0.0
+        full = np.full(data.values.shape[1], untested, dtype=np.float32)
         full[data.valid] = values
         name = build_name({**data.entities, "stat": stat, "desc": extra["desc"]}, "statmap",
                           EXTENSIONS[data.kind])
@@ -182,6 +184,7 @@ def write_group_maps(data: GroupData, maps: dict, output_dir: Path, extra: dict)
         write_json(sidecar, {
             "Statistic": stat, "Description": description, "Participants": data.subjects,
             "Sources": [str(Path(p).relative_to(output_dir)) for p in data.paths], **extra,
+            **({"UnanalysedElements": GROUP_UNANALYSED_NOTE} if stat in GROUP_P_MAPS else {}),
         })
         written[stat] = str(final)
     return written
@@ -266,10 +269,13 @@ def _loso_ceiling(data: GroupData, output_dir: Path) -> np.ndarray | None:
     write_json(final.with_name(name.split(".")[0] + ".json"), {
         "Statistic": "ceiling", "Participants": data.subjects, "Runs": ceiling.runs,
         "VolumesPerParticipant": ceiling.n_volumes, "Sources": ceiling.sources,
-        "Description": "Inter-subject noise ceiling: mean over participants of the "
-                       "correlation of each participant's cleaned held-out BOLD with the mean "
-                       "of the others (leave-one-subject-out), over the runs and volumes all "
-                       "share."})
+        "Description": "Inter-subject noise ceiling: mean over participants of the expected "
+                       "correlation of a participant's cleaned held-out BOLD with the response "
+                       "shared by all participants, from the correlation with the mean of the "
+                       "others (leave-one-subject-out) corrected for the noise in that mean "
+                       "(Spearman-Brown, equal reliability), over the runs and volumes all "
+                       "share. A perfect model of the shared response reads 1 of it.",
+        "CeilingType": "shared-response (Spearman-Brown-corrected leave-one-subject-out)"})
     return ceiling.values
 
 

@@ -17,6 +17,13 @@ import numpy as np
 
 from ..encoding.stats import fdr_bh
 
+#: Group maps of p, q and FWE p: NaN where no test was made (outside every participant's
+#: mask, or where the values do not vary across participants).
+GROUP_P_MAPS = ("p", "q", "pperm", "qperm", "pfwe")
+#: Sidecar statement of that convention.
+GROUP_UNANALYSED_NOTE = ("n/a (NaN) where no test was made: outside the participants' common "
+                         "mask, or where the participants' values do not vary")
+
 
 def fisher_z(r: np.ndarray) -> np.ndarray:
     """``arctanh`` of correlations, clipped away from +-1 (float64)."""

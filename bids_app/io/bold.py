@@ -283,11 +283,15 @@ def clean_run(data: np.ndarray, *, tr: float, detrend: bool = True, standardize:
 
 def clean_confounds(confounds: np.ndarray, *, tr: float, detrend: bool = True,
                     high_pass: float | None = None,
-                    keep: np.ndarray | None = None) -> np.ndarray:
+                    keep: np.ndarray | None = None,
+                    within: np.ndarray | None = None) -> np.ndarray:
     """Filter and censor confounds the way :func:`clean_run` treats the BOLD.
 
     Used when confounds are regressed within cross-validation folds: the
     regressors must see the same detrending, filtering and censoring as the data.
+    ``within`` (run-specific confounds of shape (n_volumes, n_within), regressed out
+    of the BOLD within the run) are regressed out of these confounds too, so that
+    the two-step regression equals one joint regression.
 
     Returns
     -------
@@ -301,7 +305,9 @@ def clean_confounds(confounds: np.ndarray, *, tr: float, detrend: bool = True,
     constant = np.ptp(values[keep], axis=0) <= 0
     out = clean(values, detrend=detrend, standardize=None, high_pass=high_pass or None,
                 filter="cosine" if high_pass else False, t_r=tr,
-                confounds=_with_time_trend(None, keep, detrend),
+                confounds=_with_time_trend(None if within is None or not within.size else
+                                           np.nan_to_num(np.asarray(within, np.float64)),
+                                           keep, detrend),
                 sample_mask=None if keep.all() else np.flatnonzero(keep))
     out = np.asarray(out)
     std = out.std(axis=0)

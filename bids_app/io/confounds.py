@@ -177,3 +177,28 @@ def run_samples(run, bold_spec: dict) -> RunSamples:
     values = np.nan_to_num(frame.to_numpy(dtype=np.float64)).astype(np.float32)
     return RunSamples(keep=keep, confounds=values, names=[str(c) for c in frame.columns],
                       counts=counts)
+
+
+#: Confound columns whose meaning is tied to their run (fMRIPrep names): cosine drift terms
+#: depend on the run's length, CompCor components are computed run by run, spike and
+#: outlier regressors mark volumes of that run. In ``fold`` mode they are regressed within
+#: their own run; the others (motion and its expansions, global/WM/CSF signals) mean the same
+#: thing in every run and are regressed with coefficients from the training runs.
+RUN_SPECIFIC_PREFIXES = ("cosine", "a_comp_cor", "t_comp_cor", "c_comp_cor", "w_comp_cor",
+                         "motion_outlier", "non_steady_state_outlier", "spike")
+
+
+def run_specific_columns(names: list[str]) -> np.ndarray:
+    """Which confound columns are tied to their run (:data:`RUN_SPECIFIC_PREFIXES`).
+
+    Parameters
+    ----------
+    names : list of str
+        Column names, as fMRIPrep writes them.
+
+    Returns
+    -------
+    ndarray of bool, shape (n_columns,)
+    """
+    return np.array([str(n).startswith(RUN_SPECIFIC_PREFIXES) for n in names], dtype=bool)
+

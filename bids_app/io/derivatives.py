@@ -131,12 +131,12 @@ def write_nifti(final: Path, img) -> None:
     _guard_io(Path(final), lambda tmp: nib.save(img, str(tmp)))
 
 
-def unmask(values: np.ndarray, mask_img):
-    """Put per-voxel values back on the mask's grid (float32, 0 outside)."""
+def unmask(values: np.ndarray, mask_img, fill: float = 0.0):
+    """Put per-voxel values back on the mask's grid (float32, ``fill`` outside)."""
     import nibabel as nib
 
     mask = np.asanyarray(mask_img.dataobj) > 0
-    volume = np.zeros(mask.shape, dtype=np.float32)
+    volume = np.full(mask.shape, fill, dtype=np.float32)
     volume[mask] = np.asarray(values, dtype=np.float32)
     img = nib.Nifti1Image(volume, mask_img.affine)
     img.header.set_xyzt_units("mm", "sec")

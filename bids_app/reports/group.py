@@ -69,7 +69,12 @@ def _methods(summaries: list[dict], fdr_alpha: float, regions: pd.DataFrame) -> 
         "in the same way (two-sided). Region values are means of r over voxels in "
         f"{esc(source or 'the regions')}; top-voxel values use, for each participant, the voxels "
         "with the highest mean r in the other participants (leave-one-participant-out "
-        "selection).</p></div>"
+        "selection). Ceiling-normalised values (columns <code>mean_r_normalised*</code>, when "
+        "present) divide r by a shared-response noise ceiling: each participant's correlation "
+        "with the mean of the others (leave-one-subject-out), corrected with the "
+        "Spearman-Brown formula for the noise left in that mean, so that it estimates the "
+        "correlation of one participant with the response all participants share; a perfect "
+        "model of that response scores 1 whatever the group size.</p></div>"
     )
 
 

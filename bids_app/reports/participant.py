@@ -158,6 +158,15 @@ def _variant_section(label: str, maps: dict, scores_file: str, fdr_alpha: float 
     axes[1].set(xlabel="log10 alpha", ylabel="voxels", title="Chosen regularisation")
     parts.append(figure(figure_data_uri(fig), f"Histograms of r and alpha for {label}.",
                         f"fig-hist-{label}"))
+    if maps.get("alpha"):
+        from ..encoding.scoring import alpha_edge_message
+
+        sidecar = read_sidecar(maps["alpha"])
+        edges, grid = sidecar.get("AlphaGridEdgeShare"), sidecar.get("AlphaGrid")
+        if edges and grid:
+            message = alpha_edge_message({**edges, "grid": grid})
+            if message:
+                parts.append(note("Regularisation grid: " + message))
     parts.append("<h3>Significance</h3>" + significance_summary(maps, fdr_alpha))
     parts.append("<h3>Regions</h3>" + table(pd.read_csv(scores_file, sep="\t")))
     return "".join(parts)

@@ -344,7 +344,7 @@ def test_other_seed_changes_only_what_is_random(seeded_runs):
     assert [r["seed"] for r in records] == [0, 1]
     # what the results depend on may move with the tensors; the setup may not
     results = {"RandomSeed", "TuningHash", "CKA", "NullFoldCorrelation"}
-    result_groups = ("DevMetric.", "DevMetrics.", "AlphasChosen.")
+    result_groups = ("DevMetric.", "DevMetrics.", "AlphasChosen.", "AlphaGridEdgeShare.")
     tuned_maps = [n for n in first if n.endswith(f"_desc-{TUNED}_statmap.json")]
     assert len(tuned_maps) >= 3
     for name in tuned_maps:

@@ -86,3 +86,32 @@ def test_banded_batch_size_follows_the_memory_budget():
     # per voxel at most what the formula counts, so the buffers stay under the budget
     assert large * 2 * 4 * (2 * 20_000 + 5 * 450 + 13 * 4_000) <= 16 * 1024 ** 3
     assert banded_batch_size(100, 20_000, 450, 3, 13, 4_000, mem_gb=16) == 100
+
+
+@pytest.mark.parametrize("pb_extra", [0, 300])
+def test_banded_fits_get_the_same_heldout_test_as_plain_fits(pb_extra):
+    """Planted voxels significant, null voxels not; p floor and settings as for plain ridge."""
+    from tests.helpers.nulls import null_story_data
+
+    Xs, Ys = null_story_data(3, 0.8, lengths=(150, 160, 140, 170), grid=(5, 5, 4),
+                             n_features=6 + 10 + pb_extra)
+    rng = np.random.default_rng(1)
+    n_sig = 30
+    w = rng.normal(size=(6, n_sig)) / np.sqrt(6)
+    for x, y in zip(Xs, Ys, strict=True):
+        y[:, :n_sig] += 2.0 * x[:, :6] @ w  # driven by band "a" only
+    bands = {"a": [0, 6], "b": [6, 16 + pb_extra]}
+    result = banded_cross_validate(Xs, Ys, bands, np.logspace(-1, 4, 6), backend="numpy",
+                                   inner_folds=3, n_iter=4, n_permutations=199)
+    assert result.p is not None and result.q is not None
+    # (with 300 noise columns in band "b" the kernel search finds fewer planted voxels)
+    assert (result.q[:n_sig] < 0.05).mean() > (0.9 if pb_extra == 0 else 0.6)
+    assert (result.q[n_sig:] < 0.05).mean() < 0.05
+    assert result.info["permutation"] == "mismatched" and result.info["heldout_p"] == "permutation"
+    assert result.p.min() >= 1 / 200 - 1e-9 and result.info["p_floor"] == pytest.approx(1 / 200)
+    assert 0 <= result.info["null_fold_correlation"] < 0.95
+    # without permutations: no p map, as for plain ridge
+    plain = banded_cross_validate(Xs, Ys, bands, np.logspace(-1, 4, 6), backend="numpy",
+                                  inner_folds=3, n_iter=4)
+    assert plain.p is None and plain.info["n_permutations"] == 0
+    np.testing.assert_allclose(plain.r, result.r, atol=1e-5)

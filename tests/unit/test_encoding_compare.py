@@ -39,7 +39,7 @@ def test_better_variant_wins_and_maps_are_written(tmp_path):
                 "statistics": {"heldout_permutations": 0}}
     res_a = fit_encoding(designs_a, bold, encoding, "numpy", str(tmp_path / "a.npz"))
     res_b = fit_encoding(designs_b, bold, encoding, "numpy", str(tmp_path / "b.npz"))
-    stats = {"n_bootstrap": 200, "block_length": 8}
+    stats = {"n_bootstrap": 200}
     out = compare_encodings(res_a, res_b, stats, str(tmp_path / "cmp.npz"))
     with np.load(out) as data:
         assert (data["rdiff"] > 0).all()
@@ -61,9 +61,15 @@ def test_better_variant_wins_and_maps_are_written(tmp_path):
     assert names == [f"sub-01_task-story_stat-{s}_desc-tunedvsfrozen_statmap.nii.gz"
                      for s in ("rdiff", "rdiffp", "rdiffq")]
     sidecar = json.loads(open(files[1].replace(".nii.gz", ".json")).read())
-    assert sidecar["ComparedVariants"] == ["tuned", "frozen"] and sidecar["NBootstrap"] == 200
+    assert sidecar["ComparedVariants"] == ["tuned", "frozen"] and sidecar["NNull"] == 200
+    assert sidecar["PValueFloor"] == pytest.approx(1 / 201)
+    assert "NaN" in sidecar["UnanalysedVoxels"]
     img = nib.load(files[0]).get_fdata()
     assert (img.flat[:v] > 0).all() and (img.flat[v:] == 0).all()
+    # voxels outside the mask were not tested: NaN in the p and q maps, never 0
+    for path in files[1:]:
+        p_map = nib.load(path).get_fdata()
+        assert np.isnan(p_map.flat[v:]).all() and np.isfinite(p_map.flat[:v]).all()
 
 
 def test_variant_outputs_hold_p_q_and_band_maps(tmp_path):
@@ -137,7 +143,7 @@ def test_banded_variants_can_be_compared(tmp_path):
     heldout = np.load(tmp_path / "a_heldout.npy")
     assert heldout.shape == (n_runs * (n - 2), v)
     np.testing.assert_allclose(heldout[: n - 2], np.load(bold[0])[2:], rtol=1e-6)
-    out = compare_encodings(res_a, res_b, {"n_bootstrap": 100, "block_length": 8},
+    out = compare_encodings(res_a, res_b, {"n_bootstrap": 100},
                             str(tmp_path / "cmp.npz"))
     with np.load(out) as data:
         assert (data["rdiff"] > 0).mean() > 0.9

@@ -176,3 +176,42 @@ def test_progress_log_reports_fold_voxels_and_time_left(caplog):
     with caplog.at_level(logging.INFO, logger="brainenc.encoding"):
         quiet(0, 3, 10, 1000)
     assert len(caplog.records) == 1, "at most one message per interval"
+
+
+def test_alpha_grid_edge_warns_records_and_reaches_the_report(tmp_path):
+    """A grid whose top is too small: > 5 % of voxels pick it, so the fit warns."""
+    from bids_app.encoding.maps import result_maps
+    from bids_app.encoding.scoring import alpha_edge_message, alpha_grid_edges
+
+    rng = np.random.default_rng(0)
+    Xs = [rng.normal(size=(60, 30)).astype(np.float32) for _ in range(3)]
+    Ys = [rng.normal(size=(60, 40)).astype(np.float32) for _ in range(3)]  # pure noise
+    with pytest.warns(RuntimeWarning, match="chose the largest alpha .* extend 'encoding.alphas'"):
+        res = cross_validate(Xs, Ys, [0.1, 1.0, 10.0], backend="numpy", inner_folds=2)
+    edges = res.info["alpha_grid_edges"]
+    assert edges["largest"] > 0.5 and edges["grid"] == pytest.approx([0.1, 10.0])
+    sidecar = dict((s, f) for s, _, f in result_maps(res))["alpha"]
+    assert sidecar["AlphaGridEdgeShare"]["largest"] == edges["largest"]
+    # a grid that brackets the choices stays silent
+    assert alpha_edge_message(alpha_grid_edges(np.full((2, 10), 5.0), [1.0, 5.0, 25.0])) is None
+    low = alpha_edge_message(alpha_grid_edges(np.full((2, 10), 1.0), [1.0, 5.0, 25.0]))
+    assert "100.0 % of voxels chose the smallest alpha (1)" in low
+
+
+def test_top_voxel_summary_does_not_select_and_score_on_the_same_map():
+    """Pure noise: the top 10 % by r have a high r, but their held-out value is about 0."""
+    from bids_app.outputs import region_summary
+
+    rng = np.random.default_rng(2)
+    v, k = 2000, 4
+    r_folds = (0.1 * rng.normal(size=(k, v))).astype(np.float32)
+    res = EncodingResult(r=r_folds.mean(0), r2=np.zeros(v, np.float32),
+                         alpha=np.ones(v, np.float32), r_folds=r_folds,
+                         r2_folds=np.zeros_like(r_folds), alpha_folds=np.ones_like(r_folds),
+                         test_runs=[[i] for i in range(k)])
+    table = region_summary(res).set_index("region")
+    naive = np.sort(res.r)[::-1][:200].mean()
+    assert naive > 0.08  # selecting and scoring on one map: inflated
+    assert abs(table.loc["top10pct", "mean_r"]) < 0.01
+    assert table.loc["top10pct", "n_voxels"] == 200
+    assert len(table.loc["top10pct", "fold_mean_r"].split(";")) == k

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bids_app.clean_bold import heldout_runs, write_clean_bold
-from bids_app.encoding.ceiling import loso_correlation
+from bids_app.encoding.ceiling import loso_correlation, shared_response_ceiling
 from bids_app.group.run import run_group
 from bids_app.io.bids import BoldRun
 from tests.helpers.fake_outputs import (
@@ -119,12 +119,13 @@ def test_ceiling_is_high_where_subjects_share_the_signal(ceiling_run):
     planted, mask = language_mask_on_grid(), ceiling_run.mask
     path = out / "group" / f"{PREFIX}_stat-ceiling_desc-loso_statmap.nii.gz"
     ceiling = np.asanyarray(nib.load(path).dataobj).ravel()
-    assert ceiling[planted].mean() > 0.75  # expected 4 / sqrt(5 * 4.5) = 0.84
+    assert ceiling[planted].mean() > 0.75  # LOSO 4 / sqrt(5 * 4.5) = 0.84, corrected higher
     assert abs(ceiling[mask & ~planted].mean()) < 0.02
     assert np.all(ceiling[~mask] == 0)
-    # equal to loso_correlation of the participants' runs concatenated in time
+    # loso_correlation of the participants' runs concatenated in time, corrected for the
+    # noise in the mean of the others
     data = [np.concatenate(ceiling_run.made[s][2]) for s in ("01", "02", "03")]
-    expected = loso_correlation(data).mean(axis=0)
+    expected = shared_response_ceiling(loso_correlation(data), 3).mean(axis=0)
     np.testing.assert_allclose(ceiling[mask], expected, atol=2e-3)
     sidecar = json.loads(path.with_name(path.name.replace(".nii.gz", ".json")).read_text())
     assert sidecar["Participants"] == ["01", "02", "03"]
@@ -213,3 +214,50 @@ def test_spec_checks_the_storage_type():
     assert spec.statistics.noise_ceiling is True
     with pytest.raises(UsageError, match="'statistics.clean_bold_dtype' must be one of"):
         spec_from_dict({"statistics": {"clean_bold_dtype": "float16"}})
+
+
+def _counterbalanced(out, orders, stories=True, n=60, shape=(3, 3, 2)):
+    """Cleaned runs of participants who heard the same stories in different orders."""
+    rng = np.random.default_rng(0)
+    shared = {s: rng.normal(size=(n, int(np.prod(shape)))) for s in ("a", "b")}
+    for sub, order in orders.items():
+        folder = out / f"sub-{sub}" / "func"
+        folder.mkdir(parents=True, exist_ok=True)
+        for run, story in enumerate(order, start=1):
+            data = shared[story] + 0.5 * rng.normal(size=shared[story].shape)
+            name = f"sub-{sub}_task-{TASK}_run-{run}_space-{SPACE}_desc-clean_bold"
+            img = nib.Nifti1Image(data.T.reshape(*shape, n).astype(np.float32), np.eye(4))
+            nib.save(img, folder / f"{name}.nii.gz")
+            sidecar = {"ExcludedVolumes": [], **({"Stories": [story]} if stories else {})}
+            (folder / f"{name}.json").write_text(json.dumps(sidecar))
+    template = out / "template.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones(shape, np.float32), np.eye(4)), template)
+    return template, np.ones(int(np.prod(shape)), bool)
+
+
+def test_counterbalanced_story_order_pairs_runs_by_story(tmp_path, caplog):
+    from bids_app.group.ceiling import clean_bold_files, loso_ceiling
+
+    orders = {"01": "ab", "02": "ba", "03": "ab"}
+    template, valid = _counterbalanced(tmp_path, orders)
+    pairs = clean_bold_files(tmp_path, list(orders), task=TASK, space=SPACE)
+    assert sorted(pairs) == [f"story-a_task-{TASK}_space-{SPACE}",
+                             f"story-b_task-{TASK}_space-{SPACE}"]
+    assert [p.name.split("_run-")[1][0] for p in pairs[f"story-a_task-{TASK}_space-{SPACE}"]] \
+        == ["1", "2", "1"]  # sub-02 heard story a in its second run
+    ceiling = loso_ceiling(tmp_path, list(orders), template, valid, task=TASK, space=SPACE)
+    # shared response of variance 1, noise 0.25: corr with the shared response 0.89
+    assert ceiling.values.mean() == pytest.approx(1 / np.sqrt(1.25), abs=0.05)
+
+
+def test_story_pairing_refuses_runs_that_cannot_be_matched(tmp_path, caplog):
+    from bids_app.group.ceiling import clean_bold_files
+
+    orders = {"01": "ab", "02": "ba", "03": "ab"}
+    _counterbalanced(tmp_path, orders)
+    sidecar = tmp_path / "sub-02" / "func" / (f"sub-02_task-{TASK}_run-1_space-{SPACE}"
+                                              "_desc-clean_bold.json")
+    sidecar.write_text(json.dumps({"ExcludedVolumes": []}))  # this run's story is unknown
+    with caplog.at_level("WARNING", logger="brainenc.group"):
+        assert clean_bold_files(tmp_path, list(orders), task=TASK, space=SPACE) == {}
+    assert "cannot be matched by story" in caplog.text

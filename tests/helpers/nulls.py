@@ -1,0 +1,66 @@
+"""Null story data that fails naive tests the way real data does.
+
+BOLD independent of the features, with AR(1) noise per volume (0.8 and 0.95 are
+typical of TRs of 2 s and 0.7 s), spatially smooth (innovations blurred over a
+3-D grid, so neighbouring voxels share their noise), and features that drift
+slowly as language-model states do (random walks, blurred in time like an HRF).
+Every voxel is a true null: any p < alpha is a false positive.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def ar1(rng: np.random.Generator, n: int, shape: tuple, phi: float,
+        smooth: float = 0.0) -> np.ndarray:
+    """Unit-variance AR(1) series of shape ``(n, *shape)``, spatially blurred by ``smooth``."""
+    from scipy.ndimage import gaussian_filter
+
+    e = rng.normal(size=(n, *shape))
+    if smooth:
+        e = np.stack([gaussian_filter(vol, smooth, mode="wrap") for vol in e])
+    out = np.empty_like(e)
+    out[0] = e[0]
+    for t in range(1, n):
+        out[t] = phi * out[t - 1] + np.sqrt(1 - phi ** 2) * e[t]
+    return out / out.reshape(n, -1).std(axis=0).reshape(shape)
+
+
+def drifting_features(rng: np.random.Generator, n: int, p: int) -> np.ndarray:
+    """Slowly drifting features of shape (n, p): random walks blurred over ~6 volumes."""
+    from scipy.ndimage import gaussian_filter1d
+
+    walk = np.cumsum(rng.normal(size=(n + 40, p)), axis=0)
+    walk = gaussian_filter1d(walk, 3.0, axis=0)[20:-20]
+    walk -= walk.mean(axis=0)
+    return (walk / walk.std(axis=0)).astype(np.float32)
+
+
+def null_story_data(seed: int, phi: float, *, lengths=(150, 170, 160, 180),
+                    grid=(10, 10, 8), n_features: int = 16, smooth: float = 1.5):
+    """Designs and BOLD of one participant under a complete null.
+
+    Parameters
+    ----------
+    seed : int
+    phi : float
+        AR(1) coefficient of the BOLD per volume.
+    lengths : sequence of int
+        Volumes per run (runs of different lengths, like stories).
+    grid : tuple of int
+        Voxel grid (the BOLD is smooth over it).
+    n_features : int
+        Design columns.
+    smooth : float
+        Spatial blur of the noise (voxels, Gaussian sigma).
+
+    Returns
+    -------
+    Xs : list of ndarray of shape (n_volumes_i, n_features)
+    Ys : list of ndarray of shape (n_volumes_i, n_voxels)
+    """
+    rng = np.random.default_rng([seed, int(phi * 1000)])
+    Xs = [drifting_features(rng, n, n_features) for n in lengths]
+    Ys = [ar1(rng, n, grid, phi, smooth).reshape(n, -1).astype(np.float32) for n in lengths]
+    return Xs, Ys

@@ -1,0 +1,74 @@
+"""Null calibration of participant-level variant contrasts (stat-rdiffp, stat-rdiffq).
+
+Two variants with independent, slowly drifting features, both unrelated to AR(1)
+BOLD (0.8 and 0.95 per volume, spatially smooth), are fitted with the real
+``cross_validate`` and compared with the real ``compare_predictions``: every
+contrast is null, so the share of voxels under a threshold is the false-positive
+rate.
+"""
+
+import numpy as np
+import pytest
+
+from bids_app.config import ExperimentSpec
+from bids_app.encoding.compare import compare_predictions
+from bids_app.encoding.engine import cross_validate
+from tests.helpers.nulls import drifting_features, null_story_data
+
+N_DATASETS = 6
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    from bids_app.threads import limit_threads
+
+    with limit_threads(1):
+        yield
+
+
+def _null_contrast(seed: int, phi: float) -> dict:
+    spec = ExperimentSpec()
+    Xa, Ys = null_story_data(seed, phi)
+    rng = np.random.default_rng(seed + 1000)
+    Xb = [drifting_features(rng, len(x), x.shape[1]) for x in Xa]
+    n, v = sum(len(y) for y in Ys), Ys[0].shape[1]
+    preds, heldout = {}, np.zeros((n, v), np.float32)
+    for name, Xs in (("a", Xa), ("b", Xb)):
+        preds[name] = np.zeros((n, v), np.float32)
+        res = cross_validate(Xs, Ys, spec.encoding.alphas, backend="numpy",
+                             inner_folds=spec.encoding.inner_folds, trim=spec.encoding.trim_edges,
+                             predictions=preds[name], heldout=heldout)
+    bounds = np.concatenate([[0], np.cumsum(res.info["run_lengths"])])
+    folds = [np.concatenate([np.arange(bounds[r], bounds[r + 1]) for r in runs])
+             for runs in res.test_runs]
+    return compare_predictions(heldout, preds["a"], preds["b"], folds,
+                               n_null=spec.statistics.n_bootstrap, random_state=seed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phi", [0.8, 0.95])
+def test_null_contrasts_are_calibrated(phi):
+    outs = [_null_contrast(seed, phi) for seed in range(N_DATASETS)]
+    p = np.concatenate([o["p"] for o in outs])
+    q = np.concatenate([o["q"] for o in outs])
+    assert np.mean(p < 0.05) <= 0.06
+    assert np.mean(p < 0.01) <= 0.015
+    assert np.mean(q < 0.05) <= 0.002
+    n_null = ExperimentSpec().statistics.n_bootstrap
+    assert p.min() >= 1 / (n_null + 1) - 1e-9
+    assert all(len(o["circular_folds"]) == 0 for o in outs)
+
+
+def test_contrast_windows_come_from_other_folds_and_keep_order():
+    from bids_app.encoding.compare import contrast_windows
+
+    folds = [np.arange(0, 50), np.arange(50, 90), np.arange(90, 160)]
+    windows = contrast_windows(folds, 30, random_state=0)
+    for rows, w in zip(folds, windows, strict=True):
+        assert w.shape == (30, len(rows))
+        assert not np.isin(w, rows).any()
+    # the third fold (70 volumes) fits in the others' 90: consecutive rows of other folds
+    others = np.concatenate(folds[:2])
+    for w in windows[2]:
+        start = int(np.flatnonzero(others == w[0])[0])
+        np.testing.assert_array_equal(w, others[start:start + 70])

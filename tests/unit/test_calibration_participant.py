@@ -1,0 +1,90 @@
+"""Null calibration of the participant-level held-out test (stat-p, stat-q).
+
+BOLD independent of the features, AR(1) 0.8 and 0.95 per volume, spatially
+smooth, with slowly drifting features and runs of different lengths
+(:mod:`tests.helpers.nulls`), goes through the real ``cross_validate`` with the
+settings a user gets by default. Every voxel is null, so the share of voxels
+under a threshold is the false-positive rate.
+"""
+
+import numpy as np
+import pytest
+
+from bids_app.config import ExperimentSpec
+from bids_app.encoding.engine import cross_validate
+from tests.helpers.nulls import null_story_data
+
+N_DATASETS = 12
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    from bids_app.threads import limit_threads
+
+    with limit_threads(1):
+        yield
+
+
+def _defaults() -> dict:
+    spec = ExperimentSpec()
+    enc, stats = spec.encoding, spec.statistics
+    return {"alphas": enc.alphas, "outer_cv": enc.outer_cv, "inner_folds": enc.inner_folds,
+            "trim": enc.trim_edges, "n_permutations": stats.heldout_permutations,
+            "permutation": stats.permutation, "block_length": stats.block_length,
+            "heldout_p": stats.heldout_p}
+
+
+def _null_maps(phi: float, **overrides):
+    settings = {**_defaults(), **overrides}
+    alphas = settings.pop("alphas")
+    p, q, floors = [], [], set()
+    for seed in range(N_DATASETS):
+        Xs, Ys = null_story_data(seed, phi)
+        res = cross_validate(Xs, Ys, alphas, backend="numpy", random_state=seed, **settings)
+        p.append(res.p)
+        q.append(res.q)
+        floors.add(res.info["p_floor"])
+    return np.concatenate(p), np.concatenate(q), floors, res
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phi", [0.8, 0.95])
+def test_default_participant_test_is_calibrated_under_autocorrelated_null(phi):
+    p, q, floors, res = _null_maps(phi)
+    assert res.info["permutation"] == "mismatched" and res.info["heldout_p"] == "permutation"
+    assert np.mean(p < 0.05) <= 0.06
+    assert np.mean(p < 0.01) <= 0.015
+    assert np.mean(q < 0.05) <= 0.002
+    # an exact rank p: never below 1 / (n_permutations + 1), recorded as such
+    n_perm = res.info["n_permutations"]
+    assert floors == {1.0 / (n_perm + 1)}
+    assert p.min() >= 1.0 / (n_perm + 1) - 1e-9
+
+
+@pytest.mark.slow
+def test_circular_scheme_is_calibrated_and_the_fixture_defeats_a_naive_test():
+    from scipy import stats
+
+    p, q, _, res = _null_maps(0.95, permutation="circular")
+    assert np.mean(p < 0.05) <= 0.06 and np.mean(q < 0.05) <= 0.002
+    # a naive test (Fisher z of each fold's r with n - 3 degrees of freedom, folds taken as
+    # independent) on the same kind of data: far too many false positives
+    lengths = np.asarray(res.info["run_lengths"])
+    n_k = np.array([lengths[runs].sum() for runs in res.test_runs])[:, None]
+    z = (np.arctanh(res.r_folds) * np.sqrt(n_k - 3)).sum(axis=0) / np.sqrt(len(n_k))
+    assert np.mean(stats.norm.sf(z) < 0.05) > 0.2
+
+
+def test_planted_voxels_are_found_with_the_default_test():
+    rng = np.random.default_rng(5)
+    Xs, Ys = null_story_data(99, 0.8)
+    n_sig = 200
+    w = rng.normal(size=(Xs[0].shape[1], n_sig)) / np.sqrt(Xs[0].shape[1])
+    for x, y in zip(Xs, Ys, strict=True):
+        # slowly drifting features make chance correlations wide (a held-out r of 0.37 has
+        # a fold score of about 1.3 here), so the planted r is about 0.74
+        y[:, :n_sig] += 2.0 * x @ w
+    settings = _defaults()
+    res = cross_validate(Xs, Ys, settings.pop("alphas"), backend="numpy", **settings)
+    assert (res.q[:n_sig] < 0.05).mean() > 0.8
+    assert (res.q[n_sig:] < 0.05).mean() < 0.05
