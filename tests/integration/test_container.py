@@ -287,27 +287,9 @@ def _under(path: str, roots) -> bool:
 
 def _small_dataset(root: Path) -> Path:
     """One participant of the demo (3 runs, 60 words per story) on an 8-slice slab."""
-    import nibabel as nib
-    import numpy as np
+    from tests.helpers.demo import small_demo_dataset
 
-    from bids_app import demo
-
-    def random_features(stories, _work):
-        rng = np.random.default_rng(0)
-        return {name: rng.standard_normal((len(words), 8)).astype(np.float32)
-                for name, words in stories.items()}
-
-    with pytest.MonkeyPatch.context() as patch:  # the planted signal does not matter here
-        patch.setattr(demo, "_features", random_features)
-        bids = demo.make_demo_dataset(root, n_subjects=1, seed=7, words_per_story=60)
-    shutil.rmtree(bids / "sourcedata", ignore_errors=True)
-    for path in sorted(bids.rglob("*.nii.gz")):
-        img = nib.load(path)
-        affine = img.affine.copy()
-        affine[:3, 3] = img.affine[:3, :3] @ [0, 0, 15] + img.affine[:3, 3]
-        nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj)[:, :, 15:23], affine, img.header),
-                 path)
-    return bids
+    return small_demo_dataset(root)
 
 
 def test_image_environment_runs_offline_from_tmp(tmp_path):
