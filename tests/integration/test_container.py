@@ -153,7 +153,9 @@ def test_dockerfile_installs_like_the_makefile():
     make_steps = _pip_installs(recipe)
     assert make_steps == ["torch==$(TORCH_VERSION)", ".[test]"]
     docker_steps = _pip_installs(_run_commands(builder))
-    assert docker_steps == ["torch==${TORCH_VERSION}", "/src"]  # torch first, then the project
+    # torch first, then the project; TORCH_LOCAL="+cpu" picks the CPU-only wheel
+    assert docker_steps == ["torch==${TORCH_VERSION}${TORCH_LOCAL}", "/src"]
+    assert 'ARG TORCH_LOCAL=""' in [f"{k} {a}" for k, a in builder["instructions"]]
     assert _pip_installs(_run_commands(test)) == ["/src[test]"]  # the extras `make test` uses
     # the runtime image copies the venv built this way, and the test stage builds on it
     runtime = _stage(stages, "runtime")
@@ -180,6 +182,45 @@ def test_dockerfile_copies_what_the_package_needs():
     for source in sources:
         assert (ROOT / source).exists(), source
         assert not any(fnmatch.fnmatch(source, p) for p in ignored), source
+
+
+def test_test_stage_copies_what_the_tests_load():
+    """The suite run at build time imports tests.helpers, benchmarks and examples."""
+    test = _stage(parse_dockerfile(), "test")
+    copied = {text.split()[0] for keyword, text in test["instructions"]
+              if keyword == "COPY" and not text.startswith("--from")}
+    assert {"tests", "benchmarks", "examples", "descriptor.json"} <= copied
+    loaded = set()
+    for path in (ROOT / "tests").rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        loaded |= {name for name in ("benchmarks", "examples")
+                   if re.search(rf"\b{name}\b[/.]|\"{name}\"", text)}
+    assert loaded <= copied
+
+
+def test_compileall_skips_torch_files_in_newer_syntax(tmp_path):
+    """torch ships test helpers in Python 3.12 syntax; the image's compileall step must
+    skip them (3.11 cannot compile them) and still compile everything else."""
+    command = next(c for c in _run_commands(_stage(parse_dockerfile(), "builder"))
+                   if "compileall" in c)
+    words = shlex.split(command[command.index("compileall"):].split("&&")[0])
+    exclude = words[words.index("-x") + 1]
+    lib = tmp_path / "lib"
+    newer = lib / "site-packages" / "torch" / "testing" / "_internal" / "py312_intrinsics.py"
+    newer.parent.mkdir(parents=True)
+    newer.write_text("type Alias[T] = list[T]\n", encoding="utf-8")
+    plain = lib / "site-packages" / "bids_app" / "module.py"
+    plain.parent.mkdir(parents=True)
+    plain.write_text("VALUE = 1\n", encoding="utf-8")
+    if sys.version_info < (3, 12):  # the failure the exclusion avoids
+        bare = subprocess.run([sys.executable, "-m", "compileall", "-q", str(lib)],
+                              capture_output=True, text=True, timeout=120)
+        assert bare.returncode != 0
+    proc = subprocess.run([sys.executable, "-m", "compileall", "-q", "-x", exclude, str(lib)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert list(plain.parent.glob("__pycache__/module.*.pyc"))
+    assert not newer.parent.joinpath("__pycache__").exists()
 
 
 def test_image_environment():
