@@ -223,6 +223,33 @@ def test_compileall_skips_torch_files_in_newer_syntax(tmp_path):
     assert not newer.parent.joinpath("__pycache__").exists()
 
 
+SCRIPT = ROOT / "scripts" / "container-test.sh"
+
+
+def _script(tmp_path, **env) -> subprocess.CompletedProcess:
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
+                           if not (Path(p) / "docker").exists())  # no docker client either
+    return subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, timeout=120,
+                          env={"PATH": path, "STATE_DIR": str(tmp_path), **env})
+
+
+def test_container_script_skips_without_an_engine(tmp_path):
+    """No engine to use: exit 77 (CI reports the stage as skipped), one sentence saying why."""
+    proc = _script(tmp_path, CONTAINER_ENGINE="docker")
+    assert proc.returncode == 77, proc.stdout + proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "container: skipped: CONTAINER_ENGINE=docker but no Docker daemon answers "
+        "('docker info')")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "scripts/container-test.sh" in ci and '= 77 ]' in ci
+
+
+def test_container_script_rejects_an_unknown_torch_build(tmp_path):
+    proc = _script(tmp_path, TORCH_BUILD="rocm")
+    assert proc.returncode == 2
+    assert "'TORCH_BUILD' must be one of {cpu, cuda}; got 'rocm'" in proc.stderr
+
+
 def test_image_environment():
     stages = parse_dockerfile()
     assert len(stages) >= 3 and {"builder", "runtime", "test"} <= {s["name"] for s in stages}
