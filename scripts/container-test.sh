@@ -15,7 +15,8 @@
 #
 # Settings (environment): IMAGE (brainenc), TORCH_BUILD (cpu | cuda), CONTAINER_ENGINE
 # (docker | podman), PYTEST_ARGS (passed to the test stage's pytest), SKIP_TEST_STAGE=1,
-# RUN_UID (4321), STATE_DIR (where the run's files go; default a fresh temporary folder).
+# RUN_UID (4321), STATE_DIR (where the run's files go; default a fresh temporary folder),
+# KEEP_STATE=1 (keep the outputs of a run whose checks all passed).
 #
 # Exit codes: 0 every check passed; 1 a build or a check failed; 77 no container engine
 # could be used here (nothing was checked).
@@ -308,6 +309,11 @@ else
     say "apptainer is not installed: the Singularity/Apptainer run is not checked"
 fi
 
-say "logs and outputs: $STATE_DIR"
+if [ "$FAILED" = 0 ] && [ "${KEEP_STATE:-0}" != 1 ]; then
+    rm -rf "$DATA" "$STATE_DIR/image.tar" "$STATE_DIR/brainenc.sif"
+    say "logs: $STATE_DIR"
+else
+    say "logs and outputs: $STATE_DIR"
+fi
 printf 'container: %d passed, %d failed\n' "$PASSED" "$FAILED"
 [ "$FAILED" = 0 ]
