@@ -114,14 +114,16 @@ USER 0:0
 COPY pyproject.toml README.md Makefile /src/
 COPY bids_app /src/bids_app
 COPY stimuli_models /src/stimuli_models
-COPY tests /src/tests
-COPY examples /src/examples
-COPY benchmarks /src/benchmarks
-COPY descriptor.json /src/
-COPY .dockerignore Dockerfile /src/
 RUN --mount=type=secret,id=pip-conf,target=/etc/pip.conf \
     --mount=type=secret,id=pip-ca,target=/run/secrets/pip-ca \
     python -m pip install --no-cache-dir "/src[test]"
+# what the tests load besides the package (a change here reuses the layers above)
+COPY tests /src/tests
+COPY examples /src/examples
+COPY benchmarks /src/benchmarks
+COPY scripts /src/scripts
+COPY descriptor.json /src/
+COPY .dockerignore Dockerfile /src/
 WORKDIR /src
 # PYTEST_ARGS: e.g. "-x" or a selection of tests; the default is the default suite
 ARG PYTEST_ARGS=""

@@ -117,11 +117,13 @@ pick_base() {
 # its own secret. Local folders it names (find-links, file:// indexes) are bound
 # read-only into podman builds; Docker builds cannot see them and they are left out.
 pip_secrets() {
-    local python conf="$STATE_DIR/pip/pip.conf" cert="" key value item
-    python="$(command -v python3 || true)"
+    local python="" conf="$STATE_DIR/pip/pip.conf" cert="" key value item candidate
+    for candidate in python3 /usr/bin/python3 "$ROOT/.venv/bin/python"; do
+        if "$candidate" -m pip --version >/dev/null 2>&1; then python="$candidate"; break; fi
+    done
+    [ -n "$python" ] || say "no pip on this host: the build uses pip's defaults"
     mkdir -p "$STATE_DIR/pip"
     printf '[global]\n' >"$conf"
-    [ -n "$python" ] && "$python" -m pip --version >/dev/null 2>&1 || python=""
     declare -A seen=()
     while IFS= read -r line; do
         key="${line%%=*}"; key="${key#*.}"
