@@ -20,8 +20,16 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-DOCKERFILE = ROOT / "Dockerfile"
+from tests.helpers.dockerfile import (
+    DOCKERFILE,
+    ROOT,
+    get_stage,
+    parse_dockerfile,
+    pip_installs,
+    run_commands,
+    stage_env,
+)
+
 DESCRIPTOR = ROOT / "descriptor.json"
 
 
@@ -36,79 +44,6 @@ def _pyproject() -> dict:
     import tomllib
 
     return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-
-
-def parse_dockerfile(path: Path = DOCKERFILE) -> list[dict]:
-    """Stages of a Dockerfile: ``{'name', 'base', 'instructions': [(KEYWORD, text)]}``."""
-    lines, current = [], ""
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        stripped = raw.strip()
-        if not current and (not stripped or stripped.startswith("#")):
-            continue
-        if current and stripped.startswith("#"):
-            continue  # comment inside a continued instruction
-        if stripped.endswith("\\"):
-            current += stripped[:-1] + " "
-            continue
-        lines.append(current + stripped)
-        current = ""
-    stages: list[dict] = []
-    global_args = {}
-    for line in lines:
-        keyword, _, rest = line.partition(" ")
-        keyword = keyword.upper()
-        if keyword == "FROM":
-            words = rest.split()
-            name = words[2] if len(words) > 2 and words[1].upper() == "AS" else None
-            stages.append({"name": name, "base": words[0], "instructions": []})
-        elif not stages:
-            if keyword == "ARG" and "=" in rest:
-                key, value = rest.split("=", 1)
-                global_args[key.strip()] = value.strip()
-        else:
-            stages[-1]["instructions"].append((keyword, rest.strip()))
-    for stage in stages:
-        stage["global_args"] = global_args
-    return stages
-
-
-def _stage(stages, name):
-    return next(s for s in stages if s["name"] == name)
-
-
-def _env(stage) -> dict:
-    env = {}
-    for keyword, text in stage["instructions"]:
-        if keyword == "ENV":
-            for item in shlex.split(text):
-                key, _, value = item.partition("=")
-                env[key] = value
-    return env
-
-
-def _pip_installs(commands: list[str]) -> list[str]:
-    """What each ``pip install`` installs, in order (non-option arguments)."""
-    found = []
-    for command in commands:
-        lexer = shlex.shlex(command, posix=True, punctuation_chars=";&|")
-        lexer.whitespace_split = True
-        simple, words = [], []
-        for token in lexer:
-            if token in ("&&", ";", "||", "|"):
-                simple.append(words)
-                words = []
-            else:
-                words.append(token)
-        simple.append(words)
-        for words in simple:
-            if "pip" in " ".join(words[:4]) and "install" in words:
-                found.extend(w for w in words[words.index("install") + 1:]
-                             if not w.startswith("-"))
-    return found
-
-
-def _run_commands(stage) -> list[str]:
-    return [text for keyword, text in stage["instructions"] if keyword == "RUN"]
 
 
 def _makefile():
@@ -130,7 +65,7 @@ def test_entrypoint_is_the_installed_console_script():
 
     scripts = _pyproject()["project"]["scripts"]
     assert scripts["brainenc"] == "bids_app.cli:entrypoint"
-    runtime = _stage(parse_dockerfile(), "runtime")
+    runtime = get_stage(parse_dockerfile(), "runtime")
     entrypoints = [text for keyword, text in runtime["instructions"] if keyword == "ENTRYPOINT"]
     assert len(entrypoints) == 1
     assert json.loads(entrypoints[0]) == ["brainenc"]  # exec form, nothing before it
@@ -147,28 +82,28 @@ def test_entrypoint_is_the_installed_console_script():
 def test_dockerfile_installs_like_the_makefile():
     torch_version, recipe = _makefile()
     stages = parse_dockerfile()
-    builder, test = _stage(stages, "builder"), _stage(stages, "test")
+    builder, test = get_stage(stages, "builder"), get_stage(stages, "test")
     args = dict(a.split("=", 1) for k, a in builder["instructions"] if k == "ARG" and "=" in a)
     assert args["TORCH_VERSION"] == torch_version
-    make_steps = _pip_installs(recipe)
+    make_steps = pip_installs(recipe)
     assert make_steps == ["torch==$(TORCH_VERSION)", ".[test]"]
-    docker_steps = _pip_installs(_run_commands(builder))
+    docker_steps = pip_installs(run_commands(builder))
     # torch first, then the project; TORCH_LOCAL="+cpu" picks the CPU-only wheel
     assert docker_steps == ["torch==${TORCH_VERSION}${TORCH_LOCAL}", "/src"]
     assert 'ARG TORCH_LOCAL=""' in [f"{k} {a}" for k, a in builder["instructions"]]
-    assert _pip_installs(_run_commands(test)) == ["/src[test]"]  # the extras `make test` uses
+    assert pip_installs(run_commands(test)) == ["/src[test]"]  # the extras `make test` uses
     # the runtime image copies the venv built this way, and the test stage builds on it
-    runtime = _stage(stages, "runtime")
+    runtime = get_stage(stages, "runtime")
     copies = [t for k, t in runtime["instructions"] if k == "COPY"]
     assert "--from=builder /opt/venv /opt/venv" in copies
     assert test["base"] == "runtime"
-    assert any("pytest" in command for command in _run_commands(test))
+    assert any("pytest" in command for command in run_commands(test))
 
 
 def test_dockerfile_copies_what_the_package_needs():
     project = _pyproject()
     stages = parse_dockerfile()
-    copied = " ".join(t for k, t in _stage(stages, "builder")["instructions"] if k == "COPY")
+    copied = " ".join(t for k, t in get_stage(stages, "builder")["instructions"] if k == "COPY")
     for pattern in project["tool"]["setuptools"]["packages"]["find"]["include"]:
         assert pattern.rstrip("*") in copied
     assert project["project"]["readme"] in copied and "pyproject.toml" in copied
@@ -184,82 +119,14 @@ def test_dockerfile_copies_what_the_package_needs():
         assert not any(fnmatch.fnmatch(source, p) for p in ignored), source
 
 
-def test_test_stage_copies_what_the_tests_load():
-    """The suite run at build time imports tests.helpers, benchmarks and examples."""
-    test = _stage(parse_dockerfile(), "test")
-    copied = {text.split()[0] for keyword, text in test["instructions"]
-              if keyword == "COPY" and not text.startswith("--from")}
-    assert {"tests", "benchmarks", "examples", "scripts", "descriptor.json"} <= copied
-    loaded = set()
-    for path in (ROOT / "tests").rglob("*.py"):
-        text = path.read_text(encoding="utf-8")
-        loaded |= {name for name in ("benchmarks", "examples")
-                   if re.search(rf"\b{name}\b[/.]|\"{name}\"", text)}
-    assert loaded <= copied
-
-
-def test_compileall_skips_torch_files_in_newer_syntax(tmp_path):
-    """torch ships test helpers in Python 3.12 syntax; the image's compileall step must
-    skip them (3.11 cannot compile them) and still compile everything else."""
-    command = next(c for c in _run_commands(_stage(parse_dockerfile(), "builder"))
-                   if "compileall" in c)
-    words = shlex.split(command[command.index("compileall"):].split("&&")[0])
-    exclude = words[words.index("-x") + 1]
-    lib = tmp_path / "lib"
-    newer = lib / "site-packages" / "torch" / "testing" / "_internal" / "py312_intrinsics.py"
-    newer.parent.mkdir(parents=True)
-    newer.write_text("type Alias[T] = list[T]\n", encoding="utf-8")
-    plain = lib / "site-packages" / "bids_app" / "module.py"
-    plain.parent.mkdir(parents=True)
-    plain.write_text("VALUE = 1\n", encoding="utf-8")
-    if sys.version_info < (3, 12):  # the failure the exclusion avoids
-        bare = subprocess.run([sys.executable, "-m", "compileall", "-q", str(lib)],
-                              capture_output=True, text=True, timeout=120)
-        assert bare.returncode != 0
-    proc = subprocess.run([sys.executable, "-m", "compileall", "-q", "-x", exclude, str(lib)],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert list(plain.parent.glob("__pycache__/module.*.pyc"))
-    assert not newer.parent.joinpath("__pycache__").exists()
-
-
-SCRIPT = ROOT / "scripts" / "container-test.sh"
-
-
-def _script(tmp_path, **env) -> subprocess.CompletedProcess:
-    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
-                           if not (Path(p) / "docker").exists())  # no docker client either
-    return subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, timeout=120,
-                          env={"PATH": path, "STATE_DIR": str(tmp_path), **env})
-
-
-def test_container_script_skips_without_an_engine(tmp_path):
-    """No engine to use: exit 77 (CI reports the stage as skipped), one sentence saying why."""
-    proc = _script(tmp_path, CONTAINER_ENGINE="docker")
-    assert proc.returncode == 77, proc.stdout + proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == (
-        "container: skipped: CONTAINER_ENGINE=docker but no Docker daemon answers "
-        "('docker info')")
-    ci = ROOT / ".ci" / "run"  # not in the image (the build context leaves .ci out)
-    if ci.exists():
-        text = ci.read_text(encoding="utf-8")
-        assert "scripts/container-test.sh" in text and '= 77 ]' in text
-
-
-def test_container_script_rejects_an_unknown_torch_build(tmp_path):
-    proc = _script(tmp_path, TORCH_BUILD="rocm")
-    assert proc.returncode == 2
-    assert "'TORCH_BUILD' must be one of {cpu, cuda}; got 'rocm'" in proc.stderr
-
-
 def test_image_environment():
     stages = parse_dockerfile()
     assert len(stages) >= 3 and {"builder", "runtime", "test"} <= {s["name"] for s in stages}
     for stage in stages:
         base = stage["base"].replace("${BASE_IMAGE}", stage["global_args"].get("BASE_IMAGE", ""))
         assert "nvidia/cuda" not in base
-    runtime = _stage(stages, "runtime")
-    env = _env(runtime)
+    runtime = get_stage(stages, "runtime")
+    env = stage_env(runtime)
     assert env["HF_HUB_OFFLINE"] == env["TRANSFORMERS_OFFLINE"] == "1"
     assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1"
     for key in ("HOME", "MPLCONFIGDIR", "HF_HOME", "NUMBA_CACHE_DIR", "XDG_CACHE_HOME",
@@ -274,7 +141,7 @@ def test_image_environment():
     labels = " ".join(t for k, t in runtime["instructions"] if k == "LABEL")
     for key in ("title", "description", "version", "source", "licenses", "revision", "created"):
         assert f"org.opencontainers.image.{key}=" in labels
-    runs = " ".join(_run_commands(runtime) + _run_commands(_stage(stages, "builder")))
+    runs = " ".join(run_commands(runtime) + run_commands(get_stage(stages, "builder")))
     assert "/version" in runs
     assert "/opt/brainenc/models/" in runs and "HF_HUB_OFFLINE=1" in runs
 
@@ -370,7 +237,7 @@ def test_image_environment_runs_offline_from_tmp(tmp_path):
 
     from tests.helpers.models import minilm_dir
 
-    env_image = _env(_stage(parse_dockerfile(), "runtime"))
+    env_image = stage_env(get_stage(parse_dockerfile(), "runtime"))
     bids = _small_dataset(tmp_path / "bids")
     fake_tmp, out, work = tmp_path / "tmp", tmp_path / "out", tmp_path / "work"
     fake_tmp.mkdir()
