@@ -202,6 +202,10 @@ if [ "${SKIP_TEST_STAGE:-0}" != 1 ]; then
     grep -E '^[0-9]+ passed' "$STATE_DIR/build-test.log" | tail -1 | sed 's/^/container: test stage: /' >&2 || true
 fi
 
+# earlier builds' runtime and test images, now untagged (the cached builder layers stay)
+"${ENGINE[@]}" image prune -f --filter label=org.opencontainers.image.title=brainenc \
+    >/dev/null 2>&1 || true
+
 # ----------------------------------------------------------------------------- run
 DATA="$STATE_DIR/data"
 rm -rf "$DATA"
