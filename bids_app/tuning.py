@@ -20,7 +20,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from stimuli_models.cache import atomic_write_json, locked, stable_hash, temp_prefix
+from stimuli_models.cache import atomic_write_json, follow_umask, locked, stable_hash, temp_prefix
 
 from .errors import UsageError, from_library_error
 from .variants import Extractor
@@ -95,6 +95,7 @@ def ensure_tuned(extractor_json: str, output_dir: str, *, seed: int, device: str
         # named like every temporary, so a killed run's leftovers are removed on rerun
         tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(folder), suffix=".tmp", dir=folder.parent))
         try:
+            follow_umask(tmp, directory=True)
             result = method.tune(model_dir, task, tmp, seed=seed, device=device,
                                  training=settings, allow_pickle=extractor.model.allow_pickle,
                                  trust_remote_code=extractor.model.trust_remote_code,

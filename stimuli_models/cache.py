@@ -16,6 +16,7 @@ import re
 import shutil
 import socket
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +33,53 @@ def temp_prefix(final: str | os.PathLike) -> str:
     :func:`remove_stale_temporaries`.
     """
     return f".{Path(final).name}.{os.getpid()}@{_HOST}."
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """Return the file mode creation mask of this process (e.g. ``0o022``), unchanged.
+
+    Linux reports it in ``/proc/self/status``; elsewhere it is read by setting and
+    restoring it under a lock.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+def umask_mode(*, directory: bool = False) -> int:
+    """Mode that ``open`` (``0o666``) or ``mkdir`` (``0o777``) gives a new path under the umask."""
+    return (0o777 if directory else 0o666) & ~current_umask()
+
+
+def follow_umask(target: str | os.PathLike | int, *, directory: bool = False) -> None:
+    """Give a temporary file or folder the mode a plain ``open``/``mkdir`` would have given it.
+
+    ``tempfile.mkstemp`` and ``mkdtemp`` create private paths (``0o600``/``0o700``)
+    whatever the umask; anything renamed into OUTPUT_DIR must instead be readable by
+    whoever the umask lets read it (``0o644``/``0o755`` under umask ``022``, ``0o664``/
+    ``0o775`` under ``002``).
+
+    Parameters
+    ----------
+    target : path-like or int
+        Path, or a file descriptor open on the file.
+    directory : bool
+        Whether ``target`` is a folder.
+    """
+    mode = umask_mode(directory=directory)
+    if isinstance(target, int):
+        os.fchmod(target, mode)
+    else:
+        os.chmod(target, mode)
 
 
 def _process_alive(pid: int) -> bool:
@@ -146,6 +194,7 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(final), suffix=".tmp", dir=final.parent))
     try:
+        follow_umask(tmp, directory=True)
         yield tmp
         os.replace(tmp, final)
     except BaseException:
@@ -173,6 +222,7 @@ def atomic_file(final: str | os.PathLike, mode: str = "wb") -> Iterator:
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(final), suffix=".tmp", dir=final.parent)
     try:
+        follow_umask(fd)
         encoding = None if "b" in mode else "utf-8"
         with os.fdopen(fd, mode, encoding=encoding) as handle:
             yield handle

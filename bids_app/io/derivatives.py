@@ -76,10 +76,13 @@ def subject_dir(output_dir: Path, entities: dict) -> Path:
 
 def _tmp_path(final: Path) -> Path:
     ext = "".join(final.suffixes[-2:]) if final.name.endswith(".nii.gz") else final.suffix
-    from stimuli_models.cache import temp_prefix
+    from stimuli_models.cache import follow_umask, temp_prefix
 
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(final), suffix=f".tmp{ext}", dir=final.parent)
-    os.close(fd)
+    try:
+        follow_umask(fd)  # mkstemp's 0600 would hide every output from the rest of the lab
+    finally:
+        os.close(fd)
     return Path(tmp)
 
 

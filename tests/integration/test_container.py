@@ -20,8 +20,16 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-DOCKERFILE = ROOT / "Dockerfile"
+from tests.helpers.dockerfile import (
+    DOCKERFILE,
+    ROOT,
+    get_stage,
+    parse_dockerfile,
+    pip_installs,
+    run_commands,
+    stage_env,
+)
+
 DESCRIPTOR = ROOT / "descriptor.json"
 
 
@@ -36,79 +44,6 @@ def _pyproject() -> dict:
     import tomllib
 
     return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-
-
-def parse_dockerfile(path: Path = DOCKERFILE) -> list[dict]:
-    """Stages of a Dockerfile: ``{'name', 'base', 'instructions': [(KEYWORD, text)]}``."""
-    lines, current = [], ""
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        stripped = raw.strip()
-        if not current and (not stripped or stripped.startswith("#")):
-            continue
-        if current and stripped.startswith("#"):
-            continue  # comment inside a continued instruction
-        if stripped.endswith("\\"):
-            current += stripped[:-1] + " "
-            continue
-        lines.append(current + stripped)
-        current = ""
-    stages: list[dict] = []
-    global_args = {}
-    for line in lines:
-        keyword, _, rest = line.partition(" ")
-        keyword = keyword.upper()
-        if keyword == "FROM":
-            words = rest.split()
-            name = words[2] if len(words) > 2 and words[1].upper() == "AS" else None
-            stages.append({"name": name, "base": words[0], "instructions": []})
-        elif not stages:
-            if keyword == "ARG" and "=" in rest:
-                key, value = rest.split("=", 1)
-                global_args[key.strip()] = value.strip()
-        else:
-            stages[-1]["instructions"].append((keyword, rest.strip()))
-    for stage in stages:
-        stage["global_args"] = global_args
-    return stages
-
-
-def _stage(stages, name):
-    return next(s for s in stages if s["name"] == name)
-
-
-def _env(stage) -> dict:
-    env = {}
-    for keyword, text in stage["instructions"]:
-        if keyword == "ENV":
-            for item in shlex.split(text):
-                key, _, value = item.partition("=")
-                env[key] = value
-    return env
-
-
-def _pip_installs(commands: list[str]) -> list[str]:
-    """What each ``pip install`` installs, in order (non-option arguments)."""
-    found = []
-    for command in commands:
-        lexer = shlex.shlex(command, posix=True, punctuation_chars=";&|")
-        lexer.whitespace_split = True
-        simple, words = [], []
-        for token in lexer:
-            if token in ("&&", ";", "||", "|"):
-                simple.append(words)
-                words = []
-            else:
-                words.append(token)
-        simple.append(words)
-        for words in simple:
-            if "pip" in " ".join(words[:4]) and "install" in words:
-                found.extend(w for w in words[words.index("install") + 1:]
-                             if not w.startswith("-"))
-    return found
-
-
-def _run_commands(stage) -> list[str]:
-    return [text for keyword, text in stage["instructions"] if keyword == "RUN"]
 
 
 def _makefile():
@@ -130,7 +65,7 @@ def test_entrypoint_is_the_installed_console_script():
 
     scripts = _pyproject()["project"]["scripts"]
     assert scripts["brainenc"] == "bids_app.cli:entrypoint"
-    runtime = _stage(parse_dockerfile(), "runtime")
+    runtime = get_stage(parse_dockerfile(), "runtime")
     entrypoints = [text for keyword, text in runtime["instructions"] if keyword == "ENTRYPOINT"]
     assert len(entrypoints) == 1
     assert json.loads(entrypoints[0]) == ["brainenc"]  # exec form, nothing before it
@@ -147,26 +82,28 @@ def test_entrypoint_is_the_installed_console_script():
 def test_dockerfile_installs_like_the_makefile():
     torch_version, recipe = _makefile()
     stages = parse_dockerfile()
-    builder, test = _stage(stages, "builder"), _stage(stages, "test")
+    builder, test = get_stage(stages, "builder"), get_stage(stages, "test")
     args = dict(a.split("=", 1) for k, a in builder["instructions"] if k == "ARG" and "=" in a)
     assert args["TORCH_VERSION"] == torch_version
-    make_steps = _pip_installs(recipe)
+    make_steps = pip_installs(recipe)
     assert make_steps == ["torch==$(TORCH_VERSION)", ".[test]"]
-    docker_steps = _pip_installs(_run_commands(builder))
-    assert docker_steps == ["torch==${TORCH_VERSION}", "/src"]  # torch first, then the project
-    assert _pip_installs(_run_commands(test)) == ["/src[test]"]  # the extras `make test` uses
+    docker_steps = pip_installs(run_commands(builder))
+    # torch first, then the project; TORCH_LOCAL="+cpu" picks the CPU-only wheel
+    assert docker_steps == ["torch==${TORCH_VERSION}${TORCH_LOCAL}", "/src"]
+    assert 'ARG TORCH_LOCAL=""' in [f"{k} {a}" for k, a in builder["instructions"]]
+    assert pip_installs(run_commands(test)) == ["/src[test]"]  # the extras `make test` uses
     # the runtime image copies the venv built this way, and the test stage builds on it
-    runtime = _stage(stages, "runtime")
+    runtime = get_stage(stages, "runtime")
     copies = [t for k, t in runtime["instructions"] if k == "COPY"]
     assert "--from=builder /opt/venv /opt/venv" in copies
     assert test["base"] == "runtime"
-    assert any("pytest" in command for command in _run_commands(test))
+    assert any("pytest" in command for command in run_commands(test))
 
 
 def test_dockerfile_copies_what_the_package_needs():
     project = _pyproject()
     stages = parse_dockerfile()
-    copied = " ".join(t for k, t in _stage(stages, "builder")["instructions"] if k == "COPY")
+    copied = " ".join(t for k, t in get_stage(stages, "builder")["instructions"] if k == "COPY")
     for pattern in project["tool"]["setuptools"]["packages"]["find"]["include"]:
         assert pattern.rstrip("*") in copied
     assert project["project"]["readme"] in copied and "pyproject.toml" in copied
@@ -188,8 +125,8 @@ def test_image_environment():
     for stage in stages:
         base = stage["base"].replace("${BASE_IMAGE}", stage["global_args"].get("BASE_IMAGE", ""))
         assert "nvidia/cuda" not in base
-    runtime = _stage(stages, "runtime")
-    env = _env(runtime)
+    runtime = get_stage(stages, "runtime")
+    env = stage_env(runtime)
     assert env["HF_HUB_OFFLINE"] == env["TRANSFORMERS_OFFLINE"] == "1"
     assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1"
     for key in ("HOME", "MPLCONFIGDIR", "HF_HOME", "NUMBA_CACHE_DIR", "XDG_CACHE_HOME",
@@ -204,7 +141,7 @@ def test_image_environment():
     labels = " ".join(t for k, t in runtime["instructions"] if k == "LABEL")
     for key in ("title", "description", "version", "source", "licenses", "revision", "created"):
         assert f"org.opencontainers.image.{key}=" in labels
-    runs = " ".join(_run_commands(runtime) + _run_commands(_stage(stages, "builder")))
+    runs = " ".join(run_commands(runtime) + run_commands(get_stage(stages, "builder")))
     assert "/version" in runs
     assert "/opt/brainenc/models/" in runs and "HF_HUB_OFFLINE=1" in runs
 
@@ -287,27 +224,9 @@ def _under(path: str, roots) -> bool:
 
 def _small_dataset(root: Path) -> Path:
     """One participant of the demo (3 runs, 60 words per story) on an 8-slice slab."""
-    import nibabel as nib
-    import numpy as np
+    from tests.helpers.demo import small_demo_dataset
 
-    from bids_app import demo
-
-    def random_features(stories, _work):
-        rng = np.random.default_rng(0)
-        return {name: rng.standard_normal((len(words), 8)).astype(np.float32)
-                for name, words in stories.items()}
-
-    with pytest.MonkeyPatch.context() as patch:  # the planted signal does not matter here
-        patch.setattr(demo, "_features", random_features)
-        bids = demo.make_demo_dataset(root, n_subjects=1, seed=7, words_per_story=60)
-    shutil.rmtree(bids / "sourcedata", ignore_errors=True)
-    for path in sorted(bids.rglob("*.nii.gz")):
-        img = nib.load(path)
-        affine = img.affine.copy()
-        affine[:3, 3] = img.affine[:3, :3] @ [0, 0, 15] + img.affine[:3, 3]
-        nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj)[:, :, 15:23], affine, img.header),
-                 path)
-    return bids
+    return small_demo_dataset(root)
 
 
 def test_image_environment_runs_offline_from_tmp(tmp_path):
@@ -318,7 +237,7 @@ def test_image_environment_runs_offline_from_tmp(tmp_path):
 
     from tests.helpers.models import minilm_dir
 
-    env_image = _env(_stage(parse_dockerfile(), "runtime"))
+    env_image = stage_env(get_stage(parse_dockerfile(), "runtime"))
     bids = _small_dataset(tmp_path / "bids")
     fake_tmp, out, work = tmp_path / "tmp", tmp_path / "out", tmp_path / "work"
     fake_tmp.mkdir()
