@@ -185,10 +185,13 @@ def load_hub_dataset(options: dict, base_dir: str | os.PathLike | None = None):
             raise TaskDataError(f"the datasets folder '{path}' (task option 'path') does not "
                                 "exist; write it with DatasetDict.save_to_disk or fix 'path'.")
         try:
-            return datasets.load_from_disk(str(path))
+            data = datasets.load_from_disk(str(path))
         except (OSError, ValueError) as exc:
             raise TaskDataError(f"cannot load the datasets folder '{path}' ({exc}); it must "
                                 "be written by save_to_disk.") from None
+        # a single Dataset is the training split (dev: a seeded 'dev_fraction')
+        return data if isinstance(data, datasets.DatasetDict) else \
+            datasets.DatasetDict({"train": data})
     cached = _from_cache(datasets, hub, config, options.get("cache_dir"))
     if cached is not None:
         return cached

@@ -99,6 +99,12 @@ def test_cached_models_and_features_are_reported(setup, capsys):
     assert "tuning: nothing to train" in text
     assert "featurization: every story's features are cached" in text
     assert len(models) == 2
+    from bids_app.cli import main
+
+    assert main([str(setup["bids"]), str(out), "group", "--dry-run"]) == EXIT_OK
+    text = capsys.readouterr().out
+    assert "Participants with outputs (2): sub-01, sub-02" in text
+    assert not (out / "group").exists()
     # a changed training setting makes the tuned model stale: reported as to train again
     spec = setup["spec"].read_text(encoding="utf-8")
     setup["spec"].write_text(spec.replace("max_steps = 2", "max_steps = 3"), encoding="utf-8")
@@ -133,5 +139,7 @@ def test_exit_codes_as_for_a_real_run(setup, capsys, tmp_path):
     err = capsys.readouterr().err
     assert code in (EXIT_USAGE, EXIT_DATASET) and "sent.tsv" in err and "does not exist" in err
     assert not out.exists()
+    assert main([str(setup["bids"]), str(out), "group", "--dry-run"]) == EXIT_NO_MATCH
+    assert "run the participant level first" in capsys.readouterr().err
     code = main([str(tmp_path / "nowhere"), str(out), "participant", "--dry-run"])
     assert code == EXIT_USAGE and not out.exists()

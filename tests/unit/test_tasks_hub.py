@@ -73,6 +73,13 @@ def test_glue_task_by_name_from_a_save_to_disk_folder(tmp_path):
     assert len(task.train) == 30 and len(task.dev) == 10  # unlabelled (-1) rows left out
 
 
+def test_a_single_saved_dataset_is_the_training_split(tmp_path):
+    _sst2()["train"].save_to_disk(str(tmp_path / "one"))
+    task = load_task("sst2", "", {"hub": "glue", "config": "sst2", "path": str(tmp_path / "one"),
+                                  "dev_fraction": 0.2})
+    assert (len(task.train), len(task.dev)) == (24, 6)
+
+
 def test_conll_task_from_the_local_cache_under_its_hub_namespace(tmp_path):
     cache = tmp_path / "cache"
     _write_cache(_conll(), cache, "eriktks/conll2003", "conll2003", tmp_path)
