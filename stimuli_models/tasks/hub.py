@@ -17,6 +17,7 @@ stored as integers (``ClassLabel``) are read as their names, in the dataset's or
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,12 +202,26 @@ def load_hub_dataset(options: dict, base_dir: str | os.PathLike | None = None):
             f"('{options.get('cache_dir') or datasets.config.HF_DATASETS_CACHE}'); download it "
             "once with datasets.load_dataset, give a save_to_disk folder as 'path', or set "
             "allow_download = true in the task entry.")
+    with _online(datasets):  # the run sets HF_HUB_OFFLINE; this entry opted in
+        try:
+            return datasets.load_dataset(hub, config, cache_dir=options.get("cache_dir"),
+                                         revision=options.get("revision"))
+        except Exception as exc:  # noqa: BLE001 - network, hub and format errors of many kinds
+            raise TaskDataError(f"cannot download the dataset '{hub}' (config {config!r}): "
+                                f"{type(exc).__name__}: {exc}") from None
+
+
+@contextlib.contextmanager
+def _online(datasets):
+    """Lift the offline mode of ``datasets`` and ``huggingface_hub`` for one download."""
+    from huggingface_hub import constants
+
+    saved = (datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE)
+    datasets.config.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE = False
     try:
-        return datasets.load_dataset(hub, config, cache_dir=options.get("cache_dir"),
-                                     revision=options.get("revision"))
-    except Exception as exc:  # noqa: BLE001 - network, hub and format errors of many kinds
-        raise TaskDataError(f"cannot download the dataset '{hub}' (config {config!r}): "
-                            f"{type(exc).__name__}: {exc}") from None
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE = saved
 
 
 def _names(feature):

@@ -163,3 +163,23 @@ def test_spec_names_a_benchmark_only(tmp_path):
 
     saved = spec_with_absolute_paths(spec)["tasks"][0]
     assert saved["path"] == str((tmp_path / "saved" / "sst2").resolve())
+
+
+def test_download_only_when_the_entry_opts_in(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    calls = []
+
+    def fake_load_dataset(name, config, **kwargs):
+        calls.append((name, config, datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE))
+        return _sst2()
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    options = {"hub": "glue", "config": "sst2", "cache_dir": str(tmp_path / "empty")}
+    with pytest.raises(TaskDataError, match="allow_download"):
+        load_task("sst2", "", options)
+    assert calls == []
+    task = load_task("sst2", "", {**options, "allow_download": True})
+    assert calls == [("glue", "sst2", False, False)] and len(task.train) == 30
+    assert datasets.config.HF_HUB_OFFLINE is True  # restored after the download
