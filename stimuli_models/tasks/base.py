@@ -238,9 +238,9 @@ def load_task(name: str, task_type: str, options: dict, *, base_dir: str | None 
         train = normalise(_read(train_files, opts, "train"), task_type, opts,
                           f"task '{name}' ({train_files[0].name})")
         dev = normalise(_read(dev_files, opts, "dev"), task_type, opts,
-                        f"task '{name}' ({dev_files[0].name})") if dev_files else []
+                        f"task '{name}' ({dev_files[0].name})") if dev_files else None
     rng = random.Random(seed)
-    if not dev:
+    if dev is None:  # no dev file or split: a seeded share of the training examples
         rng.shuffle(train)
         n_dev = max(1, int(round(opts["dev_fraction"] * len(train))))
         dev, train = train[:n_dev], train[n_dev:]
@@ -270,13 +270,13 @@ def _read_hub(name: str, task_type: str, opts: dict, base: Path | None):
     where = f"task '{name}' (dataset '{opts['hub']}')"
     train_rows, names = hub_rows(data, opts["train_split"], opts["hub"])
     dev_rows = hub_rows(data, opts["dev_split"], opts["hub"])[0] if \
-        opts["dev_split"] in data else []
+        opts["dev_split"] in data else None
     label_column = opts.get("label_column")
     if opts["labels"] is None and label_column in names:  # the dataset's label order
         opts["labels"] = names[label_column]
     train = normalise(train_rows, task_type, opts, where)
-    dev = normalise(dev_rows, task_type, opts, where)
-    return train, dev, [stable_hash(train), stable_hash(dev)]
+    dev = None if dev_rows is None else normalise(dev_rows, task_type, opts, where)
+    return train, dev, [stable_hash(train), stable_hash(dev or [])]
 
 
 def _label_set(task_type, train, dev, opts, name) -> list:
