@@ -9,7 +9,7 @@ NPROCS ?= 2
 TORCH_VERSION ?= 2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: all install demo test test-all lint bench clean
+.PHONY: all install demo paper-demo test test-all lint bench clean
 
 all: test
 
@@ -30,6 +30,17 @@ demo: $(STAMP)
 	@echo ""
 	@echo "Participant reports: $$(ls $(DEMO_DIR)/out/sub-*.html | tr '\n' ' ')"
 	@echo "Group report:        $(DEMO_DIR)/out/group/group.html"
+
+# The paper's design (examples/paper_reproduction.toml) reduced to run on a laptop: every
+# tuning method on both tasks, PAPER_STEPS training steps, NLU sample sets written by brainenc.
+PAPER_STEPS ?= 10
+paper-demo: $(STAMP)
+	$(BIN)/brainenc-demo-data $(DEMO_DIR)/bids --seed 42
+	$(BIN)/python -m bids_app.paper_demo examples/paper_reproduction.toml $(DEMO_DIR)/paper --steps $(PAPER_STEPS)
+	$(BIN)/brainenc $(DEMO_DIR)/bids $(DEMO_DIR)/paper/out participant --config-file $(DEMO_DIR)/paper/spec.toml -w $(DEMO_DIR)/paper/work --nprocs $(NPROCS)
+	$(BIN)/brainenc $(DEMO_DIR)/bids $(DEMO_DIR)/paper/out group -w $(DEMO_DIR)/paper/work --nprocs $(NPROCS)
+	@echo ""
+	@echo "Group report: $(DEMO_DIR)/paper/out/group/group.html"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

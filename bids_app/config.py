@@ -581,8 +581,8 @@ def _validate_tuning(spec: ExperimentSpec) -> None:
     from stimuli_models.tuning import get_method
 
     for task in spec.tasks:
-        try:
-            check_task_options(task.type, task.options)
+        try:  # a known 'hub' benchmark gives the type when the entry has none
+            task.type = check_task_options(task.type, task.options)["type"]
         except SettingsError as exc:
             raise UsageError(f"[[tasks]] '{task.name}': {exc}") from None
     for variant in spec.variants:
@@ -675,7 +675,7 @@ def spec_with_absolute_paths(spec: ExperimentSpec) -> dict:
         if "source" in model:
             model["source"] = _absolute(model["source"], base, must_exist=True)
     for task in data.get("tasks", []):
-        for key in ("train", "dev", "test"):
+        for key in ("train", "dev", "test", "path", "cache_dir"):
             if key in task:
                 task[key] = _absolute(task[key], base, must_exist=False)
     features = data.get("features", {})

@@ -44,8 +44,12 @@ def _setup_logging(verbose: int) -> None:
         warnings.filterwarnings("ignore")
 
 
-def check_paths(options) -> None:
-    """Refuse bad input/output/work locations before anything is written."""
+def check_paths(options, *, create: bool = True) -> None:
+    """Refuse bad input/output/work locations before anything is written.
+
+    With ``create=False`` (``--dry-run``) OUTPUT_DIR is not created; its nearest
+    existing folder must be writable.
+    """
     bids_dir, output_dir = options.bids_dir, options.output_dir
     if not bids_dir.exists():
         raise UsageError(f"the BIDS directory '{bids_dir}' does not exist; check the first "
@@ -70,6 +74,12 @@ def check_paths(options) -> None:
     if output_dir.exists() and not output_dir.is_dir():
         raise UsageError(f"OUTPUT_DIR '{output_dir}' exists and is not a directory.")
     _check_folder_options(options, resolved_in, resolved_out)
+    if not create:
+        existing = next(p for p in (output_dir, *output_dir.parents) if p.exists())
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ResourceError(f"cannot write to OUTPUT_DIR '{output_dir}' ('{existing}' is "
+                                "not writable); make it writable or choose another folder.")
+        return
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
         probe = output_dir / f".brainenc-write-test-{os.getpid()}"
@@ -112,6 +122,10 @@ def execute(options) -> int:
     """
     _environment()
     _setup_logging(options.verbose)
+    if getattr(options, "dry_run", False):  # checks and plan only (bids_app.dry_run)
+        from .dry_run import run_dry
+
+        return run_dry(options)
     check_paths(options)
     from stimuli_models.cache import remove_stale_temporaries
 

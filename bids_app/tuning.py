@@ -56,6 +56,38 @@ def _load_task(extractor: Extractor, seed: int):
     return load_task(entry.name, entry.type, options, base_dir=base_dir, seed=seed)
 
 
+def tuning_key(extractor: Extractor, *, seed: int, training: dict | None = None):
+    """Content hash of everything a tuned model depends on (reads the task data).
+
+    Returns
+    -------
+    key : str
+        The hash; ``models/<label>/tuning.json`` holding it is reused as is.
+    task : TaskData or None
+        The task's data (None for methods that do not train).
+    model_hash : str
+        Hash of the pretrained model's files.
+    """
+    from stimuli_models.models import hash_model_dir
+    from stimuli_models.training import TrainingSettings
+    from stimuli_models.tuning import get_method
+
+    method = get_method(extractor.method, **extractor.settings)
+    settings = TrainingSettings.from_dict(training)
+    task = _load_task(extractor, seed) if method.needs_task else None
+    model_hash = hash_model_dir(Path(extractor.model_dir))
+    key = stable_hash({"model": model_hash, "method": method.name, "settings": method.settings,
+                       "task": task.fingerprint if task else None, "seed": seed,
+                       "training": settings.to_dict() if task else None})
+    return key, task, model_hash
+
+
+def cached_record(output_dir: str | os.PathLike, label: str, key: str) -> dict | None:
+    """The ``tuning.json`` of ``models/<label>`` when it holds ``key`` (else None)."""
+    record = _read_record(Path(output_dir) / "models" / label)
+    return record if record and record.get("tuning_hash") == key else None
+
+
 def ensure_tuned(extractor_json: str, output_dir: str, *, seed: int, device: str,
                  training: dict | None = None) -> tuple[Path, bool]:
     """Tune an extractor unless a variant folder with the same hash exists.
@@ -67,7 +99,6 @@ def ensure_tuned(extractor_json: str, output_dir: str, *, seed: int, device: str
     trained : bool
         Whether this call trained (False when the folder was reused).
     """
-    from stimuli_models.models import hash_model_dir
     from stimuli_models.training import TrainingSettings
     from stimuli_models.tuning import get_method
 
@@ -79,11 +110,7 @@ def ensure_tuned(extractor_json: str, output_dir: str, *, seed: int, device: str
         raise UsageError(f"variant '{extractor.label}' uses tuning method '{method.name}', which "
                          "trains on a task; give it a 'task' from the spec's [[tasks]].")
     settings = TrainingSettings.from_dict(training)
-    task = _load_task(extractor, seed) if method.needs_task else None
-    model_hash = hash_model_dir(model_dir)
-    key = stable_hash({"model": model_hash, "method": method.name, "settings": method.settings,
-                       "task": task.fingerprint if task else None, "seed": seed,
-                       "training": settings.to_dict() if task else None})
+    key, task, model_hash = tuning_key(extractor, seed=seed, training=training)
     record = _read_record(folder)
     if record and record.get("tuning_hash") == key:
         return folder / RECORD, False

@@ -199,7 +199,7 @@ def train(model, task, train_items: list[dict], dev_items: list[dict], settings:
         raise SettingsError(f"task '{task.name}' has no usable training example after encoding.")
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    metric = PRIMARY_METRIC[task.type]
+    metric = getattr(task, "metric", "") or PRIMARY_METRIC[task.type]
     lr = settings.learning_rate or learning_rate
     batches_per_epoch = math.ceil(len(train_items) / settings.batch_size)
     by_epochs = math.ceil(settings.epochs * batches_per_epoch / settings.grad_accumulation)

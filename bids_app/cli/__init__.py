@@ -80,6 +80,10 @@ def _path(_ctx, _param, value):
               help="Non-steady-state volumes to drop at the start of each run.")
 @click.option("--stop-on-first-crash", "--stop_on_first_crash", "stop_on_first_crash",
               is_flag=True, help="Stop at the first failing step instead of finishing others.")
+@click.option("--dry-run", "--dry_run", "dry_run", is_flag=True,
+              help="Check the spec and every input, print the plan (participants, runs, "
+                   "variants, cached models and features) and a time estimate; compute "
+                   "and write nothing.")
 @click.option("-v", "--verbose", "verbose", count=True,
               help="More messages and the traceback of a failure; -vv adds debug messages "
                    "and warnings.")

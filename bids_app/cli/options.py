@@ -136,3 +136,4 @@ class RunOptions:
     dummy_scans: int | None = None
     stop_on_first_crash: bool = False
     verbose: int = 0
+    dry_run: bool = False

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from ..cache import file_hash, stable_hash
 from ..errors import SettingsError, TaskDataError, check_choice
+from .hub import HUB_OPTIONS, check_hub_options, hub_rows, load_hub_dataset, resolve_hub_task
+from .metrics import METRICS
 from .readers import FORMATS, guess_format, read_conll, read_hf_dir, read_squad, read_table
 
 TASK_TYPES = ("sequence-classification", "sentence-pair-classification",
@@ -28,7 +30,7 @@ TASK_TYPES = ("sequence-classification", "sentence-pair-classification",
 COMMON_OPTIONS = {
     "train": None, "dev": None, "format": "auto", "columns": None, "dev_fraction": 0.1,
     "max_train": 0, "max_dev": 0, "drop_labels": [], "labels": None,
-    "train_split": "train", "dev_split": "validation",
+    "train_split": "train", "dev_split": "validation", "metric": "", **HUB_OPTIONS,
 }
 TYPE_OPTIONS = {
     "sequence-classification": {"text_column": "text", "label_column": "label"},
@@ -56,6 +58,8 @@ class TaskData:
         Examples (keys depend on the type, see the module docstring).
     labels : list of str
         Label vocabulary (classification and token tagging), empty otherwise.
+    metric : str
+        Dev metric tuning optimises ('' for the type's, see ``metrics.PRIMARY_METRIC``).
     fingerprint : str
         Hash of the task files' bytes and options (part of the tuning cache key).
     """
@@ -66,6 +70,7 @@ class TaskData:
     dev: list
     labels: list = field(default_factory=list)
     fingerprint: str = ""
+    metric: str = ""
 
     @property
     def n_labels(self) -> int:
@@ -76,11 +81,20 @@ class TaskData:
 def check_task_options(task_type: str, options: dict) -> dict:
     """Validate task options and fill in defaults.
 
+    A task naming a ``hub`` dataset takes the type and options of a known
+    benchmark (see :mod:`stimuli_models.tasks.hub`) where the entry leaves them out.
+
+    Returns
+    -------
+    dict
+        All options, with ``type`` (the resolved task type) added.
+
     Raises
     ------
     SettingsError
         Unknown type or option, or no training file.
     """
+    task_type, options = resolve_hub_task(task_type, options)
     check_choice("type", task_type, TASK_TYPES)
     allowed = {**COMMON_OPTIONS, **TYPE_OPTIONS[task_type]}
     unknown = sorted(set(options) - set(allowed))
@@ -88,13 +102,17 @@ def check_task_options(task_type: str, options: dict) -> dict:
         raise SettingsError(f"unknown option(s) {unknown} for a '{task_type}' task; allowed: "
                             f"{', '.join(sorted(allowed))}.")
     resolved = {**allowed, **options}
-    if not resolved["train"]:
-        raise SettingsError(f"a '{task_type}' task needs a 'train' file (or list of files).")
+    if not resolved["train"] and not resolved["hub"]:
+        raise SettingsError(f"a '{task_type}' task needs a 'train' file (or list of files) "
+                            "or a 'hub' dataset.")
+    check_hub_options(resolved)
+    if resolved["metric"]:
+        check_choice("metric", resolved["metric"], METRICS[task_type])
     check_choice("format", resolved["format"], FORMATS)
     fraction = resolved["dev_fraction"]
     if not isinstance(fraction, (int, float)) or not 0.0 < fraction < 1.0:
         raise SettingsError(f"'dev_fraction' must be in (0, 1); got {fraction!r}.")
-    return resolved
+    return {**resolved, "type": task_type}
 
 
 def _as_list(value) -> list:
@@ -209,16 +227,20 @@ def load_task(name: str, task_type: str, options: dict, *, base_dir: str | None 
     TaskData
     """
     opts = check_task_options(task_type, options)
+    task_type = opts.pop("type")
     base = Path(base_dir) if base_dir else None
-    train_files = _files(opts["train"], base)
-    dev_files = _files(opts["dev"], base)
-    rng = random.Random(seed)
-    train = normalise(_read(train_files, opts, "train"), task_type, opts,
-                      f"task '{name}' ({train_files[0].name})")
-    if dev_files:
-        dev = normalise(_read(dev_files, opts, "dev"), task_type, opts,
-                        f"task '{name}' ({dev_files[0].name})")
+    if opts["hub"]:
+        train, dev, hashes = _read_hub(name, task_type, opts, base)
+        train_files = dev_files = []
     else:
+        train_files = _files(opts["train"], base)
+        dev_files = _files(opts["dev"], base)
+        train = normalise(_read(train_files, opts, "train"), task_type, opts,
+                          f"task '{name}' ({train_files[0].name})")
+        dev = normalise(_read(dev_files, opts, "dev"), task_type, opts,
+                        f"task '{name}' ({dev_files[0].name})") if dev_files else None
+    rng = random.Random(seed)
+    if dev is None:  # no dev file or split: a seeded share of the training examples
         rng.shuffle(train)
         n_dev = max(1, int(round(opts["dev_fraction"] * len(train))))
         dev, train = train[:n_dev], train[n_dev:]
@@ -230,14 +252,31 @@ def load_task(name: str, task_type: str, options: dict, *, base_dir: str | None 
         raise TaskDataError(f"task '{name}' has {len(train)} training and {len(dev)} dev "
                             "examples after reading; it needs at least 2 and 1.")
     labels = _label_set(task_type, train, dev, opts, name)
-    hashes = [file_hash(p) if p.is_file() else stable_hash(sorted(
-        (str(f.relative_to(p)), file_hash(f)) for f in p.rglob("*") if f.is_file()))
-        for p in train_files + dev_files]
+    if not opts["hub"]:
+        hashes = [file_hash(p) if p.is_file() else stable_hash(sorted(
+            (str(f.relative_to(p)), file_hash(f)) for f in p.rglob("*") if f.is_file()))
+            for p in train_files + dev_files]
+    # where the data came from is left out: its content is hashed
+    ignored = ("train", "dev", *HUB_OPTIONS)
     fingerprint = stable_hash({"type": task_type, "files": hashes, "seed": seed,
-                               "options": {k: v for k, v in opts.items()
-                                           if k not in ("train", "dev")}})
+                               "options": {k: v for k, v in opts.items() if k not in ignored}})
     return TaskData(name=name, type=task_type, train=train, dev=dev, labels=labels,
-                    fingerprint=fingerprint)
+                    fingerprint=fingerprint, metric=opts["metric"])
+
+
+def _read_hub(name: str, task_type: str, opts: dict, base: Path | None):
+    """Train and dev examples of a ``hub`` task, and the hash of their content."""
+    data = load_hub_dataset(opts, base)
+    where = f"task '{name}' (dataset '{opts['hub']}')"
+    train_rows, names = hub_rows(data, opts["train_split"], opts["hub"])
+    dev_rows = hub_rows(data, opts["dev_split"], opts["hub"])[0] if \
+        opts["dev_split"] in data else None
+    label_column = opts.get("label_column")
+    if opts["labels"] is None and label_column in names:  # the dataset's label order
+        opts["labels"] = names[label_column]
+    train = normalise(train_rows, task_type, opts, where)
+    dev = None if dev_rows is None else normalise(dev_rows, task_type, opts, where)
+    return train, dev, [stable_hash(train), stable_hash(dev or [])]
 
 
 def _label_set(task_type, train, dev, opts, name) -> list:

@@ -16,12 +16,50 @@ PRIMARY_METRIC = {
     "token-classification": "f1",
     "question-answering": "f1",
 }
+_CLASSIFICATION = ("accuracy", "f1", "macro_f1", "matthews")
+#: Dev metrics each task type reports (a task's ``metric`` option picks one).
+METRICS = {
+    "sequence-classification": _CLASSIFICATION,
+    "sentence-pair-classification": _CLASSIFICATION,
+    "multiple-choice": ("accuracy",),
+    "token-classification": ("f1", "precision", "recall", "token_accuracy"),
+    "question-answering": ("f1", "exact_match"),
+}
 
 
 def accuracy(predicted, target) -> float:
     """Share of equal entries."""
     predicted, target = np.asarray(predicted), np.asarray(target)
     return float(np.mean(predicted == target)) if len(target) else 0.0
+
+
+def class_f1(predicted, target, label: int) -> float:
+    """F1 of one class (``label``) against the rest."""
+    predicted, target = np.asarray(predicted), np.asarray(target)
+    tp = float(np.sum((predicted == label) & (target == label)))
+    n_pred, n_true = float(np.sum(predicted == label)), float(np.sum(target == label))
+    return 2 * tp / (n_pred + n_true) if n_pred + n_true else 0.0
+
+
+def matthews(predicted, target) -> float:
+    """Matthews correlation coefficient (multi-class form; 0 when undefined)."""
+    predicted, target = np.asarray(predicted), np.asarray(target)
+    classes = np.union1d(predicted, target)
+    confusion = np.array([[np.sum((target == t) & (predicted == p)) for p in classes]
+                          for t in classes], dtype=float)
+    n, correct = confusion.sum(), np.trace(confusion)
+    p_sum, t_sum = confusion.sum(axis=0), confusion.sum(axis=1)
+    denominator = np.sqrt((n ** 2 - p_sum @ p_sum) * (n ** 2 - t_sum @ t_sum))
+    return float((correct * n - t_sum @ p_sum) / denominator) if denominator else 0.0
+
+
+def classification_scores(predicted, target, n_labels: int) -> dict:
+    """Accuracy, F1 of label 1 (binary tasks) or macro F1, macro F1 and Matthews r."""
+    macro = float(np.mean([class_f1(predicted, target, k) for k in range(n_labels)])) \
+        if n_labels else 0.0
+    return {"accuracy": accuracy(predicted, target),
+            "f1": class_f1(predicted, target, 1) if n_labels == 2 else macro,
+            "macro_f1": macro, "matthews": matthews(predicted, target)}
 
 
 def entity_spans(tags: list[str]) -> set[tuple[int, int, str]]:
@@ -124,7 +162,10 @@ def score(task, examples: list[dict], items: list[dict], logits: list) -> dict:
         return squad_scores(predicted, [[a["text"] for a in examples[it["example"]]["answers"]]
                                         for it in items])
     predicted = [int(np.argmax(out)) for out in logits]
-    return {"accuracy": accuracy(predicted, [it["labels"] for it in items])}
+    target = [it["labels"] for it in items]
+    if task.type == "multiple-choice":
+        return {"accuracy": accuracy(predicted, target)}
+    return classification_scores(predicted, target, len(task.labels))
 
 
 def _best_span(item: dict, out: np.ndarray, context: str, max_answer: int = 30) -> str:
