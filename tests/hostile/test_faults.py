@@ -21,14 +21,22 @@ from .conftest import TASK, Case
 
 
 def _final_maps_load(case: Case, sub: str) -> None:
-    """Every stat map at a final name is a complete, finite image."""
+    """Every stat map at a final name is a complete image: finite, except p/q maps, which
+    hold NaN exactly where nothing was tested (outside the voxels the r map scores)."""
     import nibabel as nib
 
     maps = case.statmaps(sub)
     assert len(maps) >= 3
     for path in maps:
         data = np.asanyarray(nib.load(path).dataobj)
-        assert np.isfinite(data).all(), path
+        if "_stat-p_" in path.name or "_stat-q_" in path.name:
+            r = np.asanyarray(nib.load(str(path).replace(
+                "_stat-p_" if "_stat-p_" in path.name else "_stat-q_", "_stat-r_")).dataobj)
+            assert np.isfinite(data[r != 0]).all(), path
+            assert (r[~np.isfinite(data)] == 0).all(), path
+            assert np.nanmin(data) >= 0 and np.nanmax(data) <= 1, path
+        else:
+            assert np.isfinite(data).all(), path
 
 
 def _fail_writes(monkeypatch, out: Path, error: int, *, when: str) -> list[str]:
@@ -343,7 +351,7 @@ def test_other_seed_changes_only_what_is_random(seeded_runs):
                for r in (runs["a"], runs["c"])]
     assert [r["seed"] for r in records] == [0, 1]
     # what the results depend on may move with the tensors; the setup may not
-    results = {"RandomSeed", "TuningHash", "CKA", "NullFoldCorrelation"}
+    results = {"RandomSeed", "TuningHash", "CKA", "NullFoldCorrelation", "FeatureDigest"}
     result_groups = ("DevMetric.", "DevMetrics.", "AlphasChosen.", "AlphaGridEdgeShare.")
     tuned_maps = [n for n in first if n.endswith(f"_desc-{TUNED}_statmap.json")]
     assert len(tuned_maps) >= 3

@@ -292,10 +292,13 @@ def find_sentences(words: list[str], onsets: np.ndarray, offsets: np.ndarray, *,
 
 def _tiers(path: Path, wanted: str) -> tuple[list, str]:
     """Interval tiers of a TextGrid usable as sentence tiers, and how to name the search."""
-    from ._common import decode_text, read_bytes
+    from ._common import Repairs, decode_text, read_bytes
     from .textgrid import parse_textgrid
 
-    tiers = [t for t in parse_textgrid(decode_text(read_bytes(path), path), path)
+    # the word reader has already repaired (or, with annotations.strict, refused) the
+    # file's defects and reported them; the same repairs apply here without a second report
+    tiers = [t for t in parse_textgrid(decode_text(read_bytes(path), path), path,
+                                       Repairs(path, strict=False))
              if t["class"] == "IntervalTier"]
     if wanted:
         chosen = [t for t in tiers if t["name"].strip().lower() == wanted.strip().lower()]
