@@ -27,7 +27,11 @@ def test_runs_designs_and_bold_line_up(demo):
     assert data.variants == ["minilmfrozenL3"]
     designs = data.designs["minilmfrozenL3"]
     assert [x.shape[0] for x in designs] == [y.shape[0] for y in data.bold]
-    assert all(x.shape[1] == 384 for x in designs)  # MiniLM width, HRF-convolved
+    # MiniLM width, HRF-convolved, beside the default low-level control band (word rate)
+    bands = data.bands["minilmfrozenL3"]
+    widths = {name: stop - start for name, (start, stop) in bands.items()}
+    assert sorted(widths.values()) == [1, 384], widths
+    assert all(x.shape[1] == 385 for x in designs)
     assert data.X().shape[0] == data.Y().shape[0] == len(data.groups)
     assert data.Y().shape[1] == int(data.mask.sum())
     # cleaned BOLD is z-scored per run
