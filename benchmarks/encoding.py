@@ -207,15 +207,22 @@ def benchmark(size: str = "small", repeats: int | None = None, voxels=None,
               backend: str = "torch", other_repeats: int | None = None) -> dict:
     """Run every method at every voxel count; return the results as a dict.
 
-    With ``out``, the results so far are written there after every method.
+    With ``out``, the results so far are written there after every method. scikit-learn's
+    finiteness checks are skipped while it runs (the data are finite by construction) and
+    restored afterwards.
     """
     import sklearn
+
+    with sklearn.config_context(assume_finite=True):
+        return _benchmark(size, repeats, voxels, threads, methods, out, backend, other_repeats)
+
+
+def _benchmark(size, repeats, voxels, threads, methods, out, backend, other_repeats) -> dict:
     import torch
 
     from bids_app.encoding.cv import inner_splits
     from bids_app.encoding.scoring import pearson_r
 
-    sklearn.set_config(assume_finite=True)
     if threads:
         torch.set_num_threads(threads)
     cfg = SIZES[size]
