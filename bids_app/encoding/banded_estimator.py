@@ -13,16 +13,15 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .banded import band_slices
-from .estimators import backend_scope, check_alphas, check_groups, run_splits, voxel_scores
+from .estimators import RunFoldsRegressor, backend_scope, check_alphas, voxel_scores
 
 __all__ = ["EncodingBandedRidgeCV"]
 
 
-class EncodingBandedRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
+class EncodingBandedRidgeCV(RunFoldsRegressor):
     """Banded ridge regression: one regularisation per band of columns and voxel.
 
     Parameters
@@ -96,10 +95,10 @@ class EncodingBandedRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.solver_params = solver_params
         self.scoring = scoring
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        return tags
+    def _check_params(self) -> None:
+        if not isinstance(self.n_iter, numbers.Integral) or self.n_iter < 1:
+            raise ValueError(f"'n_iter' must be a positive integer; got {self.n_iter!r}")
+        voxel_scores(np.zeros((2, 1)), np.zeros((2, 1)), self.scoring)  # checks 'scoring'
 
     def fit(self, X, y, groups=None) -> EncodingBandedRidgeCV:
         """Choose band weights per voxel on the inner folds and refit on all samples.
@@ -118,17 +117,9 @@ class EncodingBandedRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
         """
         from himalaya.ridge import BandedRidgeCV
 
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
-                             dtype=[np.float64, np.float32])
-        if not isinstance(self.n_iter, numbers.Integral) or self.n_iter < 1:
-            raise ValueError(f"'n_iter' must be a positive integer; got {self.n_iter!r}")
-        voxel_scores(np.zeros((2, 1)), np.zeros((2, 1)), self.scoring)  # checks 'scoring'
+        X, Y, groups, splits, ravel = self._prepare(X, y, groups)
         bands = self.bands if self.bands is not None else {"all": (0, X.shape[1])}
         named = band_slices(bands, X.shape[1])
-        groups = check_groups(groups, X.shape[0])
-        ravel = y.ndim == 1
-        Y = y[:, None] if ravel else y
-        splits = run_splits(self.cv, X, Y, groups)
         self.x_mean_ = X.mean(0) if self.fit_intercept else np.zeros(X.shape[1])
         y_mean = Y.mean(0) if self.fit_intercept else np.zeros(Y.shape[1])
         Xc = (X - self.x_mean_).astype(np.float32)

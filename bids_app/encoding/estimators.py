@@ -128,7 +128,32 @@ def voxel_scores(y_true: np.ndarray, y_pred: np.ndarray, scoring: str) -> np.nda
     return (r2_score if scoring == "r2" else pearson_r)(y_true, y_pred)
 
 
-class EncodingRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
+class RunFoldsRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
+    """What the encoding estimators share: input checks and inner folds of whole runs.
+
+    Subclasses define ``cv`` and may override :meth:`_check_params`.
+    """
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags
+
+    def _check_params(self) -> None:
+        """Check the estimator's own parameters (after the data, before the folds)."""
+
+    def _prepare(self, X, y, groups):
+        """Validated design, 2-D targets, run labels, inner folds and whether y was 1-D."""
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
+                             dtype=[np.float64, np.float32])
+        self._check_params()
+        groups = check_groups(groups, X.shape[0])
+        ravel = y.ndim == 1
+        Y = y[:, None] if ravel else y
+        return X, Y, groups, run_splits(self.cv, X, Y, groups), ravel
+
+
+class EncodingRidgeCV(RunFoldsRegressor):
     """Ridge regression with one cross-validated regularisation per voxel.
 
     Parameters
@@ -203,11 +228,6 @@ class EncodingRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.solver_params = solver_params
         self.scoring = scoring
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        return tags
-
     def fit(self, X, y, groups=None) -> EncodingRidgeCV:
         """Choose each target's alpha on the inner folds and refit on all samples.
 
@@ -224,14 +244,8 @@ class EncodingRidgeCV(MultiOutputMixin, RegressorMixin, BaseEstimator):
         -------
         self
         """
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
-                             dtype=[np.float64, np.float32])
-        self._check_params()
-        groups = check_groups(groups, X.shape[0])
+        X, Y, groups, splits, ravel = self._prepare(X, y, groups)
         alphas = check_alphas(self.alphas)
-        ravel = y.ndim == 1
-        Y = y[:, None] if ravel else y
-        splits = run_splits(self.cv, X, Y, groups)
         X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
         x_mean = np.zeros(X.shape[1])
         y_mean = np.zeros(Y.shape[1])
