@@ -85,7 +85,8 @@ class FeatureConfig:
     context_unit: str = "words"
     #: Every selected layer becomes a band of one variant (instead of a variant each).
     bands: bool = False
-    #: Low-level bands added to every design: word_rate, word_length, word_frequency,
+    #: Low-level bands added to every design: word_rate, word_onset, phoneme_rate (needs a
+    #: phone tier), word_length, word_frequency,
     #: sentence_boundary; fitted jointly by banded ridge (stat-r2unique); [] for none.
     nuisance: list = field(default_factory=lambda: ["word_rate"])
     #: Word frequency list (TSV/CSV: word + count|frequency|zipf), relative to the spec;

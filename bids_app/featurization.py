@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UsageError, from_library_error
+from .errors import DatasetError, UsageError, from_library_error
 from .variants import Extractor
 
 
@@ -123,7 +123,9 @@ def story_nuisance(story_files: list[str], nuisance: dict) -> dict[str, dict[str
     Returns
     -------
     dict
-        Story name -> band name -> float32 array of shape (n_words, 1).
+        Story name -> band name -> float32 array of shape (n_words, 1), and
+        ``'phones'`` -> phone onsets of each word relative to it (None when the
+        ``phoneme_rate`` band is not asked for).
     """
     from stimuli_models.errors import StimuliModelsError
     from stimuli_models.featurize import Story
@@ -143,9 +145,46 @@ def story_nuisance(story_files: list[str], nuisance: dict) -> dict[str, dict[str
                 table = read_frequency_file(nuisance["frequency_file"])
             else:
                 table = FrequencyTable(unigram_counts(s.words for s in stories))
-        return {story.name: nuisance_features(
-                    story.words, bands, frequencies=table,
-                    sentences=None if story.sentences is None else np.asarray(story.sentences))
-                for story in stories}
+        phones = {story.name: story_phones(path, story.name, "phoneme_rate" in bands)
+                  for story, path in zip(stories, story_files, strict=True)}
+        out = {story.name: nuisance_features(
+                   story.words, bands, frequencies=table, phones=phones[story.name],
+                   sentences=None if story.sentences is None else np.asarray(story.sentences))
+               for story in stories}
+        for name, values in out.items():
+            values["phones"] = phones[name]
+        return out
     except StimuliModelsError as exc:
         raise from_library_error(exc) from None
+
+
+def story_phones(story_file: str, name: str, needed: bool) -> list | None:
+    """Phone onsets of each word of a story JSON, relative to the word (``phones``).
+
+    Parameters
+    ----------
+    story_file : str
+        Story JSON written by the planning step.
+    name : str
+        Story name (for messages).
+    needed : bool
+        Whether the ``phoneme_rate`` band is asked for (None is returned otherwise).
+
+    Returns
+    -------
+    list of list of float or None
+
+    Raises
+    ------
+    DatasetError
+        When needed and the story has no phone timings.
+    """
+    if not needed:
+        return None
+    phones = json.loads(Path(story_file).read_text(encoding="utf-8")).get("phones")
+    if phones is None:
+        raise DatasetError(f"the 'phoneme_rate' nuisance band needs phone timings, but story "
+                           f"'{name}' ('{story_file}') has none; give its annotation a phone tier "
+                           "(a TextGrid IntervalTier named 'phones') or remove 'phoneme_rate' "
+                           "from [features] nuisance.")
+    return phones

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .alignment import align_run, frame_times
+from .band_events import band_events
 from .errors import DatasetError
 from .io.bids import BoldRun
 
@@ -219,12 +220,14 @@ def build_designs(runs_json: str, word_tables: list[str], feature_files: list[st
               for k in range(max(sources) + 1)]
     bands = {band: {story: data[position] for story, data in loaded[source].items()}
              for band, position, source in zip(names, positions, sources, strict=True)}
+    phones: dict = {}
     if nuisance and nuisance.get("bands"):
         from .featurization import story_nuisance
 
         per_story = story_nuisance(list(story_files or []), nuisance)
         for band in nuisance["bands"]:
             bands[band] = {story: values[band] for story, values in per_story.items()}
+        phones = {story: values.get("phones") for story, values in per_story.items()}
     from .encoding.design_checks import feature_digest, run_summary, volumes_with_words
 
     digest = feature_digest(np.asarray(bands[b][story]) for b in names for story in story_names)
@@ -236,10 +239,10 @@ def build_designs(runs_json: str, word_tables: list[str], feature_files: list[st
         times = run_times(run, bold_spec)
         blocks, slices, start = [], {}, 0
         for band, features in bands.items():
-            rows = np.vstack([features[s][int(w)]
-                              for s, w in zip(table["story"], table["word_index"], strict=True)])
+            onsets, durations, rows = band_events(band, features, table, times, run.tr,
+                                                  phones=phones)
             block = align_run(
-                table["onset"].to_numpy(float), table["duration"].to_numpy(float), rows, times,
+                onsets, durations, rows, times,
                 run.tr, method=alignment.get("method", "hrf"),
                 hrf_model=alignment.get("hrf_model", "glover"),
                 delays=alignment.get("delays", [1, 2, 3, 4]),

@@ -145,12 +145,17 @@ def make_plan(layout, subjects: list[str], spec, *, work_dir: Path, output_dir: 
             failures[subject] = exc
     if getattr(getattr(spec, "features", None), "unit", "word") == "sentence":
         check_sentences(registry)
+    if "phoneme_rate" in (getattr(getattr(spec, "features", None), "nuisance", None) or []):
+        check_phones(registry)
     names, files = [], []
     story_dir = inputs / "stories"
     for name, story in sorted(registry.stories.items()):
         path = story_dir / f"{name}.json"
-        payload = json.dumps({"name": name, "words": story.words, "sentences": story.sentences,
-                              "separator": story.separator}, ensure_ascii=False)
+        record = {"name": name, "words": story.words, "sentences": story.sentences,
+                  "separator": story.separator}
+        if story.phones is not None:
+            record["phones"] = story.phones  # phone onsets per word (phoneme_rate band)
+        payload = json.dumps(record, ensure_ascii=False)
         _write_if_changed(path, payload)  # the format read by stimuli_models Story.from_json
         names.append(name)
         files.append(str(path))
@@ -179,6 +184,28 @@ def check_sentences(registry: StoryRegistry) -> None:
             tried = Sentences(None, tried=list(record.get("SentencesTried") or
                                                ["no source (the story was not read from a file)"]))
             raise DatasetError(sentence_error(name, story.sources[0], tried))
+
+
+def check_phones(registry: StoryRegistry) -> None:
+    """Stop when the ``phoneme_rate`` band is asked for and a story has no phone timings.
+
+    Parameters
+    ----------
+    registry : StoryRegistry
+        The stories read for the participants.
+
+    Raises
+    ------
+    DatasetError
+        Naming the first story without phones, its annotation file and the fix.
+    """
+    for name, story in sorted(registry.stories.items()):
+        if story.phones is None:
+            raise DatasetError(
+                f"the 'phoneme_rate' nuisance band needs phone timings, but the annotation "
+                f"'{story.sources[0]}' of story '{name}' has no phone tier; give a TextGrid with "
+                "an IntervalTier named 'phones' (as forced aligners such as the Montreal Forced "
+                "Aligner write) or remove 'phoneme_rate' from [features] nuisance.")
 
 
 def _check_timing(table: pd.DataFrame, run: BoldRun, tolerance: float = 1.0) -> None:

@@ -5,6 +5,18 @@ features (an impulse per word convolved with the HRF, or binned), it becomes:
 
 ``word_rate``
     1 for every word: after alignment, the number of words per volume.
+``word_onset``
+    1 for the first word that starts in each volume's window, 0 for the other
+    words of that window (see :func:`first_in_volume`): after alignment, whether
+    speech starts in a volume, whatever the number of words. It equals
+    ``word_rate`` in volumes with at most one word and differs where several
+    words start in one volume. The choice of words depends on the run's volume
+    times, so the per-word values here are all 1 and the thinning is done when a
+    run is aligned.
+``phoneme_rate``
+    One event per phone at the phone's own onset (a phone tier of the
+    annotation, see :func:`phones_per_word`): after alignment, the number of
+    phones per volume. Per word it is the word's number of phones.
 ``word_length``
     Characters of the word without punctuation (letters, digits, CJK characters).
 ``word_frequency``
@@ -29,7 +41,11 @@ import numpy as np
 from .errors import SettingsError, check_choice
 from .windows import sentence_ids
 
-NUISANCE_BANDS = ("word_rate", "word_length", "word_frequency", "sentence_boundary")
+NUISANCE_BANDS = ("word_rate", "word_onset", "phoneme_rate", "word_length", "word_frequency",
+                  "sentence_boundary")
+#: Bands whose events depend on a run's timing (volume windows, phone onsets), not
+#: only on the words: aligned with :func:`first_in_volume` and :func:`phone_events`.
+TIMED_BANDS = ("word_onset", "phoneme_rate")
 
 
 def normalize_word(word: str, lowercase: bool = True) -> str:
@@ -173,7 +189,8 @@ def read_frequency_file(path: str | os.PathLike, lowercase: bool = True) -> Freq
 
 def nuisance_features(words: list[str], bands: Iterable[str], *,
                       sentences: np.ndarray | None = None,
-                      frequencies: FrequencyTable | None = None) -> dict[str, np.ndarray]:
+                      frequencies: FrequencyTable | None = None,
+                      phones: list | None = None) -> dict[str, np.ndarray]:
     """Low-level features of a story's words, one band each.
 
     Parameters
@@ -186,6 +203,9 @@ def nuisance_features(words: list[str], bands: Iterable[str], *,
         Sentence index of each word (from the annotation); punctuation otherwise.
     frequencies : FrequencyTable, optional
         Needed for ``word_frequency``.
+    phones : list of array-like, optional
+        Onsets of the phones of each word, relative to the word's onset (from
+        :func:`phones_per_word`); needed for ``phoneme_rate``.
 
     Returns
     -------
@@ -195,8 +215,13 @@ def nuisance_features(words: list[str], bands: Iterable[str], *,
     out = {}
     for band in bands:
         check_choice("nuisance", band, NUISANCE_BANDS)
-        if band == "word_rate":
+        if band in ("word_rate", "word_onset"):
             values = np.ones(len(words))
+        elif band == "phoneme_rate":
+            if phones is None or len(phones) != len(words):
+                raise SettingsError("the 'phoneme_rate' band needs the phone onsets of every "
+                                    "word (a phone tier in the annotation).")
+            values = np.array([len(p) for p in phones])
         elif band == "word_length":
             values = np.array([word_length(w) for w in words])
         elif band == "word_frequency":
@@ -209,3 +234,90 @@ def nuisance_features(words: list[str], bands: Iterable[str], *,
             values = np.r_[sent[1:] != sent[:-1], True].astype(float) if len(words) else []
         out[band] = np.asarray(values, dtype=np.float32).reshape(-1, 1)
     return out
+
+
+def first_in_volume(onsets: np.ndarray, times: np.ndarray, tr: float) -> np.ndarray:
+    """Mark the first word that starts in each volume's window.
+
+    Volume ``i`` covers ``times[i] - tr <= onset < times[i]`` (as binned
+    features do); the windows continue at the same spacing before the first and
+    after the last volume, so words outside the volumes are marked alike.
+
+    Parameters
+    ----------
+    onsets : ndarray of shape (n_words,)
+        Word onsets (seconds, same clock as ``times``).
+    times : ndarray of shape (n_volumes,)
+        Acquisition times of the volumes, ``tr`` apart.
+    tr : float
+        Repetition time (seconds).
+
+    Returns
+    -------
+    ndarray of shape (n_words,)
+        1.0 for the earliest word of each window (the first in order for ties),
+        0.0 for the others.
+    """
+    onsets = np.asarray(onsets, dtype=np.float64).reshape(-1)
+    if not len(onsets):
+        return np.zeros(0)
+    window = np.floor((onsets - (float(times[0]) - tr)) / tr + 1e-9).astype(np.int64)
+    order = np.lexsort((np.arange(len(onsets)), onsets))
+    first = np.zeros(len(onsets))
+    _, position = np.unique(window[order], return_index=True)
+    first[order[position]] = 1.0
+    return first
+
+
+def phones_per_word(word_onsets: np.ndarray, phone_onsets: np.ndarray) -> list[list[float]]:
+    """Give each phone to the word it belongs to, as an onset relative to that word.
+
+    A phone belongs to the last word that starts at or before it (phones before
+    the first word go to the first word, with a negative offset), so every phone
+    keeps its exact time: ``word onset + offset``.
+
+    Parameters
+    ----------
+    word_onsets : ndarray of shape (n_words,)
+        Word onsets in increasing order (seconds).
+    phone_onsets : ndarray of shape (n_phones,)
+        Phone onsets on the same clock.
+
+    Returns
+    -------
+    list of list of float, length n_words
+        Offsets (seconds) of the phones of each word.
+    """
+    word_onsets = np.asarray(word_onsets, dtype=np.float64).reshape(-1)
+    phone_onsets = np.sort(np.asarray(phone_onsets, dtype=np.float64).reshape(-1))
+    out: list[list[float]] = [[] for _ in word_onsets]
+    if not len(word_onsets):
+        return out
+    owner = np.clip(np.searchsorted(word_onsets, phone_onsets + 1e-6, side="right") - 1, 0,
+                    len(word_onsets) - 1)
+    for word, phone in zip(owner, phone_onsets, strict=True):
+        out[word].append(round(float(phone - word_onsets[word]), 6))
+    return out
+
+
+def phone_events(word_onsets: np.ndarray, phones: list) -> np.ndarray:
+    """Onsets of the phones of some words (each word's onset plus its phone offsets).
+
+    Parameters
+    ----------
+    word_onsets : ndarray of shape (n_words,)
+        Onsets of the words (any clock).
+    phones : list of array-like, length n_words
+        Phone offsets of each word (see :func:`phones_per_word`).
+
+    Returns
+    -------
+    ndarray of shape (n_phones,)
+        Phone onsets on the clock of ``word_onsets``, sorted.
+    """
+    if len(phones) != len(word_onsets):
+        raise ValueError(f"{len(phones)} phone lists for {len(word_onsets)} words")
+    parts = [onset + np.asarray(offsets, dtype=np.float64).reshape(-1)
+             for onset, offsets in zip(np.asarray(word_onsets, dtype=np.float64), phones,
+                                       strict=True)]
+    return np.sort(np.concatenate(parts)) if parts else np.zeros(0)

@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from stimuli_models.nuisance import phones_per_word
+
 from ..errors import DatasetError
 from .stimuli import WordTimings, is_no_space
 from .stimuli.normalise import normalisation_record, normalise_words
@@ -58,6 +60,8 @@ class StoryText:
     sources: list = field(default_factory=list)
     timings: pd.DataFrame | None = None
     meta: dict = field(default_factory=dict)
+    #: Phone onsets of each word relative to the word (s), when the annotation has phones.
+    phones: list | None = None
 
 
 def _decode(raw: bytes, path: Path) -> str:
@@ -199,7 +203,7 @@ class StoryRegistry:
 
     def add(self, name: str, words: list, source: str, *, separator: str = " ",
             sentences: list | None = None, timings: pd.DataFrame | None = None,
-            meta: dict | None = None) -> str:
+            meta: dict | None = None, phones: list | None = None) -> str:
         """Register a story (or find the identical one) and return its name.
 
         A story heard in several runs (same words) is registered once; a run
@@ -215,7 +219,7 @@ class StoryRegistry:
         while unique in self.stories or self.recorded.get(unique, recorded) != recorded:
             unique, k = f"{name}v{k}", k + 1
         self.stories[unique] = StoryText(unique, list(words), sentences, separator, [source],
-                                         timings, dict(meta or {}))
+                                         timings, dict(meta or {}), phones)
         self._by_words[key] = unique
         return unique
 
@@ -264,8 +268,14 @@ def _register(source: StorySource, registry: StoryRegistry, spec, shift: float,
         if source.sentences.ids is not None:
             kept = np.asarray(source.sentences.ids)[keep]
             sentences = np.unique(kept, return_inverse=True)[1].astype(int).tolist()
+    phones = None
+    if timings.phones is not None:  # on the story clock, like the words
+        phone_times = np.asarray(timings.phones, dtype=float)
+        if timings.time_reference == "run":
+            phone_times = phone_times - shift - source.onset
+        phones = phones_per_word(story_times, phone_times)
     name = registry.add(source.name, words, source.label, separator=separator,
-                        sentences=sentences, timings=story_frame, meta=meta)
+                        sentences=sentences, timings=story_frame, meta=meta, phones=phones)
     return pd.DataFrame({
         "onset": events_onsets, "duration": offsets - onsets, "word": words, "story": name,
         "word_index": np.arange(len(words)), "story_onset": source.onset,

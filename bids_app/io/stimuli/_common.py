@@ -50,6 +50,9 @@ class WordTimings:
     repairs : list of str
         Defects of the file that were repaired while reading, each naming the file,
         the line and what was done (see :class:`Repairs`).
+    phones : ndarray of shape (n_phones,) or None
+        Onsets of the phones (seconds, file clock) when the file has a phone tier
+        (silences left out); None otherwise.
     """
 
     words: list
@@ -63,6 +66,7 @@ class WordTimings:
     time_reference: str = "story"
     notes: list = field(default_factory=list)
     repairs: list = field(default_factory=list)
+    phones: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.words)

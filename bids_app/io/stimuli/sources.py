@@ -222,9 +222,9 @@ def _read(path: Path, spec, run, stim, root, bids_dir, rows=None) -> WordTimings
                               interpolate=spec.interpolate_unaligned,
                               time_reference=spec.time_reference,
                               strict=getattr(spec, "strict", False))
-    repairs = list(timings.repairs)
+    repairs, phones = list(timings.repairs), timings.phones
     timings = _segment(timings, spec, run, stim, root, bids_dir)
-    timings.repairs = repairs
+    timings.repairs, timings.phones = repairs, phones
     return timings
 
 

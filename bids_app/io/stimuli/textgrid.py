@@ -33,6 +33,7 @@ from ._common import (
     read_bytes,
     text_defects,
 )
+from .phones import find_phone_tier, phone_onsets
 
 _TOKEN = re.compile(
     r'"((?:[^"]|"")*)"'                            # 1 string
@@ -359,7 +360,16 @@ def read_textgrid(path: Path, *, tier=None, drop_labels=None,
                            "silences/markers or nothing); choose the word tier with "
                            "annotations.tier or fix the file.")
     _trim_overlaps(onsets, offsets, lines, chosen["name"], repairs)
-    return WordTimings.build(words, onsets, offsets, source=str(path), fmt="textgrid",
-                             source_index=[item[5] for item in items],
-                             source_text=[item[3] for item in items],
-                             notes=[f"tier '{chosen['name']}'"], repairs=repairs.messages)
+    notes = [f"tier '{chosen['name']}'"]
+    phone_tier = find_phone_tier(tiers, chosen)
+    phones = None
+    if phone_tier is not None:
+        phones = phone_onsets(phone_tier, drop, label_separator)
+        notes.append(f"{len(phones)} phones from tier '{phone_tier['name']}'")
+    timings = WordTimings.build(words, onsets, offsets, source=str(path), fmt="textgrid",
+                                source_index=[item[5] for item in items],
+                                source_text=[item[3] for item in items],
+                                notes=notes, repairs=repairs.messages)
+    timings.phones = phones
+    return timings
+
