@@ -24,6 +24,7 @@ from ..io.derivatives import build_name, write_json, write_text
 from .maps import (
     corrupt_output,
     geometry,
+    group_unique_variance,
     included_scores,
     load_values,
     map_kind,
@@ -402,6 +403,8 @@ def run_group(output_dir: str, *, participants: list[str] | None = None,
         datasets[key] = data
         summaries.append(group_variant(data, output_dir, fdr_alpha=fdr_alpha,
                                        n_permutations=n_permutations, seed=seed))
+        for reason in group_unique_variance(data, output_dir, summaries[-1]):
+            skipped.append({"variant": key[0], "task": key[1], "reason": reason})
         shape = geometry(data.paths[0])
         if shape not in region_cache:
             region_cache[shape] = regions_for(data.paths[0], atlas)

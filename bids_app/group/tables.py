@@ -153,6 +153,8 @@ def variant_table(summaries: list[dict], regions: pd.DataFrame, scores: pd.DataF
         if not scores.empty and "mean_r2_unique" in scores and "region" in scores:
             brain = scores[scores["region"] == "brain"]  # beside the full model's mean r
             row["mean_r2_unique"] = _score_column(brain, variant, "mean_r2_unique")
+        if "mean_r2_unique_map" in summary:  # mean of the group stat-meanr2unique map
+            row["mean_r2_unique_map"] = summary["mean_r2_unique_map"]
         row["note"] = (f"identical to {same[variant]} by construction" if variant in same
                        else "")
         rows.append(row)

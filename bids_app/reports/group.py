@@ -18,7 +18,8 @@ VARIANT_COLUMNS = ["variant", "task", "hemi", "method", "nlu_task", "layer", "de
                    "mean_r_language", "mean_r_top", "mean_r_normalised",
                    "mean_r_normalised_language", "n_significant_fdr", "n_significant_perm",
                    "n_significant_subject_mean",
-                   "mean_r2_unique", "cka_drift", "settings_hash", "note"]
+                   "mean_r2_unique", "mean_r2_unique_map", "cka_drift", "settings_hash",
+                   "note"]
 
 
 def _headline(table: pd.DataFrame, comparisons: list[dict]) -> str:
@@ -142,6 +143,10 @@ def write_group_report(output_dir: Path, *, summaries: list[dict], regions: pd.D
         if "meanr" in maps:
             body.append(brain_map(maps["meanr"], f"{label}: group mean r",
                                   f"Group mean r of {label}.", f"fig-meanr-{ident}"))
+        if "meanr2unique" in maps:
+            body.append(brain_map(maps["meanr2unique"], f"{label}: group mean unique R²",
+                                  f"Group mean of the R² that {label}'s features add to the "
+                                  "nuisance bands (stat-r2unique).", f"fig-r2unique-{ident}"))
         if "tfdr" in maps:
             n_sig = summary.get("n_significant_fdr", 0)
             body.append(brain_map(maps["tfdr"], f"{label}: t, FDR q < {fdr_alpha}",
