@@ -121,3 +121,40 @@ def _prepared_with_task(nlu_bert, method, task):
     torch.manual_seed(3)
     backbone, _ = method.prepare(model, model_dir=nlu_bert, tokenizer=tokenizer, task=task)
     return [(n, p) for n, p in backbone.named_parameters() if p.requires_grad]
+
+
+def _features(method, nlu_bert, variant_dir):
+    from stimuli_models.features import FeatureSettings, compute_features
+
+    loaded = method.load_for_features(nlu_bert, variant_dir, device="cpu")
+    words = "the keeper lit the lamp and the ship saw the light at dusk".split()
+    feats = compute_features(words, loaded.model, loaded.tokenizer,
+                             FeatureSettings(layers="all", context_words=4, stride=1),
+                             n_layers=loaded.n_layers, n_virtual_tokens=loaded.n_virtual_tokens)
+    return feats.features, loaded.n_virtual_tokens
+
+
+@pytest.mark.parametrize("name", ["prompt", "prefix", "ptuning-v2"])
+def test_untrained_control_separates_the_position_shift_from_training(nlu_bert, task, tmp_path,
+                                                                      name):
+    """Frozen vs control: the virtual tokens' shift; control vs trained: training only."""
+    import numpy as np
+
+    trained = get_method(name, num_virtual_tokens=N_VIRTUAL)
+    control = get_method(name, num_virtual_tokens=N_VIRTUAL, untrained=True)
+    trained.tune(nlu_bert, task, tmp_path / "trained", seed=3, device="cpu", training=TRAINING)
+    control.tune(nlu_bert, task, tmp_path / "control", seed=3, device="cpu", training=TRAINING)
+    frozen, _ = _features(get_method("frozen"), nlu_bert, None)
+    untrained, n_control = _features(control, nlu_bert, tmp_path / "control")
+    tuned, n_tuned = _features(trained, nlu_bert, tmp_path / "trained")
+    assert n_control == n_tuned  # same virtual tokens, so the same positions
+    # layer 0 (embeddings): the control already differs from frozen (the position shift) ...
+    assert np.abs(untrained[0] - frozen[0]).max() > 1e-2
+    # ... and equals the trained variant, which cannot differ before any attention layer
+    np.testing.assert_allclose(tuned[0], untrained[0], atol=1e-6)
+    # deeper layers: the trained variant differs from its control ...
+    assert np.abs(tuned[-1] - untrained[-1]).max() > 1e-3
+    # ... only through the trained weights: the control's weights in the trained method's
+    # model give the control's features at every layer
+    swapped, _ = _features(trained, nlu_bert, tmp_path / "control")
+    np.testing.assert_allclose(swapped, untrained, atol=1e-6)
