@@ -454,6 +454,12 @@ def sentences_without_source(case: Case) -> list[str]:
     return case.argv("--participant-label", "02")
 
 
+def phoneme_rate_without_phones(case: Case) -> list[str]:
+    case.write_spec(case.spec.read_text().replace(
+        "context_words = 5", 'context_words = 5\nnuisance = ["word_rate", "phoneme_rate"]'))
+    return case.argv("--participant-label", "02")
+
+
 def events_empty_words(case: Case) -> list[str]:
     _rewrite_events(case, "02", 2, lambda text: "\n".join(
         [text.splitlines()[0]] + [line.rsplit("\t", 1)[0] + "\tn/a"
@@ -964,6 +970,8 @@ CATALOGUE = [
         r"run-2_events\.tsv' has no column.*word", bad="02"),
     Row("sentence-unit-without-punctuation", sentences_without_source, EXIT_DATASET,
         r"no sentence boundaries for story .*punctuation \(no sentence ends", bad="02"),
+    Row("phoneme-rate-without-phone-tier", phoneme_rate_without_phones, EXIT_DATASET,
+        r"the annotation 'sub-02/func/.*_events\.tsv' of story .* has no phone tier", bad="02"),
     Row("events-without-words", events_empty_words, EXIT_DATASET,
         r"run-2_events\.tsv' lists no words", bad="02"),
     Row("events-ragged-others-complete", events_ragged, EXIT_FAILED,
