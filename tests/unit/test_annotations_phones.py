@@ -132,3 +132,23 @@ def test_phoneme_rate_without_phone_tier_exits_3_naming_the_file(tmp_path, capfd
     assert code == 3
     assert "the annotation 'stimuli/s0.TextGrid' of story 's0' has no phone tier" in seen.err
     assert "Traceback" not in seen.err + seen.out
+
+
+def test_gentle_json_phones_start_at_each_word(tmp_path):
+    entries = [
+        {"case": "success", "word": "the", "start": 0.5, "end": 0.62,
+         "phones": [{"phone": "dh_B", "duration": 0.05}, {"phone": "ah_E", "duration": 0.07}]},
+        {"case": "not-found-in-audio", "word": "old"},
+        {"case": "success", "word": "lamp", "start": 1.0, "end": 1.4,
+         "phones": [{"phone": "l_B", "duration": 0.1}, {"phone": "ae_I", "duration": 0.1},
+                    {"phone": "m_I", "duration": 0.1}, {"phone": "p_E", "duration": 0.1}]},
+    ]
+    path = tmp_path / "align.json"
+    path.write_text(json.dumps({"transcript": "the old lamp", "words": entries}))
+    timings = read_annotation(path)
+    np.testing.assert_allclose(timings.phones, [0.5, 0.55, 1.0, 1.1, 1.2, 1.3])
+    assert any("6 phones" in note for note in timings.notes)
+    for entry in entries:
+        entry.pop("phones", None)
+    path.write_text(json.dumps({"transcript": "the old lamp", "words": entries}))
+    assert read_annotation(path).phones is None

@@ -19,6 +19,7 @@ import numpy as np
 
 from ...errors import DatasetError
 from ._common import WordTimings, decode_text, read_bytes
+from .phones import gentle_phone_onsets
 
 
 def interpolate_missing(onsets: np.ndarray, offsets: np.ndarray,
@@ -126,7 +127,11 @@ def read_gentle_json(path: Path, *, interpolate: bool = True) -> WordTimings:
         offsets.append(float(end) if ok else np.nan)
         aligned.append(ok)
         index.append(i)
-    return _finish(words, onsets, offsets, aligned, index, path, interpolate)
+    timings = _finish(words, onsets, offsets, aligned, index, path, interpolate)
+    timings.phones = gentle_phone_onsets(entries)
+    if timings.phones is not None:
+        timings.notes.append(f"{len(timings.phones)} phones from the words' 'phones' lists")
+    return timings
 
 
 def _number(value: str):

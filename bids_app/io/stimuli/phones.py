@@ -1,9 +1,10 @@
 """Phone tiers of annotations: the timings behind the ``phoneme_rate`` nuisance band.
 
-Forced aligners (the Montreal Forced Aligner, Penn's P2FA, Gentle exported to
-Praat) write a phone tier beside the word tier of a TextGrid; LeBel/Huth's and
-Natural Stories' alignments have one. Only phone onsets are kept: the band
-counts phones per volume.
+Forced aligners (the Montreal Forced Aligner, Penn's P2FA) write a phone tier
+beside the word tier of a TextGrid, as LeBel/Huth's and Natural Stories'
+alignments have; Gentle's ``align.json`` lists the phones of each aligned word
+with their durations. Only phone onsets are kept: the band counts phones per
+volume.
 """
 
 from __future__ import annotations
@@ -62,3 +63,35 @@ def phone_onsets(tier: dict, drop: set, label_separator: str = " / ") -> np.ndar
     kept = [start for start, _, label in tier["items"]
             if clean_label(label, drop, label_separator) is not None]
     return np.sort(np.asarray(kept, dtype=float))
+
+
+def gentle_phone_onsets(entries: list) -> np.ndarray | None:
+    """Onsets of the phones of Gentle's ``align.json`` words, or None when it lists none.
+
+    Gentle gives each aligned word (``case == "success"``) a ``phones`` list of
+    ``{"phone", "duration"}`` in order, starting at the word's ``start``.
+
+    Parameters
+    ----------
+    entries : list of dict
+        The file's ``words`` list.
+
+    Returns
+    -------
+    ndarray of shape (n_phones,) or None
+        Sorted onsets in seconds (file clock).
+    """
+    onsets, found = [], False
+    for entry in entries:
+        phones = entry.get("phones") if isinstance(entry, dict) else None
+        if not isinstance(phones, list) or entry.get("case", "success") != "success":
+            continue
+        found = True
+        try:
+            durations = np.asarray([float(p["duration"]) for p in phones], dtype=float)
+            start = float(entry["start"])
+        except (KeyError, TypeError, ValueError):
+            continue  # a word without usable phone times keeps its word timing only
+        if len(durations) and np.all(np.isfinite(durations)) and np.isfinite(start):
+            onsets.extend(start + np.r_[0.0, np.cumsum(durations)[:-1]])
+    return np.sort(np.asarray(onsets, dtype=float)) if found else None
