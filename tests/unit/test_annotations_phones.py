@@ -6,6 +6,7 @@ import json
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bids_app.config import AnnotationConfig
@@ -152,3 +153,27 @@ def test_gentle_json_phones_start_at_each_word(tmp_path):
         entry.pop("phones", None)
     path.write_text(json.dumps({"transcript": "the old lamp", "words": entries}))
     assert read_annotation(path).phones is None
+
+
+@pytest.mark.realdata
+def test_natural_stories_phone_rate_is_not_word_rate(shared_data):
+    """On a real story the three controls are related but distinct regressors (TR 2 s)."""
+    from bids_app.alignment import align_run, frame_times
+    from bids_app.band_events import band_events
+    from stimuli_models.nuisance import phones_per_word
+
+    timings = read_annotation(shared_data / "naturalstories" / "audio" / "3_aligned.TextGrid")
+    tr = 2.0
+    times = frame_times(int(timings.offsets.max() / tr) + 10, tr, reference=1.0)
+    table = pd.DataFrame({"onset": timings.onsets, "duration": timings.offsets - timings.onsets,
+                          "story": "s", "word_index": np.arange(len(timings.words))})
+    ones = {"s": np.ones((len(timings.words), 1), dtype=np.float32)}
+    phones = {"s": phones_per_word(timings.onsets, timings.phones)}
+    rate, onset, phone = (align_run(*band_events(b, ones, table, times, tr, phones=phones),
+                                    times, tr, zscore=False)[:, 0]
+                          for b in ("word_rate", "word_onset", "phoneme_rate"))
+    every_phone = align_run(timings.phones, np.zeros(len(timings.phones)),
+                            np.ones((len(timings.phones), 1)), times, tr, zscore=False)[:, 0]
+    np.testing.assert_allclose(phone, every_phone, rtol=1e-5, atol=1e-6)
+    assert 0.5 < np.corrcoef(rate, phone)[0, 1] < 0.95
+    assert 0.5 < np.corrcoef(rate, onset)[0, 1] < 0.95
