@@ -292,6 +292,10 @@ R2UNIQUE_DESCRIPTION = (
 def unique_variance_paths(r_paths: list) -> list[Path] | None:
     """The ``stat-r2unique`` map beside each ``stat-r`` map, or None unless all exist.
 
+    A ``stat-r2unique`` map counts only when its sidecar's ``SettingsHash`` is that
+    of the ``stat-r`` map: one left by an earlier run under other settings (e.g.
+    before ``nuisance = []``) is not this fit's.
+
     Parameters
     ----------
     r_paths : list of str or Path
@@ -301,9 +305,14 @@ def unique_variance_paths(r_paths: list) -> list[Path] | None:
     -------
     list of Path or None
     """
-    paths = [Path(p).with_name(Path(p).name.replace("_stat-r_", "_stat-r2unique_"))
-             for p in r_paths]
-    return paths if all(p.is_file() for p in paths) else None
+    paths = []
+    for r_path in r_paths:
+        path = Path(r_path).with_name(Path(r_path).name.replace("_stat-r_", "_stat-r2unique_"))
+        if not path.is_file() or (read_sidecar(path).get("SettingsHash")
+                                  != read_sidecar(r_path).get("SettingsHash")):
+            return None
+        paths.append(path)
+    return paths
 
 
 def group_unique_variance(data, output_dir: str | Path, summary: dict) -> list[str]:
@@ -336,8 +345,10 @@ def group_unique_variance(data, output_dir: str | Path, summary: dict) -> list[s
         if len(lacking) == len(data.subjects):
             return []
         return ["no group stat-meanr2unique map: " + ", ".join(f"sub-{s}" for s in lacking)
-                + " have no stat-r2unique map (fitted without nuisance bands); rerun them with "
-                "the same [features] nuisance."]
+                + (" has" if len(lacking) == 1 else " have")
+                + " no stat-r2unique map made with their stat-r map (fitted without "
+                "nuisance bands, or under other settings); rerun them with the same "
+                "[features] nuisance."]
     values = np.stack([load_values(p) for p in paths])
     valid = data.valid & np.all(np.isfinite(values), axis=0)
     mean = np.where(valid, np.nan_to_num(values).mean(axis=0), 0.0).astype(np.float32)

@@ -94,4 +94,25 @@ def test_no_group_map_when_some_participants_lack_it(group):
                                       if s["variant"] == PARTIAL)["maps"]
     html = open(result["report"], encoding="utf-8").read()
     assert ("no group stat-meanr2unique map: sub-02, sub-03, sub-04 have no stat-r2unique map "
-            "(fitted without nuisance bands)") in html
+            "made with their stat-r map") in html
+
+
+def test_a_stale_unique_variance_map_is_not_averaged(tmp_path):
+    """A stat-r2unique left by a run under other settings does not enter the group mean."""
+    out = make_fake_outputs(tmp_path, n_subjects=3, variants={WITH: VARIANTS[WITH]},
+                            with_alpha=False)
+    for s in range(1, 4):
+        func = out / f"sub-{s:02d}" / "func"
+        r_map = next(func.glob(f"*_stat-r_desc-{WITH}_statmap.nii.gz"))
+        sidecar = r_map.with_name(r_map.name.replace(".nii.gz", ".json"))
+        sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()),
+                                       "SettingsHash": "new"}))
+        brain = np.asanyarray(nib.load(r_map).dataobj).ravel() != 0
+        _write_unique(out, f"{s:02d}", WITH, np.where(brain, 0.05, 0.0))
+        unique = next(func.glob(f"*_stat-r2unique_desc-{WITH}_statmap.json"))
+        unique.write_text(json.dumps({**json.loads(unique.read_text()),
+                                      "SettingsHash": "new" if s < 3 else "old"}))
+    result = run_group(str(out), statistics=STATS)
+    assert not _group_map(out, WITH).exists()
+    html = open(result["report"], encoding="utf-8").read()
+    assert "sub-03 has no stat-r2unique map made with their stat-r map" in html
