@@ -7,6 +7,7 @@ import json
 import nibabel as nib
 import numpy as np
 import pandas as pd
+import pytest
 
 from bids_app.errors import EXIT_DATASET, EXIT_OK
 from tests.helpers.stimuli import word_intervals, write_textgrid
@@ -68,3 +69,22 @@ def test_phoneme_rate_without_a_phone_tier_stops_naming_the_file(case, run_cli):
     assert "has no phone tier; give a TextGrid with an IntervalTier named 'phones'" in err
     assert "Traceback" not in err
     assert not case.statmaps("01")
+
+
+def test_group_level_writes_the_mean_unique_variance_map(group_case, run_cli):
+    code, err = run_cli(group_case.argv(level="group"))
+    assert code == EXIT_OK, err
+    group = group_case.out / "group"
+    mean_map = next(group.glob("*_stat-meanr2unique_desc-tinyfrozenL1_statmap.nii.gz"))
+    participants = [np.asanyarray(nib.load(p).dataobj) for p in sorted(
+        group_case.out.glob("sub-*/func/*_stat-r2unique_desc-tinyfrozenL1_statmap.nii.gz"))]
+    assert len(participants) == 3
+    values = np.asanyarray(nib.load(mean_map).dataobj)
+    analysed = values != 0
+    assert analysed.sum() > 100
+    np.testing.assert_allclose(values[analysed], np.mean(participants, axis=0)[analysed],
+                               rtol=1e-5, atol=1e-7)
+    table = pd.read_csv(group / "group_variants.tsv", sep="\t")
+    assert table["mean_r2_unique_map"].iloc[0] == pytest.approx(values[analysed].mean(),
+                                                                rel=1e-4)
+    assert "fig-r2unique-tinyfrozenL1" in (group / "group.html").read_text(encoding="utf-8")
