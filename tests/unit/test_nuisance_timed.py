@@ -174,3 +174,65 @@ def test_designs_hold_phone_and_onset_bands(planned, tmp_path):
         assert np.std(phone) > 0 and np.std(onset) > 0
     with pytest.raises(DatasetError, match="'phoneme_rate' nuisance band needs phone timings"):
         _designs(planned, tmp_path / "e", plan.story_files, ["phoneme_rate"])
+
+
+def _phone_story(rng, n_volumes=150):
+    """One run: words with 1-10 phones each; voxels driven by phone rate or by language."""
+    duration = n_volumes * TR
+    onsets = np.sort(rng.uniform(0, duration - 10, size=int(duration * 2.2)))
+    # phones per word drift slowly (passages of short and of long words), as in real speech
+    drift = np.convolve(rng.standard_normal(len(onsets) + 40), np.hanning(41), "valid")
+    n_phones = np.clip(np.round(4.5 + 3.0 * drift / drift.std()
+                                + rng.standard_normal(len(onsets))), 1, 10).astype(int)
+    # language features: 6 smooth random dimensions; the first also tracks the word's phones,
+    # as real features track word length
+    walk = np.cumsum(rng.standard_normal((len(onsets), 6)), axis=0)
+    walk = (walk - walk.mean(0)) / walk.std(0)
+    language = walk + rng.standard_normal(walk.shape)
+    language[:, 0] += 2.0 * (n_phones - n_phones.mean()) / n_phones.std()
+    phones = [list(np.arange(k) * 0.06) for k in n_phones]
+    return onsets, phones, language
+
+
+def test_phoneme_rate_band_takes_phone_driven_variance_from_the_language_band():
+    """Voxels driven by phone rate get no unique language variance once phone rate is a band."""
+    from bids_app.encoding.engine import cross_validate
+    from bids_app.unique_variance import nuisance_candidates, unique_variance
+
+    rng = np.random.default_rng(7)
+    alphas, cv = np.logspace(-1, 4, 6), {"outer_cv": "leave-one-run-out", "inner_folds": 3,
+                                         "backend": "numpy"}
+    times = np.arange(150) * TR + 1.0
+    designs, Ys, weights = [], [], rng.standard_normal((6, 8))
+    for _ in range(3):
+        onsets, phones, language = _phone_story(rng)
+        table = _table(onsets)
+        blocks = {}
+        for band, values in (("L3", language), ("word_rate", np.ones((len(onsets), 1))),
+                             ("phoneme_rate", np.ones((len(onsets), 1)))):
+            features = {"s": values.astype(np.float32)}
+            blocks[band] = align_run(*band_events(band, features, table, times, TR,
+                                                  phones={"s": phones}), times, TR)
+        phone_signal = blocks["phoneme_rate"] @ np.ones((1, 8))
+        language_signal = blocks["L3"][:, 1:] @ weights[1:]  # not the phone-tracking column
+        Y = np.hstack([phone_signal, language_signal]) + 1.2 * rng.standard_normal((150, 16))
+        Ys.append(((Y - Y.mean(0)) / Y.std(0)).astype(np.float32))
+        designs.append(blocks)
+    phone_voxels, language_voxels = slice(0, 8), slice(8, 16)
+    unique = {}
+    for nuisance in (["word_rate"], ["word_rate", "phoneme_rate"]):
+        names = ["L3", *nuisance]
+        Xs = [np.hstack([d[b] for b in names]).astype(np.float32) for d in designs]
+        edges = np.cumsum([0] + [designs[0][b].shape[1] for b in names])
+        bands = {b: [int(a), int(z)] for b, a, z in zip(names, edges[:-1], edges[1:],
+                                                         strict=True)}
+        full = cross_validate(nuisance_candidates(Xs, bands, nuisance), Ys, alphas, **cv)
+        unique[len(nuisance)] = unique_variance(Xs, Ys, bands, nuisance, full.r2, alphas, **cv)
+    # with word rate alone, the language band's phone-tracking column takes the phone voxels
+    assert unique[1][phone_voxels].mean() > 0.05
+    # with the phone-rate band, the language band adds (almost) nothing there ...
+    assert abs(unique[2][phone_voxels].mean()) < 0.02
+    assert unique[2][phone_voxels].mean() < unique[1][phone_voxels].mean() / 3
+    # ... and keeps its unique variance in the language voxels
+    assert unique[2][language_voxels].mean() > 0.1
+    assert abs(unique[2][language_voxels].mean() - unique[1][language_voxels].mean()) < 0.05
