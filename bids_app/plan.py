@@ -145,7 +145,9 @@ def make_plan(layout, subjects: list[str], spec, *, work_dir: Path, output_dir: 
             failures[subject] = exc
     if getattr(getattr(spec, "features", None), "unit", "word") == "sentence":
         check_sentences(registry)
-    if "phoneme_rate" in (getattr(getattr(spec, "features", None), "nuisance", None) or []):
+    wants_phones = "phoneme_rate" in (getattr(getattr(spec, "features", None), "nuisance",
+                                              None) or [])
+    if wants_phones:
         check_phones(registry)
     names, files = [], []
     story_dir = inputs / "stories"
@@ -153,8 +155,8 @@ def make_plan(layout, subjects: list[str], spec, *, work_dir: Path, output_dir: 
         path = story_dir / f"{name}.json"
         record = {"name": name, "words": story.words, "sentences": story.sentences,
                   "separator": story.separator}
-        if story.phones is not None:
-            record["phones"] = story.phones  # phone onsets per word (phoneme_rate band)
+        if wants_phones:  # phone onsets per word (only then, so other records stay as they were)
+            record["phones"] = story.phones
         payload = json.dumps(record, ensure_ascii=False)
         _write_if_changed(path, payload)  # the format read by stimuli_models Story.from_json
         names.append(name)

@@ -102,21 +102,26 @@ def _story_dataset(root, phones: bool):
 
 
 def test_story_json_of_a_plan_carries_phones(tmp_path):
-    from bids_app.config import default_spec
+    from bids_app.config import default_spec, spec_from_dict
     from bids_app.io.bids import make_derivative_layouts, make_layout
     from bids_app.plan import make_plan
     from tests.helpers.fmriprep import SPACE
 
     synthetic = _story_dataset(tmp_path, phones=True)
-    plan = make_plan(make_layout(synthetic.bids), ["01"], default_spec(),
-                     work_dir=tmp_path / "work", output_dir=tmp_path / "out",
-                     derivatives=make_derivative_layouts({"fmriprep": synthetic.fmriprep}),
-                     space=f"{SPACE}:res-2", bids_dir=synthetic.bids)
-    assert not plan.failures, plan.failures
-    for story_file in plan.story_files:
-        record = json.loads(open(story_file, encoding="utf-8").read())
-        assert len(record["phones"]) == len(record["words"])
-        assert all(len(p) == 2 and p[0] == 0.0 for p in record["phones"])
+    with_phones = spec_from_dict({"features": {"nuisance": ["word_rate", "phoneme_rate"]}})
+    for spec, work in ((with_phones, "work"), (default_spec(), "work_default")):
+        plan = make_plan(make_layout(synthetic.bids), ["01"], spec,
+                         work_dir=tmp_path / work, output_dir=tmp_path / "out",
+                         derivatives=make_derivative_layouts({"fmriprep": synthetic.fmriprep}),
+                         space=f"{SPACE}:res-2", bids_dir=synthetic.bids)
+        assert not plan.failures, plan.failures
+        for story_file in plan.story_files:
+            record = json.loads(open(story_file, encoding="utf-8").read())
+            if work == "work":
+                assert len(record["phones"]) == len(record["words"])
+                assert all(len(p) == 2 and p[0] == 0.0 for p in record["phones"])
+            else:  # without the band the story records are as before
+                assert "phones" not in record
 
 
 def test_phoneme_rate_without_phone_tier_exits_3_naming_the_file(tmp_path, capfd):
