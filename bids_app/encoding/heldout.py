@@ -31,6 +31,7 @@ from .permutation import (
     METHODS,
     P_VALUES,
     combine_folds,
+    combined_score,
     fold_correlation,
     fold_scores,
     permutation_indices,
@@ -83,6 +84,10 @@ class HeldoutTest:
         self.z_null = None
         self._indices: dict = {}
         self.fallback_folds: set = set()
+        #: Combined held-out score of every voxel, set by :meth:`finish`: the fold scores
+        #: (each centred and scaled by its own fold's null) summed and scaled to unit
+        #: variance under the null; NaN where nothing was tested. The group stage tests it.
+        self.score: np.ndarray | None = None
 
     @property
     def needs_training_predictions(self) -> bool:
@@ -183,6 +188,9 @@ class HeldoutTest:
         """
         rho = fold_correlation(self.z_null)
         p = combine_folds(self.z, self.null_sum, rho, p_value=self.p_value)
+        score = combined_score(self.z, rho).astype(np.float32)
+        score[np.isnan(p)] = np.nan
+        self.score = score
         q = fdr_bh(p).astype(np.float32)
         floor = 1.0 / (self.n_permutations + 1) if self.p_value == "permutation" else 0.0
         info = {"n_permutations": self.n_permutations, "permutation": self.method,
