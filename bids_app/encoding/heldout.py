@@ -25,6 +25,8 @@ volumes, in run order) is needed by the default ``mismatched`` null only
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .permutation import (
@@ -39,6 +41,12 @@ from .permutation import (
     window_indices,
 )
 from .stats import fdr_bh
+
+#: Said whenever the block scheme is chosen: it is not calibrated at short TRs.
+BLOCK_WARNING = ("'permutation' = 'block' is kept for comparison only and is not calibrated for "
+                 "strongly autocorrelated BOLD: shuffled blocks break autocorrelation slower "
+                 "than a block, and on null data with AR(1) 0.95 per volume (TRs near 0.7 s) it "
+                 "marked 6.2-7.2 % of voxels p < .05; use 'mismatched' (the default).")
 
 
 class HeldoutTest:
@@ -74,6 +82,8 @@ class HeldoutTest:
             raise ValueError(f"'heldout_p' must be one of {set(P_VALUES)}; got {p_value!r}")
         if n_permutations < 1:
             raise ValueError(f"'n_permutations' must be at least 1; got {n_permutations}")
+        if method == "block":
+            warnings.warn(BLOCK_WARNING, UserWarning, stacklevel=2)
         self.n_folds, self.n_voxels = int(n_folds), int(n_voxels)
         self.n_permutations, self.method = int(n_permutations), method
         self.block_length, self.p_value = int(block_length), p_value

@@ -124,3 +124,17 @@ def test_planted_voxels_are_found_with_the_default_test():
     res = cross_validate(Xs, Ys, settings.pop("alphas"), backend="numpy", **settings)
     assert (res.q[:n_sig] < 0.05).mean() > 0.8
     assert (res.q[n_sig:] < 0.05).mean() < 0.05
+
+
+def test_the_uncalibrated_block_scheme_says_so():
+    import warnings
+
+    from bids_app.encoding.heldout import HeldoutTest
+
+    with pytest.warns(UserWarning, match="'block' is kept for comparison only and is not "
+                                         "calibrated"):
+        HeldoutTest(4, 10, 5, method="block")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for method in ("mismatched", "circular"):
+            HeldoutTest(4, 10, 5, method=method)
