@@ -235,4 +235,5 @@ def banded_cross_validate(Xs, Ys, bands: dict, alphas, *, outer_cv: str = "leave
               "run_lengths": np.bincount(groups, minlength=len(Ys)).tolist(),
               "seconds": round(time.perf_counter() - started, 3), **stats_info},
         r2_split=split_folds.mean(0), p=p, q=q,
+        z=significance.score if significance is not None else None,
     )

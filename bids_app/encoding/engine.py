@@ -27,7 +27,7 @@ from .heldout import HeldoutTest
 from .scoring import alpha_edge_message, alpha_grid_edges, pearson_r, r2_score
 from .solver import RidgePlan, batch_size_for
 
-_OPTIONAL = ("p", "q", "layer_folds", "r2_split")
+_OPTIONAL = ("p", "q", "layer_folds", "r2_split", "z")
 
 
 @dataclass
@@ -53,6 +53,10 @@ class EncodingResult:
     r2_split : ndarray of shape (n_bands, n_voxels) or None
         Banded ridge: R² of the held-out prediction partitioned between bands
         (``info['bands']`` names them).
+    z : ndarray of shape (n_voxels,) or None
+        Held-out score of the test of ``p``: fold scores centred and scaled by each
+        fold's own null, summed and scaled to unit variance under the null (NaN where
+        nothing was tested). The group stage tests it across participants.
     """
 
     r: np.ndarray
@@ -67,6 +71,7 @@ class EncodingResult:
     q: np.ndarray | None = None
     layer_folds: np.ndarray | None = None
     r2_split: np.ndarray | None = None
+    z: np.ndarray | None = None
 
     def save(self, path) -> None:
         """Save as ``.npz`` (atomically)."""
@@ -278,6 +283,7 @@ def cross_validate(Xs, Ys, alphas, *, outer_cv: str = "leave-one-run-out",
               "alpha_grid_edges": edges,
               "run_lengths": np.bincount(groups, minlength=len(Ys)).tolist()},
         p=p, q=q, layer_folds=layer_folds,
+        z=significance.score if significance is not None else None,
     )
 
 

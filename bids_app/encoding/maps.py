@@ -14,7 +14,7 @@ import numpy as np
 
 #: Value written outside the analysed voxels, per map: p and q maps hold NaN there (never a
 #: value that passes a threshold), other maps 0.
-UNANALYSED = {stat: float("nan") for stat in ("p", "q", "rdiffp", "rdiffq")}
+UNANALYSED = {stat: float("nan") for stat in ("p", "q", "z", "rdiffp", "rdiffq")}
 #: Sidecar statement of that convention.
 UNANALYSED_NOTE = ("n/a (NaN) outside the analysis mask and where the held-out BOLD or "
                    "prediction is constant: such voxels were not tested")
@@ -32,6 +32,11 @@ DESCRIPTIONS = {
          "their dependence measured on time-reversed pseudo-null voxels, and the p value is "
          "the rank of that sum among the null sums (+1 corrected).",
     "q": "Benjamini-Hochberg FDR-adjusted p value (q value) of stat-p over the voxels analysed.",
+    "z": "Held-out score tested by stat-p: each outer fold's r minus the mean of its null, "
+         "over the null's standard deviation, summed over folds and scaled to unit variance "
+         "under the null (fold dependence measured on time-reversed pseudo-null voxels). It "
+         "has mean 0 and variance 1 under the null whatever the voxel's autocorrelation; the "
+         "group level tests it across participants.",
     "r2split": "Part of the held-out R² attributed to one feature band by banded ridge "
                "(himalaya r2_score_split: the bands' parts sum to the model's R²).",
     "rdiff": "Difference in held-out r (first minus second variant), mean over outer folds.",
@@ -89,6 +94,9 @@ def result_maps(result) -> list[tuple[str, np.ndarray, dict]]:
                                      **test}))
         maps.append(("q", result.q, {"Statistic": "q", "Description": DESCRIPTIONS["q"],
                                      "MultipleComparisonCorrection": "Benjamini-Hochberg FDR",
+                                     **test}))
+    if result.z is not None:
+        maps.append(("z", result.z, {"Statistic": "z", "Description": DESCRIPTIONS["z"],
                                      **test}))
     if result.r2_split is not None:
         for name, values in zip(info.get("bands", []), result.r2_split, strict=True):

@@ -305,6 +305,27 @@ def fold_correlation(z_null: np.ndarray | None) -> float:
     return float(np.clip(rho, 0.0, 0.95))
 
 
+def combined_score(z_folds: np.ndarray, rho: float) -> np.ndarray:
+    """Sum of the fold scores scaled to unit variance under the null.
+
+    Parameters
+    ----------
+    z_folds : ndarray of shape (n_folds, n_voxels)
+        Observed fold scores (:func:`fold_scores`), each centred and scaled by its
+        own fold's null.
+    rho : float
+        Correlation between fold scores under the null (:func:`fold_correlation`).
+
+    Returns
+    -------
+    ndarray of shape (n_voxels,)
+        ``sum_k z_k / sqrt(K + K (K - 1) rho)`` (float64): mean 0 and variance 1 under
+        the null, whatever the voxel's autocorrelation.
+    """
+    k = z_folds.shape[0]
+    return z_folds.astype(np.float64).sum(axis=0) / np.sqrt(k + k * (k - 1) * rho)
+
+
 def combine_folds(z_folds: np.ndarray, null_sum: np.ndarray | None, rho: float, *,
                   p_value: str = "permutation") -> np.ndarray:
     """One p value per voxel from dependent fold scores.
@@ -330,7 +351,7 @@ def combine_folds(z_folds: np.ndarray, null_sum: np.ndarray | None, rho: float, 
     if p_value not in P_VALUES:
         raise ValueError(f"'heldout_p' must be one of {set(P_VALUES)}; got {p_value!r}")
     k = z_folds.shape[0]
-    observed = z_folds.astype(np.float64).sum(axis=0) / np.sqrt(k + k * (k - 1) * rho)
+    observed = combined_score(z_folds, rho)
     if p_value == "normal":
         from scipy import stats
 

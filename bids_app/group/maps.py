@@ -83,6 +83,34 @@ def load_values(path: str | Path) -> np.ndarray:
     return np.asarray(data, dtype=np.float32).ravel()
 
 
+def load_scores(maps, key: tuple, subjects: list) -> np.ndarray | None:
+    """Stack the participants' held-out score maps (``stat-z``) of one variant.
+
+    Parameters
+    ----------
+    maps : DataFrame
+        Participant maps (columns ``sub, desc, task, space, hemi, kind, stat, path``).
+    key : tuple
+        ``(desc, task, space, hemi, kind)`` of the variant's maps.
+    subjects : list of str
+        Participants in the order of the group's r maps.
+
+    Returns
+    -------
+    ndarray of shape (n_subjects, n_elements) or None
+        None unless every participant has a ``stat-z`` map of the same size as its
+        ``stat-r`` map (written by the participant level with a held-out test).
+    """
+    columns = ("desc", "task", "space", "hemi", "kind")
+    rows = maps[maps["stat"] == "z"]
+    for column, value in zip(columns, key, strict=True):
+        rows = rows[rows[column].fillna("") == (value or "")]
+    paths = dict(zip(rows["sub"], rows["path"], strict=True))
+    if any(subject not in paths for subject in subjects):
+        return None
+    return np.stack([load_values(paths[subject]) for subject in subjects])
+
+
 def corrupt_output(path: str | Path, exc: BaseException) -> DatasetError:
     """The error for a participant output that exists but cannot be read in full.
 

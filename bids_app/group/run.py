@@ -26,6 +26,7 @@ from .maps import (
     geometry,
     group_unique_variance,
     included_scores,
+    load_scores,
     load_values,
     map_kind,
     read_sidecar,
@@ -34,7 +35,13 @@ from .maps import (
 )
 from .provenance import check_provenance, expected_hashes
 from .regions import RegionSet, region_means, regions_for, top_voxel_means
-from .stats import GROUP_P_MAPS, GROUP_UNANALYSED_NOTE, fisher_z, one_sample_test
+from .stats import (
+    GROUP_P_MAPS,
+    GROUP_UNANALYSED_NOTE,
+    fisher_z,
+    group_test_values,
+    one_sample_test,
+)
 
 LOGGER = logging.getLogger("brainenc.group")
 _ENTITY = re.compile(r"([a-z]+)-([A-Za-z0-9]+)")
@@ -139,6 +146,8 @@ class GroupData:
     values: np.ndarray           # (n_subjects, n_elements) r, all elements of the map
     valid: np.ndarray            # (n_elements,) analysed in every subject
     metadata: dict = field(default_factory=dict)
+    #: (n_subjects, n_elements) participants' held-out scores (``stat-z``), when all have them
+    scores: np.ndarray | None = None
 
 
 def load_group_data(rows: pd.DataFrame, masks: dict) -> GroupData | str:
@@ -217,17 +226,22 @@ def group_variant(data: GroupData, output_dir: Path, *, fdr_alpha: float = 0.05,
     dict
         ``variant``, ``subjects``, ``n_voxels``, significance counts and the written ``maps``.
     """
+    if data.scores is not None:
+        # elements some participant did not test (constant there) are left out of every map
+        data = replace(data, valid=data.valid & np.all(np.isfinite(data.scores), axis=0))
     z = fisher_z(data.values[:, data.valid])
     summary = {"variant": data.variant, **data.entities, "kind": data.kind,
                "subjects": data.subjects, "n_voxels": int(data.valid.sum()),
                "metadata": data.metadata}
     mean_r = np.tanh(z.mean(axis=0))
+    tested, test_fields = group_test_values(data.scores, z, data.valid)
     if len(data.subjects) < 2:
         maps = {"meanr": (mean_r, DESCRIPTIONS["meanr"])}
     else:
-        result = one_sample_test(z, n_permutations=n_permutations, seed=seed)
+        result = one_sample_test(tested, n_permutations=n_permutations, seed=seed)
         maps = one_sample_maps(result, fdr_alpha, mean_name="meanr", mean_values=mean_r,
                          mean_description=DESCRIPTIONS["meanr"], hypothesis="(H1: r > 0)")
+        maps["t"] = (maps["t"][0], test_fields["GroupTestDescription"])
         summary["n_significant_fdr"] = int(np.sum(result.q < fdr_alpha))
         if result.p_perm is not None:
             summary["n_significant_perm"] = int(np.sum(result.q_perm < fdr_alpha))
@@ -236,7 +250,9 @@ def group_variant(data: GroupData, output_dir: Path, *, fdr_alpha: float = 0.05,
     summary["maps"] = write_group_maps(data, maps, output_dir, {
         "desc": data.variant, "Variant": data.variant,
         "SettingsHash": data.metadata.get("SettingsHash"), "FDRAlpha": fdr_alpha,
-        "Permutations": summary.get("n_permutations", 0), "RandomSeed": seed})
+        "Permutations": summary.get("n_permutations", 0), "RandomSeed": seed,
+        "GroupTestStatistic": test_fields["GroupTestStatistic"]})
+    summary["group_test_statistic"] = test_fields["GroupTestStatistic"]
     return summary
 
 
@@ -395,6 +411,7 @@ def run_group(output_dir: str, *, participants: list[str] | None = None,
             skipped.append({"variant": key[0], "task": key[1], "reason": data})
             LOGGER.warning("group maps of %s skipped: %s", key[0], data)
             continue
+        data.scores = load_scores(inputs.maps, key, data.subjects)
         if len(data.subjects) < 2:
             reason = (f"only sub-{data.subjects[0]} has a stat-r map, so no group test (t, p, q) "
                       "was computed (it needs 2 participants); only the mean map was written")

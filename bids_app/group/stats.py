@@ -25,6 +25,53 @@ GROUP_UNANALYSED_NOTE = ("n/a (NaN) where no test was made: outside the particip
                          "mask, or where the participants' values do not vary")
 
 
+#: What the group tests, by the participant maps available.
+GROUP_TEST_STATISTICS = {
+    "heldout_z": ("One-sample t across participants of their held-out scores (stat-z: each "
+                  "participant's r centred and scaled by that participant's own null; "
+                  "H1: above chance)."),
+    "fisher_z_r": ("One-sample t across participants of Fisher-z r (H1: r > 0); participants "
+                   "had no held-out test (heldout_permutations = 0), so p values assume "
+                   "fold-averaged r is symmetric about 0 under the null."),
+}
+
+
+def group_test_values(scores: np.ndarray | None, z_r: np.ndarray,
+                      valid: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Choose the per-participant values the group tests.
+
+    A participant's fold-averaged held-out r is not symmetric about 0 under the null
+    (its folds share training runs) and its spread depends on the voxel's
+    autocorrelation, so the sign-flip and t tests of r are not exact. The
+    participants' held-out scores (``stat-z``) are centred and scaled by each
+    participant's own null, voxel by voxel, and are tested instead when every
+    participant has them.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n_subjects, n_elements) or None
+        Participants' ``stat-z`` maps (all elements).
+    z_r : ndarray of shape (n_subjects, n_valid)
+        Fisher-z r over the analysed elements.
+    valid : ndarray of shape (n_elements,)
+        Analysed elements.
+
+    Returns
+    -------
+    values : ndarray of shape (n_subjects, n_valid)
+        Values to test.
+    fields : dict
+        ``GroupTestStatistic`` (``'heldout_z'`` or ``'fisher_z_r'``) and
+        ``GroupTestDescription`` for the sidecars.
+    """
+    if scores is not None:
+        name, values = "heldout_z", np.asarray(scores, dtype=np.float64)[:, valid]
+    else:
+        name, values = "fisher_z_r", z_r
+    return values, {"GroupTestStatistic": name,
+                    "GroupTestDescription": GROUP_TEST_STATISTICS[name]}
+
+
 def fisher_z(r: np.ndarray) -> np.ndarray:
     """``arctanh`` of correlations, clipped away from +-1 (float64)."""
     return np.arctanh(np.clip(np.asarray(r, dtype=np.float64), -0.999999, 0.999999))

@@ -61,8 +61,13 @@ def _methods(summaries: list[dict], fdr_alpha: float, regions: pd.DataFrame) -> 
     return (
         "<div class='methods'><p>Group statistics were computed with brainenc "
         f"{__version__} from the participants' held-out correlation maps. Correlations were "
-        "Fisher z-transformed; the group mean map is the back-transformed mean. Each voxel was "
-        "tested across participants with a one-sided one-sample t test and with a sign-flip "
+        "Fisher z-transformed; the group mean map is the back-transformed mean. "
+        + ("Each participant's held-out r was scored against that participant's own null "
+           "(its held-out test), voxel by voxel, as a score with mean 0 and variance 1 under "
+           "the null; these scores were "
+           if any(s.get("group_test_statistic") == "heldout_z" for s in summaries) else
+           "Fisher-z r was ")
+        + "tested across participants with a one-sided one-sample t test and with a sign-flip "
         f"permutation test of the t statistic ({n_perm} sign patterns, exhaustive when "
         "2^n is smaller; family-wise p values from the maximum-t distribution). p values were "
         f"corrected with the Benjamini-Hochberg false discovery rate at q &lt; {fdr_alpha}. "

@@ -9,6 +9,9 @@ Every voxel is a true null: any p < alpha is a false positive.
 
 from __future__ import annotations
 
+import functools
+import warnings
+
 import numpy as np
 
 
@@ -64,3 +67,63 @@ def null_story_data(seed: int, phi: float, *, lengths=(150, 170, 160, 180),
     Xs = [drifting_features(rng, n, n_features) for n in lengths]
     Ys = [ar1(rng, n, grid, phi, smooth).reshape(n, -1).astype(np.float32) for n in lengths]
     return Xs, Ys
+
+
+def default_settings() -> dict:
+    """The participant-level encoding and held-out test settings a user gets by default."""
+    from bids_app.config import ExperimentSpec
+
+    spec = ExperimentSpec()
+    enc, stats = spec.encoding, spec.statistics
+    return {"alphas": enc.alphas, "outer_cv": enc.outer_cv, "inner_folds": enc.inner_folds,
+            "trim": enc.trim_edges, "n_permutations": stats.heldout_permutations,
+            "permutation": stats.permutation, "block_length": stats.block_length,
+            "heldout_p": stats.heldout_p}
+
+
+def null_fits(phi: float, seeds, *, grid=(10, 10, 8), smooth: float = 1.5,
+              lengths=(150, 170, 160, 180), **overrides) -> list:
+    """Fit the real ``cross_validate`` on one null dataset per seed (cached per process).
+
+    Parameters
+    ----------
+    phi : float
+        AR(1) coefficient of the BOLD.
+    seeds : iterable of int
+        One participant per seed (also the seed of its permutations).
+    grid, smooth, lengths
+        As in :func:`null_story_data`; ``smooth=0`` makes voxels independent given
+        the design, so that voxel counts follow a binomial law.
+    **overrides
+        Settings replacing :func:`default_settings` (e.g. ``permutation='block'``).
+
+    Returns
+    -------
+    list of EncodingResult
+    """
+    return [_null_fit(phi, int(seed), tuple(grid), float(smooth), tuple(lengths),
+                      tuple(sorted(overrides.items()))) for seed in seeds]
+
+
+@functools.lru_cache(maxsize=256)
+def _null_fit(phi, seed, grid, smooth, lengths, overrides):
+    from bids_app.encoding.engine import cross_validate
+    from bids_app.threads import limit_threads
+
+    settings = {**default_settings(), **dict(overrides)}
+    alphas = settings.pop("alphas")
+    Xs, Ys = null_story_data(seed, phi, grid=grid, smooth=smooth, lengths=lengths)
+    with warnings.catch_warnings(), limit_threads(1):
+        # noise-only voxels choose the largest alpha: the grid-edge warning is expected
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return cross_validate(Xs, Ys, alphas, backend="numpy", random_state=seed, **settings)
+
+
+def binomial_upper(rate: float, n: int, z: float = 3.29) -> float:
+    """Largest share of ``n`` independent trials a test of size ``rate`` passes.
+
+    ``rate + z * sqrt(rate (1 - rate) / n)``: with ``z = 3.29`` a calibrated test
+    exceeds it with probability about 0.0005 (one-sided normal approximation of the
+    binomial), so a test comparing a count with it is not flaky.
+    """
+    return rate + z * float(np.sqrt(rate * (1 - rate) / n))

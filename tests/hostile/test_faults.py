@@ -35,6 +35,10 @@ def _final_maps_load(case: Case, sub: str) -> None:
             assert np.isfinite(data[r != 0]).all(), path
             assert (r[~np.isfinite(data)] == 0).all(), path
             assert np.nanmin(data) >= 0 and np.nanmax(data) <= 1, path
+        elif "_stat-z_" in path.name:  # held-out score: NaN where not tested, like p
+            r = np.asanyarray(nib.load(str(path).replace("_stat-z_", "_stat-r_")).dataobj)
+            assert np.isfinite(data[r != 0]).all(), path
+            assert (r[~np.isfinite(data)] == 0).all(), path
         else:
             assert np.isfinite(data).all(), path
 

@@ -131,7 +131,7 @@ def test_fit_encoding_files_and_maps(tmp_path):
     pred = np.load(tmp_path / "res_predictions.npy")
     assert pred.shape == (4 * 57, 40) and np.abs(pred).sum() > 0
     labels = [label for label, _, _ in result_maps(res)]
-    assert labels == ["r", "r2", "alpha", "p", "q"]
+    assert labels == ["r", "r2", "alpha", "p", "q", "z"]
     assert all(re.fullmatch(r"[A-Za-z0-9]+", lab) for lab in labels)
     fields = dict((lab, f) for lab, _, f in result_maps(res))
     assert fields["p"]["NPermutations"] == 100 and "SignificanceTest" in fields["q"]
