@@ -19,22 +19,19 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import tomli_w
-
-from stimuli_models.cache import atomic_file
 from stimuli_models.errors import SettingsError
 from stimuli_models.features import FeatureSettings
 from stimuli_models.nuisance import NUISANCE_BANDS
 from stimuli_models.training import TrainingSettings
 
 from .errors import UsageError
-from .spec_checks import LABEL_PATTERN, MAX_ALPHA, validate_spec
-from .spec_types import check_range, check_value, setting
+from .spec_checks import LABEL_PATTERN, MAX_ALPHA, validate_spec, with_settings
+from .spec_files import save_spec, spec_with_absolute_paths
+from .spec_types import build_section, setting
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -98,7 +95,7 @@ class VariantEntry:
 
 @dataclass
 class FeatureConfig:
-    """``[features]``: how features are computed, and the bands of the design.
+    """How features are computed, and the bands of the design.
 
     ``computed`` is the :class:`stimuli_models.features.FeatureSettings` its keys
     fill; they are read as attributes of this section too (``features.layers``).
@@ -167,20 +164,22 @@ class AnnotationConfig:
                                "BIDS_DIR, or absolute).")
     mapping: dict = setting(default_factory=dict, help="Run selector -> file pattern(s) of "
                             "word timings kept outside BIDS.")
-    tier: str | int = setting("", help="TextGrid tier of the words (name or index; empty: "
-                              "the first word-like tier).")
+    tier: str | int = setting("", help="TextGrid tier of the words, by name or 1-based index "
+                              "(empty: the tier named like 'words').")
     drop_labels: list[str] = setting(default_factory=lambda: [
         "", "sp", "sil", "sil.", "spn", "pau", "silence", "#", "<s>", "</s>", "<sil>", "<unk>",
-        "{SL}", "{LG}", "{NS}", "{BR}", "{CG}", "{LS}"], help="Labels that are silences or "
-        "markers, not words.")
-    label_separator: str = setting(" / ", help="Separator of several labels in one interval.")
-    interpolate_unaligned: bool = setting(True, help="Give words without timing times "
-                                          "interpolated between their neighbours.")
+        "{SL}", "{LG}", "{NS}", "{BR}", "{CG}", "{LS}"], help="TextGrid labels that are "
+        "silences (as is any label in {}, <> or []).")
+    label_separator: str = setting(" / ", help="A TextGrid label keeps the text "
+                                 "before it ('YOU / 1.2' reads 'YOU').")
+    interpolate_unaligned: bool = setting(True, help="Words Gentle could not align "
+                                          "get interpolated times (false: they are dropped).")
     time_reference: Literal["auto", "story", "run"] = setting(
-        "auto", help="Clock of the file times: from the story's start or the run's.")
+        "auto", help="Whether annotation times count from the story's start (the story onset "
+        "is added) or the run's; 'auto': 'run' for .mat files, 'story' otherwise.")
     clock: Literal["events", "scanner"] = setting(
-        "events", help="Whether events.tsv onsets count from the first kept volume or the "
-        "scanner's start.")
+        "events", help="'scanner': times count from the scanner's first (discarded) volume, "
+        "so NumberOfVolumesDiscardedByScanner x TR is subtracted.")
     language: str = setting("", help="Language code (zh, ja, th ... join words without "
                             "spaces).")
     segmentation: Literal["none", "characters", "file", "dictionary"] = setting(
@@ -215,8 +214,8 @@ class BoldConfig:
     high_pass: float = setting(0.0, help="High-pass cut-off in Hz (0 disables).")
     dummy_scans: int = setting(0, help="Non-steady-state volumes to drop at the start of each "
                                "run.", minimum=0)
-    slice_time_ref: float = setting(0.5, help="Time of a volume's sample within its TR, as a "
-                                    "fraction of the TR.")
+    slice_time_ref: float = setting(0.5, help="When a volume is sampled within its TR, as a "
+                                    "fraction of the TR, where the sidecar has no StartTime.")
     confounds: str = setting("", help="fMRIPrep confound strategy (simple, scrubbing, compcor, "
                              "ica_aroma, custom); empty: none.")
     confound_options: dict = setting(default_factory=dict, help="Options of the confound "
@@ -266,7 +265,8 @@ class EncodingConfig:
     inner_folds: int = setting(5, help="Folds choosing alpha within the training runs "
                                "(at least 2).")
     backend: Literal["auto", "numpy", "torch", "torch_cuda"] = setting(
-        "auto", help="himalaya backend ('auto': torch_cuda on a GPU, else numpy).")
+        "auto", help="himalaya backend ('auto': torch_cuda on a GPU unless --device cpu, "
+        "else torch).")
     n_targets_batch: int = setting(0, help="Voxels solved at a time (0: all).", minimum=0)
     trim_edges: list[int] = setting(default_factory=lambda: [0, 0], help="Volumes left out at "
                                     "the start and end of every run after alignment.")
@@ -356,6 +356,8 @@ class ExperimentSpec:
         # task options are keys of the [[tasks]] table itself, as users write them
         data["tasks"] = [{**{k: v for k, v in t.items() if k != "options"}, **t["options"]}
                          for t in data.get("tasks", [])]
+        if not data["tasks"]:
+            del data["tasks"]
         return _drop_empty(data)
 
 
@@ -369,55 +371,13 @@ SECTIONS = {
 ENTRIES = {"models": ModelEntry, "tasks": TaskEntry, "variants": VariantEntry}
 
 
-def section_fields(cls: type) -> list[tuple[dataclasses.Field, typing.Any]]:
-    """Fields of a section as written in TOML, with their resolved annotations.
-
-    The nested ``FeatureSettings`` of ``[features]`` contributes its own fields.
-    """
-    hints = typing.get_type_hints(cls)
-    out = []
-    for item in dataclasses.fields(cls):
-        if dataclasses.is_dataclass(hints[item.name]):
-            out.extend(section_fields(hints[item.name]))
-        else:
-            out.append((item, hints[item.name]))
-    return out
-
-
 def _drop_empty(obj):
+    """``obj`` without unset values (TOML has no null); empty lists are kept (``nuisance = []``)."""
     if isinstance(obj, dict):
-        return {k: _drop_empty(v) for k, v in obj.items() if v is not None and v != []}
+        return {k: _drop_empty(v) for k, v in obj.items() if v is not None}
     if isinstance(obj, (list, tuple)):
         return [_drop_empty(v) for v in obj]
     return obj
-
-
-def _build(cls, data: dict, where: str):
-    """Check the keys and values of one TOML table and build its dataclass."""
-    if not isinstance(data, dict):
-        raise UsageError(f"'{where}' must be a table; got {data!r}.")
-    fields_ = section_fields(cls)
-    names = [item.name for item, _ in fields_]
-    unknown = sorted(set(data) - set(names))
-    if unknown and "options" not in names:
-        raise UsageError(
-            f"unknown key(s) {', '.join(repr(u) for u in unknown)} in [{where}] of the experiment "
-            f"spec; allowed keys: {', '.join(names)}."
-        )
-    for item, hint in fields_:
-        if item.name in data:
-            check_value(f"{where}.{item.name}", data[item.name], hint)
-            check_range(f"{where}.{item.name}", data[item.name], item.metadata)
-    if "options" in names:
-        options = {k: v for k, v in data.items() if k not in names}
-        check_value(f"{where}", options, dict)
-        data = {**{k: v for k, v in data.items() if k in names}, "options": options}
-    if cls is FeatureConfig:
-        return FeatureConfig.from_flat(data)
-    try:
-        return cls(**data)
-    except SettingsError as exc:
-        raise UsageError(f"[{where}]: {exc}") from None
 
 
 def spec_from_dict(data: dict, source_file: str = "") -> ExperimentSpec:
@@ -434,13 +394,14 @@ def spec_from_dict(data: dict, source_file: str = "") -> ExperimentSpec:
     kwargs = {}
     for key, cls in SECTIONS.items():
         if key in data:
-            kwargs[key] = _build(cls, data[key], key)
+            kwargs[key] = build_section(cls, data[key], key)
     for key, cls in ENTRIES.items():
         if key in data:
             items = data[key]
             if not isinstance(items, list) or (not items and key != "tasks"):
                 raise UsageError(f"'{key}' must be a non-empty list of tables ([[{key}]]).")
-            kwargs[key] = [_build(cls, item, f"{key}[{i}]") for i, item in enumerate(items)]
+            kwargs[key] = [build_section(cls, item, f"{key}[{i}]")
+                           for i, item in enumerate(items)]
     spec = ExperimentSpec(**kwargs, source_file=source_file)
     validate_spec(spec)
     return spec
@@ -465,113 +426,6 @@ def load_spec(path: str | Path | None) -> ExperimentSpec:
     return spec_from_dict(data, source_file=str(path.resolve()))
 
 
-def with_settings(spec: ExperimentSpec, overrides: dict[str, typing.Any]) -> ExperimentSpec:
-    """A new spec with some settings replaced; ``spec`` itself is left unchanged.
-
-    Parameters
-    ----------
-    spec : ExperimentSpec
-        The spec loaded from TOML (or built in Python).
-    overrides : dict of str to object
-        ``{"<section>.<key>": value}``, e.g. ``{"bold.dummy_scans": 2}`` (the
-        ``--dummy-scans`` option), ``{"features.unit": "sentence"}``.
-
-    Returns
-    -------
-    ExperimentSpec
-        A copy sharing every untouched section with ``spec``, checked like a
-        loaded spec.
-
-    Raises
-    ------
-    UsageError
-        When a name is not a setting of the spec, or its value is of the wrong
-        type, not among the choices or out of range (exit code 2).
-
-    Examples
-    --------
-    >>> spec = default_spec()
-    >>> changed = with_settings(spec, {"bold.dummy_scans": 2, "features.unit": "sentence"})
-    >>> (spec.bold.dummy_scans, changed.bold.dummy_scans, changed.features.unit)
-    (0, 2, 'sentence')
-    """
-    sections: dict[str, dict] = {}
-    for name, value in overrides.items():
-        section, _, key = name.partition(".")
-        fields_ = dict((item.name, (item, hint))
-                       for item, hint in section_fields(SECTIONS.get(section, object)))
-        if key not in fields_:
-            raise UsageError(f"'{name}' is not a setting of the experiment spec; name one as "
-                             "'<section>.<key>' (see the README's tables of settings).")
-        item, hint = fields_[key]
-        check_value(name, value, hint)
-        check_range(name, value, item.metadata)
-        sections.setdefault(section, {})[key] = value
-    replaced = {}
-    for section, values in sections.items():
-        current = getattr(spec, section)
-        if isinstance(current, FeatureConfig):
-            replaced[section] = FeatureConfig.from_flat({**current.to_dict(), **values})
-            continue
-        try:
-            replaced[section] = dataclasses.replace(current, **values)
-        except SettingsError as exc:
-            raise UsageError(f"[{section}]: {exc}") from None
-    new = dataclasses.replace(spec, **replaced)
-    validate_spec(new)
-    return new
-
-
 def default_spec() -> ExperimentSpec:
     """The built-in spec: packaged MiniLM, frozen, middle layer, HRF alignment."""
     return ExperimentSpec()
-
-
-def _absolute(value, base: Path, *, must_exist: bool):
-    """``value`` (a path relative to ``base``, or a list of them) made absolute."""
-    if isinstance(value, list):
-        return [_absolute(v, base, must_exist=must_exist) for v in value]
-    if not isinstance(value, str) or not value.strip():
-        return value
-    path = Path(value).expanduser()
-    if path.is_absolute():
-        return value
-    candidate = base / path
-    if must_exist and not candidate.exists():
-        return value  # not a file of the spec (an installed model package, a hub id)
-    return str(candidate.resolve())
-
-
-def spec_with_absolute_paths(spec: ExperimentSpec) -> dict:
-    """The spec as data, with the files it names relative to its folder made absolute.
-
-    A saved spec is read from another folder (``OUTPUT_DIR``) than the one it was
-    written in, so relative model directories, task data, word-frequency lists and
-    atlases would otherwise point elsewhere.
-    """
-    data = spec.to_dict()
-    if not spec.source_file:
-        return data
-    base = Path(spec.source_file).parent
-    for model in data.get("models", []):
-        if "source" in model:
-            model["source"] = _absolute(model["source"], base, must_exist=True)
-    for task in data.get("tasks", []):
-        for key in ("train", "dev", "test", "path", "cache_dir"):
-            if key in task:
-                task[key] = _absolute(task[key], base, must_exist=False)
-    features = data.get("features", {})
-    if "frequency_file" in features:
-        features["frequency_file"] = _absolute(features["frequency_file"], base,
-                                               must_exist=False)
-    statistics = data.get("statistics", {})
-    if "atlas" in statistics:
-        statistics["atlas"] = _absolute(statistics["atlas"], base, must_exist=True)
-    return data
-
-
-def save_spec(spec: ExperimentSpec, path: str | Path) -> None:
-    """Write the resolved spec as TOML (atomically), its files as absolute paths."""
-    with atomic_file(path, "w") as handle:
-        handle.write("# Resolved brainenc experiment spec (reusable with --config-file)\n")
-        handle.write(tomli_w.dumps(spec_with_absolute_paths(spec)))

@@ -22,7 +22,7 @@ from .alignment import HRF_MODELS
 from .errors import UsageError
 from .io.confounds import check_confound_settings
 from .io.hcp import check_pattern
-from .spec_types import check_fields
+from .spec_types import check_fields, check_range, check_value, section_fields
 from .variant_labels import check_bands_with
 
 #: Labels that become part of file names.
@@ -73,6 +73,65 @@ def validate_spec(spec: Any) -> None:
                          f"got {spec.bold.slice_time_ref}.")
     _validate_inputs(spec)
     _check_statistics(spec.statistics)
+
+
+def with_settings(spec: Any, overrides: dict[str, Any]) -> Any:
+    """A new spec with some settings replaced; ``spec`` itself is left unchanged.
+
+    Parameters
+    ----------
+    spec : ExperimentSpec
+        The spec loaded from TOML (or built in Python).
+    overrides : dict of str to object
+        ``{"<section>.<key>": value}``, e.g. ``{"bold.dummy_scans": 2}`` (the
+        ``--dummy-scans`` option), ``{"features.unit": "sentence"}``.
+
+    Returns
+    -------
+    ExperimentSpec
+        A copy sharing every untouched section with ``spec``, checked like a
+        loaded spec.
+
+    Raises
+    ------
+    UsageError
+        When a name is not a setting of the spec, or its value is of the wrong
+        type, not among the choices or out of range (exit code 2).
+
+    Examples
+    --------
+    >>> from bids_app.config import default_spec
+    >>> spec = default_spec()
+    >>> changed = with_settings(spec, {"bold.dummy_scans": 2, "features.unit": "sentence"})
+    >>> (spec.bold.dummy_scans, changed.bold.dummy_scans, changed.features.unit)
+    (0, 2, 'sentence')
+    """
+    sections: dict[str, dict] = {}
+    for name, value in overrides.items():
+        section, _, key = name.partition(".")
+        current = getattr(spec, section, None)
+        fields_ = ({item.name: (item, hint) for item, hint in section_fields(type(current))}
+                   if dataclasses.is_dataclass(current) else {})
+        if key not in fields_:
+            raise UsageError(f"'{name}' is not a setting of the experiment spec; name one as "
+                             "'<section>.<key>' (see the README's tables of settings).")
+        item, hint = fields_[key]
+        check_value(name, value, hint)
+        check_range(name, value, item.metadata)
+        sections.setdefault(section, {})[key] = value
+    replaced = {}
+    for section, values in sections.items():
+        current = getattr(spec, section)
+        try:
+            if hasattr(current, "from_flat"):  # a section nesting other settings
+                replaced[section] = current.from_flat({**current.to_dict(), **values})
+            else:
+                replaced[section] = dataclasses.replace(current, **values)
+        except SettingsError as exc:
+            raise UsageError(f"[{section}]: {exc}") from None
+    new = dataclasses.replace(spec, **replaced)
+    validate_spec(new)
+    return new
 
 
 def _check_names(spec: Any) -> None:

@@ -20,6 +20,8 @@ import types
 import typing
 from typing import Any, Literal
 
+from stimuli_models.errors import SettingsError
+
 from .errors import UsageError
 
 _UNIONS = (typing.Union, types.UnionType)
@@ -254,3 +256,67 @@ def check_fields(obj: Any, where: str) -> None:
             continue
         check_value(f"{where}.{item.name}", value, hints[item.name])
         check_range(f"{where}.{item.name}", value, item.metadata)
+
+
+def section_fields(cls: type) -> list[tuple[dataclasses.Field, typing.Any]]:
+    """Fields of a section as written in TOML, with their resolved annotations.
+
+    The nested ``FeatureSettings`` of ``[features]`` contributes its own fields.
+    """
+    hints = typing.get_type_hints(cls)
+    out = []
+    for item in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[item.name]):
+            out.extend(section_fields(hints[item.name]))
+        else:
+            out.append((item, hints[item.name]))
+    return out
+
+
+def build_section(cls: type, data: dict, where: str) -> Any:
+    """Check the keys and values of one TOML table and build its dataclass.
+
+    Parameters
+    ----------
+    cls : type
+        The section's dataclass. One with a ``from_flat`` class method is built
+        by it (a section nesting another dataclass); one with an ``options``
+        field receives the unknown keys there.
+    data : dict
+        The table as parsed from TOML.
+    where : str
+        Its name in the spec (``features``, ``tasks[0]``).
+
+    Returns
+    -------
+    object
+        The section.
+
+    Raises
+    ------
+    UsageError
+        For an unknown key, or a value of the wrong type, not among the choices
+        or out of range.
+    """
+    if not isinstance(data, dict):
+        raise UsageError(f"'{where}' must be a table; got {data!r}.")
+    fields_ = section_fields(cls)
+    names = [item.name for item, _ in fields_]
+    unknown = sorted(set(data) - set(names))
+    if unknown and "options" not in names:
+        raise UsageError(
+            f"unknown key(s) {', '.join(repr(u) for u in unknown)} in [{where}] of the experiment "
+            f"spec; allowed keys: {', '.join(names)}."
+        )
+    for item, hint in fields_:
+        if item.name in data:
+            check_value(f"{where}.{item.name}", data[item.name], hint)
+            check_range(f"{where}.{item.name}", data[item.name], item.metadata)
+    if "options" in names:
+        options = {k: v for k, v in data.items() if k not in names}
+        check_value(where, options, dict)
+        data = {**{k: v for k, v in data.items() if k in names}, "options": options}
+    try:
+        return cls.from_flat(data) if hasattr(cls, "from_flat") else cls(**data)
+    except SettingsError as exc:
+        raise UsageError(f"[{where}]: {exc}") from None
