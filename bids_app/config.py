@@ -29,6 +29,7 @@ from stimuli_models.nuisance import NUISANCE_BANDS
 from stimuli_models.training import TrainingSettings
 
 from .errors import UsageError
+from .io.confounds import REGRESSION_MODES
 from .spec_checks import LABEL_PATTERN, MAX_ALPHA, validate_spec, with_settings
 from .spec_files import save_spec, spec_with_absolute_paths
 from .spec_types import build_section, setting
@@ -137,6 +138,12 @@ class FeatureConfig:
             raise UsageError(f"[features]: {exc}") from None
         return cls(computed=settings, **{k: v for k, v in data.items() if k in own})
 
+    @classmethod
+    def from_dict(cls, data: dict | None) -> FeatureConfig:
+        """Build from the flat table or from ``dataclasses.asdict`` of a section."""
+        data = dict(data or {})
+        return cls(**data) if "computed" in data else cls.from_flat(data)
+
     def settings(self) -> FeatureSettings:
         """The :class:`stimuli_models.features.FeatureSettings` of this section."""
         return self.computed
@@ -154,16 +161,17 @@ class AnnotationConfig:
     """How word timings are read from the dataset (see ``bids_app.io.stimuli``)."""
 
     text_column: str = setting("word", help="Column of events.tsv holding the words.")
-    separator: str = setting("auto", help="How words are joined into text ('auto': no space "
-                             "for zh, ja, th ...; or the separator itself).")
+    separator: str = setting("auto", help="How words are joined into text: the separator "
+                             "itself, or 'auto' (none for languages written without spaces, "
+                             "else a space).")
     lowercase: bool = setting(False, help="Lowercase the words.")
     strip_punctuation: bool = setting(False, help="Remove punctuation from the words.")
     numbers: Literal["keep", "spell", "drop"] = setting(
         "keep", help="'spell' writes digits as English words, 'drop' removes number words.")
     stimuli_dir: str = setting("stimuli", help="Folder of the mapped files (relative to "
                                "BIDS_DIR, or absolute).")
-    mapping: dict = setting(default_factory=dict, help="Run selector -> file pattern(s) of "
-                            "word timings kept outside BIDS.")
+    mapping: dict = setting(default_factory=dict, help="Run selector → file pattern(s) of "
+                            "word timings kept outside BIDS (see above).")
     tier: str | int = setting("", help="TextGrid tier of the words, by name or 1-based index "
                               "(empty: the tier named like 'words').")
     drop_labels: list[str] = setting(default_factory=lambda: [
@@ -180,26 +188,31 @@ class AnnotationConfig:
     clock: Literal["events", "scanner"] = setting(
         "events", help="'scanner': times count from the scanner's first (discarded) volume, "
         "so NumberOfVolumesDiscardedByScanner x TR is subtracted.")
-    language: str = setting("", help="Language code (zh, ja, th ... join words without "
-                            "spaces).")
+    language: str = setting("", help="Language code; zh, ja, th … join words without "
+                            "spaces.")
     segmentation: Literal["none", "characters", "file", "dictionary"] = setting(
-        "none", help="How character timings are pooled into words.")
+        "none", help="'characters' (one word per character), 'file' (segmentation_file: a "
+        "pattern like mapping, e.g. SMN4Lang's word-level file beside the character-level one) "
+        "or 'dictionary' (forward maximum matching on dictionary, unknown characters stay "
+        "single): character timings are pooled into words (first onset, last offset).")
     segmentation_file: str = setting("", help="Pattern of the word-level file (segmentation = "
                                      "'file').")
     dictionary: str = setting("", help="Word list, one word per line (segmentation = "
                               "'dictionary').")
-    end_tolerance: float = setting(5.0, help="Seconds a story may end after its run.",
+    end_tolerance: float = setting(5.0, help="Seconds a story may end after its run; words "
+                                   "after the run are reported, more than this is an error.",
                                    minimum=0)
-    strict: bool = setting(False, help="Refuse an annotation with a known defect instead of "
-                           "repairing it.")
-    sentence_column: str = setting("", help="Column of events.tsv holding sentence numbers.")
+    strict: bool = setting(False, help="Refuse an annotation with a known defect (below) "
+                           "instead of repairing it.")
+    sentence_column: str = setting("", help="Column of events.tsv (one word per row) "
+                                   "whose value changes where a sentence starts.")
     sentence_tier: str = setting("", help="TextGrid tier of sentences (empty: one named like "
-                                 "'sentence' or 'phrase').")
+                                 "'sentence', 'phrase' or 'utterance').")
     transcript: str = setting("", help="Punctuated transcript (a pattern under stimuli_dir, "
                               "placeholders as in mapping).")
     sentence_fallback: Literal["none", "pause", "chunks"] = setting(
-        "none", help="Sentences when no source has them: at silences >= sentence_gap s, or "
-        "sentence_chunk words each.")
+        "none", help="Only when asked, sentences where no source has them: 'pause' (a "
+        "sentence ends at a silence ≥ sentence_gap s) or 'chunks' (sentence_chunk words each).")
     sentence_gap: float = setting(0.5, help="Silence (s) that ends a sentence (sentence_fallback "
                                   "= 'pause').")
     sentence_chunk: int = setting(12, help="Words per sentence (sentence_fallback = 'chunks').")
@@ -220,8 +233,9 @@ class BoldConfig:
                              "ica_aroma, custom); empty: none.")
     confound_options: dict = setting(default_factory=dict, help="Options of the confound "
                                      "strategy (nilearn's load_confounds_strategy).")
-    confound_regression: str = setting("fold", help="'fold': shared confound coefficients fitted "
-                                       "on the training runs; 'run': within each run.")
+    confound_regression: Literal[REGRESSION_MODES] = setting(  # type: ignore[valid-type]
+        "fold", help="'fold': motion and tissue confounds share coefficients fitted on the "
+        "training runs; 'run': every confound regressed within its own run.")
     voxel_batch: int = setting(20000, help="Voxels cleaned at a time.")
 
 

@@ -279,3 +279,22 @@ def test_help_of_an_option_that_sets_a_setting_is_the_field_help():
     text = " ".join(result.output.split())
     assert field_help(BoldConfig, "dummy_scans") in text
     assert "Replaces [bold] dummy_scans of the spec." in text
+
+
+def test_every_section_has_a_generated_table_in_the_readme():
+    from bids_app.spec_docs import render_readme
+
+    text = ("<!-- spec-settings: features -->\nold\n<!-- /spec-settings -->\n")
+    with pytest.raises(ValueError, match="no generated table of section"):
+        render_readme(text)
+    with pytest.raises(ValueError, match="unknown spec section"):
+        render_readme("<!-- spec-settings: feature -->\n<!-- /spec-settings -->")
+
+
+def test_feature_section_is_built_from_the_flat_table_or_from_asdict():
+    spec = with_settings(default_spec(), {"features.context_words": 5})
+    flat = FeatureConfig.from_dict({"context_words": 5, "nuisance": ["word_rate"]})
+    nested = FeatureConfig.from_dict(dataclasses.asdict(spec.features))
+    assert flat == nested == spec.features
+    with pytest.raises(UsageError, match=r"^\[features\]: 'stride' must be .* got 0.$"):
+        FeatureConfig.from_dict({"stride": 0})
