@@ -51,6 +51,9 @@ DEFAULT_ALPHAS = [10.0 ** (k / 2) for k in range(0, 13)]  # 1 ... 1e6, 13 values
 SAVED_SPEC_NAME = "experiment_spec.toml"
 #: Low-level nuisance bands (``stimuli_models.nuisance.NUISANCE_BANDS``).
 NuisanceBand = Literal[NUISANCE_BANDS]  # type: ignore[valid-type]
+#: HRF models (the names of ``bids_app.alignment.HRF_MODELS``, which a test keeps equal).
+HrfModel = Literal["glover", "glover + derivative", "glover + derivative + dispersion", "spm",
+                   "spm + derivative", "spm + derivative + dispersion"]
 #: ``[training]`` is the training loop's own settings.
 TrainingConfig = TrainingSettings
 
@@ -260,8 +263,8 @@ class AlignmentConfig:
 
     method: Literal["hrf", "fir", "lanczos"] = setting(
         "hrf", help="HRF convolution, FIR delays or Lanczos resampling with delays.")
-    hrf_model: str = setting("glover", help="HRF of nilearn ('glover', 'spm', optionally with "
-                             "' + derivative' and ' + dispersion').")
+    hrf_model: HrfModel = setting("glover", help="HRF of nilearn, alone or with its time "
+                                  "derivative (and dispersion derivative) as further regressors.")
     delays: list[int] = setting(default_factory=lambda: [1, 2, 3, 4], help="Delays in volumes "
                                 "(fir and lanczos).", minimum=0)
     word_duration: Literal["impulse", "boxcar"] = setting(

@@ -4,7 +4,7 @@ Each field's type, choices and range are checked from its annotation
 (:func:`bids_app.spec_types.check_fields`). This module adds what involves
 several fields or other parts of the app: names and cross-references of models,
 tasks and variants, tuning methods and their settings, cross-validation schemes,
-HRF models, confound strategies and path patterns. It does not import the spec's
+confound strategies and path patterns. It does not import the spec's
 module (:mod:`bids_app.config` imports it), so it reads the spec by attribute.
 """
 
@@ -18,7 +18,6 @@ from stimuli_models.errors import SettingsError
 from stimuli_models.tasks import check_task_options
 from stimuli_models.tuning import get_method
 
-from .alignment import HRF_MODELS
 from .errors import UsageError
 from .io.confounds import check_confound_settings
 from .io.hcp import check_pattern
@@ -59,10 +58,6 @@ def validate_spec(spec: Any) -> None:
     _check_names(spec)
     check_bands_with(spec.variants)
     _validate_tuning(spec)
-    if spec.alignment.hrf_model not in HRF_MODELS:
-        shown = "{" + ", ".join(repr(m) for m in sorted(HRF_MODELS)) + "}"
-        raise UsageError(f"'alignment.hrf_model' must be one of {shown}; "
-                         f"got {spec.alignment.hrf_model!r}.")
     _check_annotations(spec.annotations)
     _check_encoding(spec)
     if spec.alignment.method in ("fir", "lanczos") and not spec.alignment.delays:

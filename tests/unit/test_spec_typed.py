@@ -106,6 +106,13 @@ def test_choices_come_from_the_annotation(section, key, choices):
     assert str(info.value) == f"'{section}.{key}' must be one of {shown}; got 'nonsense'."
 
 
+def test_hrf_model_choices_are_those_alignment_computes():
+    from bids_app.alignment import HRF_MODELS
+    from bids_app.config import HrfModel
+
+    assert set(typing.get_args(HrfModel)) == set(HRF_MODELS)
+
+
 def test_a_new_literal_field_is_checked_without_code_of_its_own():
     @dataclasses.dataclass
     class Section:
