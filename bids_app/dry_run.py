@@ -28,7 +28,7 @@ from .dry_run_costs import (
     format_seconds,
     recorded_step_cost,
 )
-from .errors import EXIT_OK, NoMatchError, UsageError
+from .errors import EXIT_OK, NoMatchError
 
 
 def run_dry(options) -> int:
@@ -44,18 +44,10 @@ def run_dry(options) -> int:
     int
         The exit code a real run would give for the problems found (0 when none).
     """
-    from .config import load_spec
-    from .run import check_paths
-    from .spec_paths import check_spec_paths
+    from .run import check_paths, spec_for_run
 
     check_paths(options, create=False)
-    spec = load_spec(options.config_file)
-    check_spec_paths(spec, roots=[options.bids_dir, options.output_dir,
-                                  options.work_dir or Path.cwd() / "work"])
-    if options.dummy_scans is not None:
-        if options.dummy_scans < 0:
-            raise UsageError(f"--dummy-scans must be >= 0; got {options.dummy_scans}.")
-        spec.bold.dummy_scans = options.dummy_scans
+    spec = spec_for_run(options)
     if options.analysis_level == "group":
         return _group_plan(options)
     with tempfile.TemporaryDirectory(prefix="brainenc-dry-run-") as scratch:
@@ -82,7 +74,7 @@ def _group_plan(options) -> int:
 def _participant_plan(options, spec, scratch: Path) -> int:
     from .io.bids import check_dataset, entity_values, make_layout, select_subjects
     from .plan import make_plan
-    from .run import _derivative_layouts, _load_filters, _report_failures, _resolve_device
+    from .run import _load_filters, _report_failures, _resolve_device, derivative_layouts
     from .variants import plan_variants
 
     device, backend = _resolve_device(options, spec)
@@ -92,7 +84,7 @@ def _participant_plan(options, spec, scratch: Path) -> int:
     extractors, variants = plan_variants(spec)  # resolves and checks every model
     filters = _load_filters(options.bids_filter_file)
     layout = make_layout(options.bids_dir, database_dir=options.bids_database_dir)
-    derivatives = _derivative_layouts(options, spec)
+    spec, derivatives = derivative_layouts(options, spec)
     subjects = select_subjects(layout, options.participant_label)
     if options.task_id:
         tasks = entity_values(layout, "task")

@@ -50,7 +50,7 @@ def featurize_extractor(extractor_json: str, tuning_json: str, story_files: list
 
     extractor = Extractor.from_json(extractor_json)
     tuning = json.loads(Path(tuning_json).read_text(encoding="utf-8"))
-    config = FeatureConfig(**feature_settings)
+    config = FeatureConfig.from_dict(feature_settings)
     settings: FeatureSettings = config.settings()
     try:
         dtype = resolve_dtype(settings.dtype, device)

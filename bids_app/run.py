@@ -9,6 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from .config import SAVED_SPEC_NAME, ExperimentSpec, load_spec, save_spec, with_settings
 from .errors import (
     EXIT_FAILED,
     EXIT_OK,
@@ -17,6 +18,7 @@ from .errors import (
     ResourceError,
     UsageError,
 )
+from .spec_paths import check_spec_paths
 
 LOGGER = logging.getLogger("brainenc")
 
@@ -131,20 +133,45 @@ def execute(options) -> int:
 
     if remove_stale_temporaries(options.output_dir):  # left by a killed run
         LOGGER.info("removed temporary files of an interrupted run from '%s'", options.output_dir)
-    from .config import load_spec
-
-    spec = load_spec(options.config_file)
-    from .spec_paths import check_spec_paths
-
-    check_spec_paths(spec, roots=[options.bids_dir, options.output_dir,
-                                  options.work_dir or Path.cwd() / "work"])
-    if options.dummy_scans is not None:
-        if options.dummy_scans < 0:
-            raise UsageError(f"--dummy-scans must be >= 0; got {options.dummy_scans}.")
-        spec.bold.dummy_scans = options.dummy_scans
+    spec = spec_for_run(options)
     if options.analysis_level == "group":
         return run_group_level(options, spec)
     return run_participant_level(options, spec)
+
+
+def spec_overrides(options) -> dict:
+    """Settings of the spec that command-line options replace (``{"bold.dummy_scans": 2}``)."""
+    overrides = {}
+    if options.dummy_scans is not None:
+        overrides["bold.dummy_scans"] = options.dummy_scans
+    return overrides
+
+
+def spec_for_run(options) -> ExperimentSpec:
+    """The spec of ``--config-file`` with the command line's settings, as a new object.
+
+    Parameters
+    ----------
+    options : RunOptions
+        Parsed command line.
+
+    Returns
+    -------
+    ExperimentSpec
+        A new spec when an option overrides a setting (the loaded one is left
+        unchanged), else the loaded spec.
+
+    Raises
+    ------
+    UsageError
+        For a spec that does not load, a spec path that is refused, or an option
+        value out of its setting's range.
+    """
+    spec = load_spec(options.config_file)
+    check_spec_paths(spec, roots=[options.bids_dir, options.output_dir,
+                                  options.work_dir or Path.cwd() / "work"])
+    overrides = spec_overrides(options)
+    return with_settings(spec, overrides) if overrides else spec
 
 
 def _load_filters(path: Path | None) -> dict:
@@ -163,17 +190,25 @@ def _load_filters(path: Path | None) -> dict:
     return data
 
 
-def _derivative_layouts(options, spec) -> dict:
-    """Index the ``-d NAME=PATH`` datasets; ``-d hcp=PATH`` sets the ``[inputs]`` root."""
+def derivative_layouts(options, spec) -> tuple[ExperimentSpec, dict]:
+    """Index the ``-d NAME=PATH`` datasets; ``-d hcp=PATH`` sets the ``[inputs]`` root.
+
+    Returns
+    -------
+    spec : ExperimentSpec
+        ``spec``, or a new spec whose ``inputs.root`` is the ``-d hcp=PATH`` folder.
+    layouts : dict of str to bids.BIDSLayout
+        One layout per preprocessed dataset.
+    """
     from .io.bids import make_derivative_layouts, parse_derivatives
 
     paths = parse_derivatives(options.derivatives)
     if "hcp" in paths:
-        spec.inputs.root = str(paths["hcp"])
         if spec.inputs.layout != "hcp":
             raise UsageError("-d hcp=PATH needs an [inputs] section with layout = 'hcp' and "
                              "path patterns in the experiment spec (see the README).")
-    return make_derivative_layouts(paths, database_dir=options.bids_database_dir)
+        spec = with_settings(spec, {"inputs.root": str(paths["hcp"])})
+    return spec, make_derivative_layouts(paths, database_dir=options.bids_database_dir)
 
 
 def _resolve_device(options, spec) -> tuple[str, str]:
@@ -193,7 +228,6 @@ def _resolve_device(options, spec) -> tuple[str, str]:
 
 def run_participant_level(options, spec) -> int:
     """Build and run the participant workflow; returns the exit code."""
-    from .config import SAVED_SPEC_NAME, save_spec
     from .io.bids import check_dataset, make_layout, select_subjects
     from .io.derivatives import update_descriptions, write_dataset_description
     from .plan import make_plan
@@ -209,7 +243,7 @@ def run_participant_level(options, spec) -> int:
         LOGGER.warning(warning)
     filters = _load_filters(options.bids_filter_file)
     layout = make_layout(options.bids_dir, database_dir=options.bids_database_dir)
-    derivatives = _derivative_layouts(options, spec)
+    spec, derivatives = derivative_layouts(options, spec)
     subjects = select_subjects(layout, options.participant_label)
     if options.task_id:
         from .io.bids import entity_values
@@ -476,7 +510,6 @@ def _saved_spec(output_dir: Path):
     ``OUTPUT_DIR/experiment_spec.toml`` is read first, then the newest copy in
     ``OUTPUT_DIR/logs`` (outputs of versions that saved it only there).
     """
-    from .config import SAVED_SPEC_NAME, load_spec
     from .group.run import saved_spec
 
     path = Path(output_dir) / SAVED_SPEC_NAME

@@ -190,7 +190,7 @@ def record_drift(record_path: Path, extractor: Extractor, story_files: list[str]
         record = json.loads(record_path.read_text(encoding="utf-8"))
         if record.get("cka_stories") == stories_hash:
             return
-        settings = FeatureConfig(**(feature_settings or {})).settings()
+        settings = FeatureConfig.from_dict(feature_settings).settings()
         settings = settings.__class__(**{**settings.to_dict(), "layers": "all",
                                          "dtype": "float32"})
         from stimuli_models.features import resolve_layers

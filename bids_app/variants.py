@@ -16,14 +16,20 @@ effect can be told apart from the shift the virtual tokens cause by themselves.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from stimuli_models.errors import StimuliModelsError
+from stimuli_models.features import resolve_layers
+from stimuli_models.models import check_model_dir, model_n_layers, resolve_model
+from stimuli_models.tuning import get_method
+
 from .config import ExperimentSpec, ModelEntry, TaskEntry, VariantEntry
 from .errors import UsageError, from_library_error
+from .variant_labels import check_bands_with, entry_label, settings_tag
 
-_NON_ALNUM = re.compile(r"[^A-Za-z0-9]+")
+__all__ = ["Extractor", "Variant", "check_bands_with", "entry_label", "has_untrained_control",
+           "plan_variants", "settings_tag"]
 
 
 @dataclass
@@ -114,63 +120,6 @@ class Variant:
         return line
 
 
-def _alnum(text: str) -> str:
-    return _NON_ALNUM.sub("", text)
-
-
-def settings_tag(settings: dict) -> str:
-    """Short alphanumeric tag of method settings.
-
-    ``{'k': 2}`` gives ``'k2'``; keys with underscores are cut to their initials
-    (``{'num_virtual_tokens': 4}`` gives ``'nvt4'``).
-    """
-    parts = []
-    for key in sorted(settings):
-        value = settings[key]
-        if isinstance(value, (list, tuple)):
-            value = "".join(str(v) for v in value)
-        short = "".join(w[0] for w in key.split("_")) if "_" in key else key
-        parts.append(f"{short}{value}")
-    return _alnum("".join(parts))
-
-
-def entry_label(entry: VariantEntry) -> str:
-    """Label of a ``[[variants]]`` line: its ``label``, or model, method, settings and task.
-
-    This names the extractor (``OUTPUT_DIR/models/<label>``), prefixes the labels of its
-    variants and is what ``bands_with`` refers to.
-    """
-    return entry.label or _alnum(entry.model + entry.method + settings_tag(entry.settings)
-                                 + entry.task)
-
-
-def check_bands_with(spec: ExperimentSpec) -> None:
-    """Check that ``bands_with`` of each variant names other variants, once each.
-
-    Raises
-    ------
-    UsageError
-        Naming the offending ``variants[i].bands_with`` and the known labels.
-    """
-    labels = [entry_label(v) for v in spec.variants]
-    shown = "{" + ", ".join(repr(label) for label in sorted(set(labels))) + "}"
-    for i, entry in enumerate(spec.variants):
-        where, names = f"variants[{i}].bands_with", entry.bands_with
-        if not all(isinstance(name, str) for name in names):
-            raise UsageError(f"'{where}' must be a list of variant labels, e.g. "
-                             f"[{labels[0]!r}]; got {names!r}.")
-        for name in names:
-            if name not in labels:
-                raise UsageError(f"'{where}' names {name!r}, which is not a variant; known: "
-                                 f"{shown}.")
-            if name == labels[i]:
-                raise UsageError(f"'{where}' names the variant itself ({name!r}); name other "
-                                 f"variants; known: {shown}.")
-            if names.count(name) > 1:
-                raise UsageError(f"'{where}' names {name!r} more than once; name each "
-                                 "variant once.")
-
-
 def _identity(entry: VariantEntry) -> str:
     return json.dumps([entry.model, entry.method, entry.settings, entry.task], sort_keys=True,
                       default=str)
@@ -178,10 +127,6 @@ def _identity(entry: VariantEntry) -> str:
 
 def _make_extractor(spec: ExperimentSpec, entry: VariantEntry, label: str) -> Extractor:
     """Resolve the model, layers and task of one spec line."""
-    from stimuli_models.errors import StimuliModelsError
-    from stimuli_models.features import resolve_layers
-    from stimuli_models.models import check_model_dir, model_n_layers, resolve_model
-
     base_dir = Path(spec.source_file).parent if spec.source_file else None
     model = spec.model(entry.model)
     try:
@@ -256,16 +201,12 @@ def plan_variants(spec: ExperimentSpec) -> tuple[list[Extractor], list[Variant]]
 
 def has_untrained_control(method: str, settings: dict) -> bool:
     """Whether variants of ``method`` get an untrained control (prompt-family methods)."""
-    from stimuli_models.tuning import get_method
-
     tuner = get_method(method, **settings)
     return bool(getattr(tuner, "prompt_learning", False)) and not tuner.settings.get("untrained")
 
 
 def _control(extractor: Extractor, extractors: dict) -> Extractor | None:
     """The untrained control of a prompt-family extractor (None for other methods)."""
-    from stimuli_models.errors import StimuliModelsError
-
     try:
         if not has_untrained_control(extractor.method, extractor.settings):
             return None

@@ -20,6 +20,7 @@ and give that vector to every word of the sentence.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -33,63 +34,59 @@ from .windows import (  # noqa: F401  (re-exported: part of this module's API)
     tokenize_words,
 )
 
-UNITS = ("word", "sentence")
-POOLINGS = ("mean", "first", "last")
-SENTENCE_POOLINGS = ("mean", "cls")
-DIRECTIONS = ("causal", "bidirectional")
-CONTEXT_UNITS = ("words", "tokens")
-DTYPES = ("auto", "float32", "bfloat16", "float16")
+Unit = Literal["word", "sentence"]
+Pooling = Literal["mean", "first", "last"]
+SentencePooling = Literal["mean", "cls"]
+Direction = Literal["causal", "bidirectional"]
+ContextUnit = Literal["words", "tokens"]
+Dtype = Literal["auto", "float32", "bfloat16", "float16"]
+UNITS = get_args(Unit)
+POOLINGS = get_args(Pooling)
+SENTENCE_POOLINGS = get_args(SentencePooling)
+DIRECTIONS = get_args(Direction)
+CONTEXT_UNITS = get_args(ContextUnit)
+DTYPES = get_args(Dtype)
 _PADDED_POSITIONS = {"camembert", "longformer", "data2vec-text", "mpnet", "ibert", "luke"}
+
+
+def _help(default, text: str, **kwargs):
+    """A field with its help text beside it (``metadata['help']``)."""
+    return field(default=default, metadata={"help": text, **kwargs})
 
 
 @dataclass(frozen=True)
 class FeatureSettings:
     """How features are computed from a model.
 
-    Parameters
-    ----------
-    layers : tuple of int or float, or 'all'
-        Hidden-state indices (0 = embeddings, negative from the top) or relative
-        depths in (0, 1] (0.5 = middle layer); ``'all'`` keeps every layer.
-    unit : {'word', 'sentence'}
-        One vector per word given its context, or one per sentence.
-    pooling : {'mean', 'first', 'last'}
-        How a word's sub-tokens are pooled.
-    sentence_pooling : {'mean', 'cls'}
-        How a sentence's tokens are pooled (sentence unit).
-    context_words : int
-        Size of the context on the preceding side (and the following side when
-        ``direction='bidirectional'``), counted in ``context_unit``.
-    stride : int
-        Target words per window in ``bidirectional`` mode; 1 gives every word
-        exactly its context, larger values share one window between several
-        words (faster). Not used in ``causal`` mode.
-    direction : {'causal', 'bidirectional'}
-        ``causal``: each word's feature depends on that word and the
-        ``context_words`` words before it only (one window per word, for
-        encoders and decoders alike); ``bidirectional``: context on both sides.
-    batch_size : int
-        Windows per forward pass.
-    max_tokens : int, optional
-        Cap on window length in tokens (default: what the model accepts).
-    dtype : {'auto', 'float32', 'bfloat16', 'float16'}
-        Compute dtype; ``auto`` is float32 on CPU and bfloat16 (float16 where
-        bfloat16 is not supported) on GPU. Half precision is refused on CPU.
-    context_unit : {'words', 'tokens'}
-        Unit of ``context_words``.
+    Each field's meaning is its ``help`` (``dataclasses.fields(FeatureSettings)``),
+    which also feeds the README's table of ``[features]`` settings.
     """
 
-    layers: tuple | str = (0.5,)
-    unit: str = "word"
-    pooling: str = "mean"
-    sentence_pooling: str = "mean"
-    context_words: int = 20
-    stride: int = 8
-    direction: str = "causal"
-    batch_size: int = 16
-    max_tokens: int | None = None
-    dtype: str = "auto"
-    context_unit: str = "words"
+    layers: tuple[float, ...] | Literal["all"] = _help(
+        (0.5,), "Hidden-state indices (0 = embeddings, negative from the top), relative depths "
+        "in (0, 1] (0.5 = middle layer) or 'all' (every layer).")
+    unit: Unit = _help("word", "'word': one vector per word given its context; 'sentence': one "
+                       "per sentence, given to each of its words.")
+    pooling: Pooling = _help("mean", "How a word's sub-tokens are pooled.")
+    sentence_pooling: SentencePooling = _help(
+        "mean", "How a sentence's tokens are pooled (unit = 'sentence').")
+    context_words: int = _help(
+        20, "Size of the context before each word (and after it when direction = "
+        "'bidirectional'), counted in context_unit.", minimum=0)
+    stride: int = _help(
+        8, "Target words per window in 'bidirectional' mode (1: every word gets exactly its "
+        "context; larger: faster); not used in 'causal' mode.", minimum=1)
+    direction: Direction = _help(
+        "causal", "'causal': a word's feature depends on it and the context_words before it "
+        "only (one window per word, encoders and decoders alike); 'bidirectional': context on "
+        "both sides.")
+    batch_size: int = _help(16, "Windows per forward pass.", minimum=1)
+    max_tokens: int | None = _help(
+        None, "Cap on window length in tokens (0 or unset: what the model accepts).", minimum=0)
+    dtype: Dtype = _help(
+        "auto", "Compute dtype; 'auto' is float32 on CPU and bfloat16 (float16 where bfloat16 "
+        "is not supported) on GPU; half precision is refused on CPU.")
+    context_unit: ContextUnit = _help("words", "Unit of context_words.")
 
     def __post_init__(self):
         check_choice("unit", self.unit, UNITS)

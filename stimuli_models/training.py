@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field, fields
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -20,53 +21,44 @@ from .errors import SettingsError, check_choice
 from .tasks.encode import collate
 from .tasks.metrics import PRIMARY_METRIC, score
 
-PRECISIONS = ("auto", "no", "bf16", "fp16")
+MixedPrecision = Literal["auto", "no", "bf16", "fp16"]
+PRECISIONS = get_args(MixedPrecision)
+
+
+def _help(default, text: str, **kwargs):
+    """A field with its help text beside it (``metadata['help']``)."""
+    return field(default=default, metadata={"help": text, **kwargs})
 
 
 @dataclass(frozen=True)
 class TrainingSettings:
     """Settings of the training loop.
 
-    Parameters
-    ----------
-    max_steps : int
-        Cap on optimiser steps (0: no cap, ``epochs`` decides).
-    epochs : float
-        Passes over the training set (the smaller of the two limits wins).
-    batch_size : int
-        Examples per forward pass.
-    learning_rate : float
-        Peak learning rate; 0 uses the method's default.
-    warmup_ratio : float
-        Share of steps of linear warm-up (then linear decay to 0).
-    weight_decay : float
-        AdamW decoupled weight decay (not applied to biases and norms).
-    grad_accumulation : int
-        Forward passes per optimiser step.
-    early_stopping_patience : int
-        Stop after this many evaluations without improvement (0: never).
-    eval_every : int
-        Optimiser steps between dev evaluations (the last step is always evaluated).
-    max_length : int
-        Maximum tokens per sequence.
-    gradient_checkpointing : bool
-        Recompute activations in the backward pass (less memory, slower).
-    mixed_precision : {'auto', 'no', 'bf16', 'fp16'}
-        Autocast on GPU (``auto`` = bf16 on GPU); always float32 on CPU.
+    Each field's meaning is its ``help`` (``dataclasses.fields(TrainingSettings)``),
+    which also feeds the README's table of ``[training]`` settings.
     """
 
-    max_steps: int = 200
-    epochs: float = 1.0
-    batch_size: int = 16
-    learning_rate: float = 0.0
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    grad_accumulation: int = 1
-    early_stopping_patience: int = 0
-    eval_every: int = 50
-    max_length: int = 128
-    gradient_checkpointing: bool = False
-    mixed_precision: str = "auto"
+    max_steps: int = _help(200, "Cap on optimiser steps (0: no cap, epochs decides).",
+                           minimum=0)
+    epochs: float = _help(1.0, "Passes over the training set (the smaller of the two limits "
+                          "wins).", minimum=0)
+    batch_size: int = _help(16, "Examples per forward pass.", minimum=1)
+    learning_rate: float = _help(0.0, "Peak learning rate; 0 uses the method's default.",
+                                 minimum=0)
+    warmup_ratio: float = _help(0.1, "Share of steps of linear warm-up (then linear decay "
+                                "to 0), in [0, 1).", minimum=0)
+    weight_decay: float = _help(0.01, "AdamW decoupled weight decay (not applied to biases "
+                                "and norms).", minimum=0)
+    grad_accumulation: int = _help(1, "Forward passes per optimiser step.", minimum=1)
+    early_stopping_patience: int = _help(0, "Stop after this many evaluations without "
+                                         "improvement (0: never).", minimum=0)
+    eval_every: int = _help(50, "Optimiser steps between dev evaluations (the last step is "
+                            "always evaluated).", minimum=1)
+    max_length: int = _help(128, "Maximum tokens per sequence.", minimum=1)
+    gradient_checkpointing: bool = _help(False, "Recompute activations in the backward pass "
+                                         "(less memory, slower).")
+    mixed_precision: MixedPrecision = _help("auto", "Autocast on GPU ('auto': bf16 on GPU); "
+                                            "always float32 on CPU.")
 
     def __post_init__(self):
         check_choice("mixed_precision", self.mixed_precision, PRECISIONS)

