@@ -16,7 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
-from nipype.interfaces.base import Directory, SimpleInterface, TraitedSpec
+from nipype.interfaces.base import Directory, File, SimpleInterface, TraitedSpec, traits
 
 from stimuli_models.errors import StimuliModelsError
 
@@ -125,10 +125,38 @@ def staged_dir(runtime) -> Path:
     return folder
 
 
+def staged_results(folder: Path) -> dict:
+    """The outputs of :class:`StagedOutputSpec` for a rendered ``folder``."""
+    return {"staged_dir": str(folder), "out_files": staged_files(folder)}
+
+
+def staged_files(folder: str | os.PathLike) -> list[str]:
+    """Files of a rendered tree, in sorted order (temporary files left out).
+
+    Parameters
+    ----------
+    folder : path
+        The tree.
+
+    Returns
+    -------
+    list of str
+        Its files.
+    """
+    return sorted(str(p) for p in Path(folder).rglob("*")
+                  if p.is_file() and ".tmp" not in p.name)
+
+
 class StagedOutputSpec(TraitedSpec):
-    """Output of a step that renders derivatives in its node folder."""
+    """Output of a step that renders derivatives in its node folder.
+
+    The files are listed as well as their folder: nipype hashes ``File`` inputs by
+    content (``hash_method = content``) but a ``Directory`` by its path only, so a
+    sink reading the list reruns exactly when a rendered file changed.
+    """
 
     staged_dir = Directory(exists=True, desc="rendered derivatives, shaped like OUTPUT_DIR")
+    out_files = traits.List(File(exists=True), desc="the rendered files")
 
 
 def write_settings(path: str | os.PathLike, settings: dict) -> str:

@@ -23,7 +23,13 @@ from nipype.interfaces.base import (
 from ..clean_bold import write_clean_bold
 from ..outputs import tuning_sidecar, write_comparison_outputs, write_mask, write_variant_outputs
 from ..participant import load_runs
-from .base import BrainencInterface, StagedOutputSpec, read_settings, staged_dir
+from .base import (
+    BrainencInterface,
+    StagedOutputSpec,
+    read_settings,
+    staged_dir,
+    staged_results,
+)
 
 
 class _CleanBoldInput(BaseInterfaceInputSpec):
@@ -55,7 +61,7 @@ class WriteCleanBold(BrainencInterface):
             {"outer_cv": self.inputs.outer_cv, "trim_edges": list(self.inputs.trim_edges)},
             {"noise_ceiling": True, "clean_bold_dtype": self.inputs.clean_bold_dtype},
             list(self.inputs.word_tables or []))
-        self._results["staged_dir"] = str(folder)
+        self._results.update(staged_results(folder))
 
     def methods(self) -> str:
         """What the group level's noise ceiling reads."""
@@ -88,7 +94,7 @@ class WriteVariant(BrainencInterface):
         write_mask(folder, runs, self.inputs.mask_file, Path(self.inputs.bids_dir))
         write_variant_outputs(str(folder), self.inputs.bids_dir, runs, self.inputs.result_file,
                               self.inputs.mask_file, metadata)
-        self._results["staged_dir"] = str(folder)
+        self._results.update(staged_results(folder))
 
 
 class _WriteComparisonInput(BaseInterfaceInputSpec):
@@ -113,4 +119,4 @@ class WriteComparison(BrainencInterface):
                                  load_runs(self.inputs.runs_json), self.inputs.comparison_file,
                                  self.inputs.mask_file, list(self.inputs.pair),
                                  read_settings(self.inputs.statistics_file))
-        self._results["staged_dir"] = str(folder)
+        self._results.update(staged_results(folder))

@@ -20,7 +20,7 @@ from ..errors import ProcessingError
 from ..outputs import variant_maps
 from ..participant import load_runs
 from ..reports.participant import write_participant_report
-from .base import BrainencInterface, StagedOutputSpec, staged_dir
+from .base import BrainencInterface, StagedOutputSpec, staged_dir, staged_results
 
 
 class _ReportInput(BaseInterfaceInputSpec):
@@ -58,4 +58,4 @@ class ParticipantReport(BrainencInterface):
             list(self.inputs.word_tables), self.inputs.bold_info, outputs,
             load_spec(self.inputs.spec_file), list(self.inputs.warnings or []),
             methods=self.inputs.methods, out_dir=str(folder))
-        self._results["staged_dir"] = str(folder)
+        self._results.update(staged_results(folder))

@@ -6,38 +6,25 @@ a rendered tree (``<node folder>/derivatives``, see
 OUTPUT_DIR. Each file is written atomically (a temporary beside it, then a
 rename, with the modes of :func:`stimuli_models.cache.follow_umask`), and a file
 OUTPUT_DIR already holds with the same bytes is left untouched: a rerun rewrites
-nothing, an interrupted run leaves no partial file, and a deleted output is
-restored because sink nodes always run.
+nothing and an interrupted run leaves no partial file. A sink's inputs are the
+rendered files themselves (hashed by content), so it reruns exactly when one of
+them changed and is otherwise reused like any finished step.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from nipype.interfaces.base import BaseInterfaceInputSpec, Directory, TraitedSpec, traits
+from nipype.interfaces.base import BaseInterfaceInputSpec, Directory, File, TraitedSpec, traits
 
+from ..errors import ProcessingError
 from ..io.derivatives import copy_file
-from .base import BrainencInterface
+from .base import BrainencInterface, staged_files
 
 
-def staged_files(folder: str | Path) -> list[Path]:
-    """Files of a rendered tree, in sorted order (temporary files left out).
-
-    Parameters
-    ----------
-    folder : path
-        The tree.
-
-    Returns
-    -------
-    list of Path
-        Its files.
-    """
-    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and ".tmp" not in p.name)
-
-
-def sink_tree(staged: str | Path, output_dir: str | Path) -> tuple[list[str], int]:
-    """Copy every file of ``staged`` to the same relative path under ``output_dir``.
+def sink_tree(staged: str | Path, output_dir: str | Path,
+              files: list[str] | None = None) -> tuple[list[str], int]:
+    """Copy files of ``staged`` to the same relative paths under ``output_dir``.
 
     Parameters
     ----------
@@ -45,17 +32,27 @@ def sink_tree(staged: str | Path, output_dir: str | Path) -> tuple[list[str], in
         A rendered tree, shaped like OUTPUT_DIR.
     output_dir : path
         OUTPUT_DIR.
+    files : list of str, optional
+        The files to copy, all inside ``staged`` (default: every file of it).
 
     Returns
     -------
     out_files : list of str
-        Final paths, in the order of :func:`staged_files`.
+        Final paths, in the order of ``files``.
     n_written : int
         How many were written (the others already held the same bytes).
+
+    Raises
+    ------
+    ProcessingError
+        When a file is not inside ``staged``.
     """
     staged, output_dir = Path(staged), Path(output_dir)
     out_files, n_written = [], 0
-    for source in staged_files(staged):
+    for source in map(Path, staged_files(staged) if files is None else files):
+        if staged not in source.parents:
+            raise ProcessingError(f"'{source}' is not inside the rendered folder '{staged}'; "
+                                  "a sink publishes only what its step rendered.")
         final = output_dir / source.relative_to(staged)
         n_written += copy_file(source, final)
         out_files.append(str(final))
@@ -65,6 +62,8 @@ def sink_tree(staged: str | Path, output_dir: str | Path) -> tuple[list[str], in
 class _SinkInput(BaseInterfaceInputSpec):
     staged_dir = Directory(exists=True, mandatory=True,
                            desc="rendered derivatives, shaped like OUTPUT_DIR")
+    in_files = traits.List(File(exists=True), mandatory=True,
+                           desc="the rendered files to publish (hashed by content)")
     output_dir = Directory(mandatory=True, desc="OUTPUT_DIR")
 
 
@@ -80,5 +79,6 @@ class DerivativesSink(BrainencInterface):
     output_spec = _SinkOutput
 
     def _compute(self, runtime) -> None:
-        out_files, n_written = sink_tree(self.inputs.staged_dir, self.inputs.output_dir)
+        out_files, n_written = sink_tree(self.inputs.staged_dir, self.inputs.output_dir,
+                                         list(self.inputs.in_files))
         self._results.update(out_files=out_files, n_written=n_written)

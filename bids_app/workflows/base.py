@@ -71,9 +71,10 @@ def write_section_files(spec, folder: str | Path) -> dict[str, str]:
 
 
 def _sink(workflow, source, name: str, output_dir: str) -> pe.Node:
-    """A :class:`DerivativesSink` publishing ``source``'s rendered tree (always runs)."""
-    sink = pe.Node(DerivativesSink(output_dir=output_dir), name=name, overwrite=True)
+    """A :class:`DerivativesSink` publishing the files ``source`` rendered."""
+    sink = pe.Node(DerivativesSink(output_dir=output_dir), name=name)
     workflow.connect(source, "staged_dir", sink, "staged_dir")
+    workflow.connect(source, "out_files", sink, "in_files")
     return sink
 
 

@@ -90,16 +90,32 @@ def test_sink_publishes_atomically_with_the_umask_and_skips_identical_files(tmp_
     assert (out / "sub-01.html").read_text() == "<html>new</html>"
 
 
-def test_sink_node_always_runs_and_reports_the_published_files(tmp_path):
+def test_sink_node_reruns_exactly_when_a_rendered_file_changed(tmp_path):
     staged, out = _staged(tmp_path), tmp_path / "out"
-    workflow = pe.Workflow(name="wf", base_dir=str(tmp_path / "work"))
-    sink = pe.Node(interfaces.DerivativesSink(staged_dir=str(staged), output_dir=str(out)),
-                   name="ds", overwrite=True)
-    workflow.add_nodes([sink])
-    workflow.run()
-    (out / "sub-01.html").unlink()
-    workflow.run()  # a rerun with the same inputs still restores the missing file
-    assert (out / "sub-01.html").read_text() == "<html></html>"
+    files = [str(p) for p in sorted(staged.rglob("*")) if p.is_file()]
+
+    def run() -> int:
+        workflow = pe.Workflow(name="wf", base_dir=str(tmp_path / "work"))
+        sink = pe.Node(interfaces.DerivativesSink(staged_dir=str(staged), in_files=files,
+                                                  output_dir=str(out)), name="ds")
+        workflow.add_nodes([sink])
+        result = list(workflow.run().nodes())[0].result
+        return result.outputs.n_written
+
+    assert run() == 2
+    results = list((tmp_path / "work").rglob("result_ds.pklz"))
+    stamp = results[0].stat().st_mtime_ns
+    assert run() == 2 and results[0].stat().st_mtime_ns == stamp  # reused, not rerun
+    (staged / "sub-01.html").write_text("<html>v2</html>")  # same path, new content
+    assert run() == 1  # reran; only the changed file was written
+    assert (out / "sub-01.html").read_text() == "<html>v2</html>"
+
+
+def test_a_sink_refuses_files_outside_its_folder(tmp_path):
+    staged, stray = _staged(tmp_path), tmp_path / "stray.txt"
+    stray.write_text("x")
+    with pytest.raises(ProcessingError, match="is not inside the rendered folder"):
+        sink_tree(staged, tmp_path / "out", [str(stray)])
 
 
 def test_only_sinks_write_to_output_dir(tmp_path):
@@ -114,7 +130,9 @@ def test_only_sinks_write_to_output_dir(tmp_path):
         if type(node.interface).__name__ in ("WriteVariant", "WriteCleanBold", "ParticipantReport"):
             sinks = [s for s in graph.successors(node)
                      if type(s.interface).__name__ == "DerivativesSink"]
-            assert len(sinks) == 1 and sinks[0].overwrite, node.fullname
+            assert len(sinks) == 1, node.fullname
+            fed = graph.get_edge_data(node, sinks[0])["connect"]
+            assert ("out_files", "in_files") in fed, node.fullname
 
 
 # ---- failures --------------------------------------------------------------------------
