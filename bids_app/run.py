@@ -15,6 +15,8 @@ from .errors import (
     ResourceError,
     UsageError,
 )
+from .interrupt import clean_after_interrupt, stop_if_interrupted
+from .workflows.base import init_brainenc_wf
 from .workflows.failures import FailedSteps, takes_callback
 
 LOGGER = logging.getLogger("brainenc")
@@ -231,8 +233,6 @@ def run_participant_level(options, spec) -> int:
     update_descriptions(output_dir, {v.label: v.description() for v in variants})
     spec_file = work_dir / "brainenc_inputs" / "spec.toml"
     save_spec(spec, spec_file)
-    from .workflows.base import init_brainenc_wf
-
     nprocs = options.nprocs or os.cpu_count() or 1
     omp = options.omp_nthreads or max(1, nprocs // max(1, min(nprocs, len(plan.subjects))))
     workflow = init_brainenc_wf(
@@ -281,8 +281,8 @@ def run_workflow(workflow, options, work_dir: Path, nprocs: int) -> dict:
     from nipype import config as nipype_config
     from nipype import logging as nipype_logging
 
-    # one fresh folder per run: crash files of an earlier run (even one started in the
-    # same second) must never be read as failures of this one
+    # nipype's own crash reports (for -v and for steps that are not brainenc interfaces)
+    # go to one fresh folder per run; failures themselves are read from step records
     (work_dir / "crash").mkdir(parents=True, exist_ok=True)
     crash_dir = Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"),
                                       dir=work_dir / "crash"))
@@ -309,16 +309,12 @@ def run_workflow(workflow, options, work_dir: Path, nprocs: int) -> dict:
     plugin, plugin_args = _plugin(options, nprocs)
     failed = FailedSteps()
     if plugin in ("Linear", "MultiProc"):  # stop at once on Ctrl-C / SIGTERM
-        from .interrupt import stop_if_interrupted
-
         plugin_args = {**plugin_args, "status_callback": failed.chain(stop_if_interrupted)}
     elif takes_callback(plugin):  # graph-submission plugins take no callback
         plugin_args = {**plugin_args, "status_callback": failed}
     try:
         workflow.run(plugin=plugin, plugin_args=plugin_args)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM (see bids_app.interrupt)
-        from .interrupt import clean_after_interrupt
-
         clean_after_interrupt(options.output_dir)
         raise
     except RuntimeError:

@@ -179,7 +179,9 @@ def write_settings(path: str | os.PathLike, settings: dict) -> str:
     text = json.dumps(settings, indent=1, sort_keys=True, default=str) + "\n"
     if not path.is_file() or path.read_text(encoding="utf-8") != text:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # jobs sharing -w read whole files
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
     return str(path)
 
 

@@ -7,6 +7,7 @@ in the top workflow; every participant's sub-workflow reads those nodes' outputs
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 from nipype.interfaces import utility as niu
@@ -118,16 +119,15 @@ def init_brainenc_wf(*, plan, extractors, variants, spec, spec_file: str, output
     feature_nodes, tune_nodes = {}, {}
     for extractor in extractors:
         name = _node_name(extractor.label)
-        extractor_file = settings_dir / f"extractor-{extractor.label}.json"
-        if not extractor_file.is_file() or extractor_file.read_text() != extractor.to_json():
-            extractor_file.write_text(extractor.to_json(), encoding="utf-8")
-        tune = pe.Node(TuneModel(extractor_file=str(extractor_file), output_dir=output_dir,
+        extractor_file = write_settings(settings_dir / f"extractor-{extractor.label}.json",
+                                        json.loads(extractor.to_json()))
+        tune = pe.Node(TuneModel(extractor_file=extractor_file, output_dir=output_dir,
                                  seed=seed, device=device, training_file=sections["training"],
                                  use_gpu=use_gpu, story_files=plan.story_files,
                                  features_file=sections["features"]),
                        name=f"tune_{name}")
         featurize = pe.Node(FeaturizeStories(
-            extractor_file=str(extractor_file), story_files=plan.story_files,
+            extractor_file=extractor_file, story_files=plan.story_files,
             output_dir=output_dir, features_file=sections["features"],
             device=device, use_gpu=use_gpu), name=f"featurize_{name}")
         workflow.connect(tune, "tuning_json", featurize, "tuning_json")
