@@ -2,6 +2,9 @@
 
 Subject-independent work (tuning, featurization) gets one node per extractor
 in the top workflow; every participant's sub-workflow reads those nodes' outputs.
+Inside a participant's workflow, steps compute and render in their node folders
+and ``ds_*`` sink nodes publish the rendered derivatives in OUTPUT_DIR; the
+report's Methods text is generated from the steps (:mod:`.methods`).
 """
 
 from __future__ import annotations
