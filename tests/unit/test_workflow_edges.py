@@ -176,7 +176,9 @@ def _options(tmp_path: Path):
                            output_dir=tmp_path / "out")
 
 
-def test_failures_reach_the_run_as_project_errors_without_crash_files(tmp_path, monkeypatch):
+@pytest.mark.parametrize("nprocs", [1, 2], ids=["Linear", "MultiProc"])
+def test_failures_reach_the_run_as_project_errors_without_crash_files(tmp_path, monkeypatch,
+                                                                      nprocs):
     workflow = _failing_workflow(tmp_path, {"07": "dataset", "08": "value", "09": "disk",
                                             "10": "none"})
     # crash files must play no part: make reading any of them fail the test
@@ -187,7 +189,7 @@ def test_failures_reach_the_run_as_project_errors_without_crash_files(tmp_path, 
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "read_text", guarded)
-    failures = run_workflow(workflow, _options(tmp_path), tmp_path / "work", 1)
+    failures = run_workflow(workflow, _options(tmp_path), tmp_path / "work", nprocs)
     assert set(failures) == {"07", "08", "09"}
     assert isinstance(failures["07"], DatasetError) and failures["07"].exit_code == 3
     assert str(failures["07"]) == "'sub-07_task-x_events.tsv' has no 'onset' column; add it."
