@@ -416,3 +416,33 @@ def write_comparison_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun]
                 runs, entities, bids_dir, _hemi_of(final))})
         written.append(str(files[0]))
     return written
+
+
+def variant_maps(files: list[str], label: str) -> dict | None:
+    """Find one variant's maps and scores among written derivatives, by their names.
+
+    Parameters
+    ----------
+    files : list of str
+        Derivative files (e.g. what the sinks published).
+    label : str
+        Variant label (``desc-<label>``).
+
+    Returns
+    -------
+    dict or None
+        ``{'r', 'r2', 'alpha', 'scores'[, 'p', 'q']}`` → path (the first file of a
+        map written per hemisphere); None when the variant has no ``stat-r`` map.
+    """
+    mine = sorted(f for f in files if f"_desc-{label}_" in Path(f).name)
+    found = {}
+    for stat in ("r", "r2", "alpha", "p", "q"):
+        maps = [f for f in mine if f"_stat-{stat}_" in Path(f).name and not f.endswith(".json")
+                and Path(f).name.split(".")[0].endswith("_statmap")]
+        if maps:
+            found[stat] = maps[0]
+    scores = [f for f in mine if f.endswith("_scores.tsv")]
+    if "r" not in found or not scores:
+        return None
+    found["scores"] = scores[0]
+    return found

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -13,12 +12,14 @@ from .config import SAVED_SPEC_NAME, ExperimentSpec, load_spec, save_spec, with_
 from .errors import (
     EXIT_FAILED,
     EXIT_OK,
-    BrainencError,
     NoMatchError,
     ResourceError,
     UsageError,
 )
+from .interrupt import clean_after_interrupt, stop_if_interrupted
 from .spec_paths import check_spec_paths
+from .workflows.base import init_brainenc_wf
+from .workflows.failures import FailedSteps, takes_callback
 
 LOGGER = logging.getLogger("brainenc")
 
@@ -266,8 +267,6 @@ def run_participant_level(options, spec) -> int:
     update_descriptions(output_dir, {v.label: v.description() for v in variants})
     spec_file = work_dir / "brainenc_inputs" / "spec.toml"
     save_spec(spec, spec_file)
-    from .workflows.base import init_brainenc_wf
-
     nprocs = options.nprocs or os.cpu_count() or 1
     omp = options.omp_nthreads or max(1, nprocs // max(1, min(nprocs, len(plan.subjects))))
     workflow = init_brainenc_wf(
@@ -308,12 +307,16 @@ def _report_failures(failures: dict, n_total: int) -> int:
 
 
 def run_workflow(workflow, options, work_dir: Path, nprocs: int) -> dict:
-    """Run a nipype workflow; return ``{subject: error}`` for failed nodes ('' = shared)."""
+    """Run a nipype workflow; return ``{subject: error}`` for failed nodes ('' = shared).
+
+    Failures are read from the records the steps leave in their node folders
+    (:class:`~bids_app.workflows.failures.FailedSteps`), never from crash files.
+    """
     from nipype import config as nipype_config
     from nipype import logging as nipype_logging
 
-    # one fresh folder per run: crash files of an earlier run (even one started in the
-    # same second) must never be read as failures of this one
+    # nipype's own crash reports (for -v and for steps that are not brainenc interfaces)
+    # go to one fresh folder per run; failures themselves are read from step records
     (work_dir / "crash").mkdir(parents=True, exist_ok=True)
     crash_dir = Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"),
                                       dir=work_dir / "crash"))
@@ -338,21 +341,22 @@ def run_workflow(workflow, options, work_dir: Path, nprocs: int) -> dict:
     for name in ("nipype.workflow", "nipype.interface", "nipype.utils"):
         logging.getLogger(name).propagate = False
     plugin, plugin_args = _plugin(options, nprocs)
+    failed = FailedSteps()
     if plugin in ("Linear", "MultiProc"):  # stop at once on Ctrl-C / SIGTERM
-        from .interrupt import stop_if_interrupted
-
-        plugin_args = {**plugin_args, "status_callback": stop_if_interrupted}
+        plugin_args = {**plugin_args, "status_callback": failed.chain(stop_if_interrupted)}
+    elif takes_callback(plugin):  # graph-submission plugins take no callback
+        plugin_args = {**plugin_args, "status_callback": failed}
     try:
         workflow.run(plugin=plugin, plugin_args=plugin_args)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM (see bids_app.interrupt)
-        from .interrupt import clean_after_interrupt
-
         clean_after_interrupt(options.output_dir)
         raise
     except RuntimeError:
-        if not crash_dir.exists():  # nipype failed before any node ran
+        if not failed.folders and not crash_dir.exists():  # failed before any step ran
             raise
-    return parse_crashes(crash_dir)
+        if not failed.folders:  # a plugin without callbacks: the steps' records tell
+            failed.scan(workflow)
+    return failed.errors(crash_dir)
 
 
 def _share_logging_with_workers(work_dir: Path, nipype_config) -> None:
@@ -428,57 +432,6 @@ def _multiproc_args(options, nprocs: int) -> dict:
     if options.mem_mb:
         args["memory_gb"] = options.mem_mb / 1024.0
     return args
-
-
-_NODE = re.compile(r"^Node: (\S+)", re.MULTILINE)
-_ERROR = re.compile(r"^[ \t]*(?:[\w.]+\.)?(\w+Error|\w+Exception): (.+)$", re.MULTILINE)
-
-
-def parse_crashes(crash_dir: Path) -> dict:
-    """Map crash files to participants and to the user error they report."""
-    from . import errors
-
-    failures: dict[str, BrainencError] = {}
-    if not crash_dir.exists():
-        return failures
-    for crash in sorted(crash_dir.glob("crash-*.txt")):
-        text = crash.read_text(encoding="utf-8", errors="replace")
-        node = _NODE.search(text)
-        subject = ""
-        if node:
-            match = re.search(r"\.sub_([A-Za-z0-9]+)_wf\.", node.group(1))
-            subject = match.group(1) if match else ""
-        found = _ERROR.findall(text)
-        # the interface's own error (indented inside nipype's) names the file and the fix
-        own = [f for f in found if _error_class(f[0]) is not None]
-        found = own or [f for f in found if f[0] != "NodeExecutionError"] or found
-        name, message = found[-1] if found else ("ProcessingError", "see " + str(crash))
-        cls = _error_class(name)
-        disk = errors.disk_error_from_text(message) if name.endswith("Error") else None
-        if disk is not None:  # a full or read-only disk inside a step
-            error = disk
-        elif cls is not None and issubclass(cls, BrainencError):
-            error = cls(message.strip())
-        elif cls is not None:
-            error = errors.from_library_error(cls(message.strip()))
-        else:
-            error = errors.ProcessingError(
-                f"{name}: {message.strip()} (details in '{crash}')")
-        failures.setdefault(subject, error)
-    return failures
-
-
-def _error_class(name: str):
-    """Return the project's error class called ``name`` (None for other exceptions)."""
-    from stimuli_models import errors as sm_errors
-
-    from . import errors
-
-    for module, base in ((errors, BrainencError), (sm_errors, sm_errors.StimuliModelsError)):
-        cls = getattr(module, name, None)
-        if isinstance(cls, type) and issubclass(cls, base):
-            return cls
-    return None
 
 
 def run_group_level(options, spec) -> int:

@@ -6,9 +6,11 @@ name never holds a half-written file, even when the run is killed.
 
 from __future__ import annotations
 
+import filecmp
 import json
 import os
 import platform
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -115,6 +117,26 @@ def write_json(final: Path, data: dict) -> None:
     """Write a JSON file atomically (sorted keys, final newline)."""
     text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, default=_jsonable) + "\n"
     write_text(final, text)
+
+
+def copy_file(source: Path, final: Path) -> bool:
+    """Copy a file atomically, unless ``final`` already holds the same bytes.
+
+    Parameters
+    ----------
+    source, final : Path
+        The file to copy and where it goes (its folder is created).
+
+    Returns
+    -------
+    bool
+        Whether ``final`` was written (False: it was already identical).
+    """
+    final = Path(final)
+    if final.is_file() and filecmp.cmp(source, final, shallow=False):
+        return False
+    _guard_io(final, lambda tmp: shutil.copyfile(source, tmp))
+    return True
 
 
 def _jsonable(value):

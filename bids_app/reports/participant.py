@@ -238,39 +238,33 @@ def collect_warnings(output_dir: str | Path, subject: str, extra: list[str] | No
     return list(dict.fromkeys(found))
 
 
-def methods_paragraph(spec, n_runs: int, variants: list[str]) -> str:
-    """Citation-ready description of what was done, with versions."""
+def methods_section(steps: str) -> str:
+    """Citation-ready Methods: software versions, then what each step of the run did.
+
+    Parameters
+    ----------
+    steps : str
+        Sentences describing the steps in execution order, generated from the
+        workflow by :func:`bids_app.workflows.methods.methods_text`.
+
+    Returns
+    -------
+    str
+        HTML of the section's body.
+    """
     versions = software_versions()
-    feat, align, enc = spec.features, spec.alignment, spec.encoding
-    align_text = {
-        "hrf": f"convolved with the {align.hrf_model} haemodynamic response function "
-               f"(words as {align.word_duration}s), sampled at each volume's acquisition time",
-        "fir": f"summed within each volume and stacked at delays of {align.delays} volumes",
-        "lanczos": f"Lanczos-resampled to the volume times and stacked at delays of "
-                   f"{align.delays} volumes",
-    }[align.method]
-    return (
-        f"<div class='methods'><p>Encoding models were fitted with brainenc {__version__} "
-        f"(Python {versions.get('python')}; himalaya {versions.get('himalaya')}, transformers "
-        f"{versions.get('transformers')}, torch {versions.get('torch')}, nilearn "
-        f"{versions.get('nilearn')}, nipype {versions.get('nipype')}, pybids "
-        f"{versions.get('pybids')}). Word-level features ({feat.unit} units, sub-tokens pooled "
-        f"by {feat.pooling}, {feat.direction} context of {feat.context_words} words, windows of "
-        f"{feat.stride} target words) were extracted from the variants {', '.join(variants)}, "
-        f"{align_text}, and z-scored within each run. BOLD time series were masked, "
-        f"{'linearly detrended, ' if spec.bold.detrend else ''}"
-        f"{'and z-scored ' if spec.bold.standardize else ''}within each of the {n_runs} runs. "
-        f"Voxel-wise ridge regression was cross-validated with {enc.outer_cv} outer folds; "
-        f"for each voxel, the regularisation was chosen among {len(enc.alphas)} values "
-        f"({min(enc.alphas):g} to {max(enc.alphas):g}) by inner cross-validation over whole "
-        f"training runs. Prediction accuracy is the Pearson correlation between predicted and "
-        f"held-out BOLD, averaged over outer folds.</p></div>"
-    )
+    intro = (f"Encoding models were fitted with brainenc {__version__} "
+             f"(Python {versions.get('python')}; himalaya {versions.get('himalaya')}, "
+             f"transformers {versions.get('transformers')}, torch {versions.get('torch')}, "
+             f"nilearn {versions.get('nilearn')}, nipype {versions.get('nipype')}, pybids "
+             f"{versions.get('pybids')}).")
+    return f"<div class='methods'><p>{esc(intro)} {esc(steps)}</p></div>"
 
 
 def write_participant_report(output_dir: str, subject: str, runs, word_tables: list[str],
                              bold_info_file: str, variant_outputs: dict, spec,
-                             warnings: list[str] | None = None) -> str:
+                             warnings: list[str] | None = None, *, methods: str = "",
+                             out_dir: str | None = None) -> str:
     """Write ``OUTPUT_DIR/sub-<label>.html``.
 
     Parameters
@@ -291,6 +285,11 @@ def write_participant_report(output_dir: str, subject: str, runs, word_tables: l
         The resolved spec.
     warnings : list of str, optional
         Warnings collected during the run.
+    methods : str
+        What the workflow's steps did (:func:`bids_app.workflows.methods.methods_text`).
+    out_dir : str, optional
+        Folder the report is written to (default: ``output_dir``); the workflow
+        renders it in its node folder and publishes it with a sink.
 
     Returns
     -------
@@ -312,8 +311,7 @@ def write_participant_report(output_dir: str, subject: str, runs, word_tables: l
     for label, outputs in variant_outputs.items():
         body.append(_variant_section(label, outputs, outputs["scores"], fdr_alpha,
                                      identical_to=same.get(label)))
-    body.append("<h2 id='methods'>Methods</h2>" + methods_paragraph(spec, len(runs),
-                                                                   list(variant_outputs)))
-    final = Path(output_dir) / f"sub-{subject}.html"
+    body.append("<h2 id='methods'>Methods</h2>" + methods_section(methods))
+    final = Path(out_dir or output_dir) / f"sub-{subject}.html"
     write_text(final, page(f"brainenc report: sub-{subject}", "".join(body)))
     return str(final)

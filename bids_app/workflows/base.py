@@ -2,12 +2,16 @@
 
 Subject-independent work (tuning, featurization) gets one node per extractor
 in the top workflow; every participant's sub-workflow reads those nodes' outputs.
+Inside a participant's workflow, steps compute and render in their node folders
+and ``ds_*`` sink nodes publish the rendered derivatives in OUTPUT_DIR; the
+report's Methods text is generated from the steps (:mod:`.methods`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
@@ -17,15 +21,19 @@ from ..featurization import nuisance_settings
 from ..interfaces import (
     BuildDesigns,
     CompareVariants,
+    DerivativesSink,
     FeaturizeStories,
     FitEncoding,
     ParticipantReport,
     PrepareBold,
     TuneModel,
     WriteCleanBold,
+    WriteComparison,
     WriteVariant,
+    write_settings,
 )
 from ..provenance import variant_sidecar_metadata
+from .methods import methods_text
 
 
 def _node_name(label: str) -> str:
@@ -35,6 +43,44 @@ def _node_name(label: str) -> str:
 def _variant_metadata(variant, spec, seed: int, backend: str) -> dict:
     """Sidecar provenance of one variant (see :mod:`bids_app.provenance`)."""
     return variant_sidecar_metadata(variant, spec, seed, backend)
+
+
+def write_section_files(spec, folder: str | Path) -> dict[str, str]:
+    """Write each spec section the interfaces read as a settings file.
+
+    Parameters
+    ----------
+    spec : ExperimentSpec
+        The resolved spec.
+    folder : path
+        Where to write them (``<work>/brainenc_inputs/settings``).
+
+    Returns
+    -------
+    dict
+        Section name (``bold``, ``alignment``, ``encoding``, ``statistics``,
+        ``features``, ``training``, ``nuisance``) → file. A file is rewritten only
+        when its section changed, so finished steps that do not read the section
+        are reused on reruns.
+    """
+    folder = Path(folder)
+    files = {name: write_settings(folder / f"{name}.json",
+                                  dataclasses.asdict(getattr(spec, name)))
+             for name in ("bold", "alignment", "encoding", "statistics", "training")}
+    # the flat [features] table, as written in a spec (its nested settings inline)
+    files["features"] = write_settings(folder / "features.json", spec.features.to_dict())
+    nuisance = nuisance_settings(spec)
+    files["nuisance"] = write_settings(folder / "nuisance.json",
+                                       nuisance if nuisance["bands"] else {})
+    return files
+
+
+def _sink(workflow, source, name: str, output_dir: str) -> pe.Node:
+    """A :class:`DerivativesSink` publishing the files ``source`` rendered."""
+    sink = pe.Node(DerivativesSink(output_dir=output_dir), name=name)
+    workflow.connect(source, "staged_dir", sink, "staged_dir")
+    workflow.connect(source, "out_files", sink, "in_files")
+    return sink
 
 
 def init_brainenc_wf(*, plan, extractors, variants, spec, spec_file: str, output_dir: str,
@@ -72,18 +118,21 @@ def init_brainenc_wf(*, plan, extractors, variants, spec, spec_file: str, output
     """
     workflow = pe.Workflow(name="brainenc_wf", base_dir=work_dir)
     use_gpu = device == "cuda"
+    settings_dir = Path(work_dir) / "brainenc_inputs" / "settings"
+    sections = write_section_files(spec, settings_dir)
     feature_nodes, tune_nodes = {}, {}
     for extractor in extractors:
         name = _node_name(extractor.label)
-        tune = pe.Node(TuneModel(extractor_json=extractor.to_json(), output_dir=output_dir,
-                                 seed=seed, device=device,
-                                 training=dataclasses.asdict(spec.training), use_gpu=use_gpu,
-                                 story_files=plan.story_files,
-                                 feature_settings=dataclasses.asdict(spec.features)),
+        extractor_file = write_settings(settings_dir / f"extractor-{extractor.label}.json",
+                                        json.loads(extractor.to_json()))
+        tune = pe.Node(TuneModel(extractor_file=extractor_file, output_dir=output_dir,
+                                 seed=seed, device=device, training_file=sections["training"],
+                                 use_gpu=use_gpu, story_files=plan.story_files,
+                                 features_file=sections["features"]),
                        name=f"tune_{name}")
         featurize = pe.Node(FeaturizeStories(
-            extractor_json=extractor.to_json(), story_files=plan.story_files,
-            output_dir=output_dir, feature_settings=dataclasses.asdict(spec.features),
+            extractor_file=extractor_file, story_files=plan.story_files,
+            output_dir=output_dir, features_file=sections["features"],
             device=device, use_gpu=use_gpu), name=f"featurize_{name}")
         workflow.connect(tune, "tuning_json", featurize, "tuning_json")
         tune_nodes[extractor.label] = tune
@@ -94,7 +143,10 @@ def init_brainenc_wf(*, plan, extractors, variants, spec, spec_file: str, output
             spec_file=spec_file, story_names=plan.story_names, output_dir=output_dir,
             story_files=plan.story_files,
             bids_dir=bids_dir, seed=seed, backend=backend, omp_nthreads=omp_nthreads,
-            mem_gb_per_fit=mem_gb_per_fit, use_gpu=backend == "torch_cuda")
+            mem_gb_per_fit=mem_gb_per_fit, use_gpu=backend == "torch_cuda",
+            sections=sections, settings_dir=str(settings_dir),
+            upstream=[node for extractor in extractors
+                      for node in (tune_nodes[extractor.label], feature_nodes[extractor.label])])
         for extractor in extractors:
             name = _node_name(extractor.label)
             workflow.connect([
@@ -108,10 +160,24 @@ def init_brainenc_wf(*, plan, extractors, variants, spec, spec_file: str, output
 
 def init_single_subject_wf(*, subject_plan, extractors, variants, spec, spec_file: str,
                            story_names: list[str], output_dir: str, bids_dir: str, seed: int,
-                           backend: str, omp_nthreads: int = 0, mem_gb_per_fit: float = 2.0,
-                           use_gpu: bool = False,
-                           story_files: list[str] | None = None) -> pe.Workflow:
-    """Build the workflow of one participant: BOLD, designs, fits, outputs, report.
+                           backend: str, sections: dict[str, str], settings_dir: str,
+                           omp_nthreads: int = 0, mem_gb_per_fit: float = 2.0,
+                           use_gpu: bool = False, story_files: list[str] | None = None,
+                           upstream=()) -> pe.Workflow:
+    """Build the workflow of one participant: BOLD, designs, fits, derivatives, report.
+
+    Compute and rendering steps work in their node folders; ``ds_*`` sinks
+    (:class:`~bids_app.interfaces.DerivativesSink`) publish the rendered trees in
+    OUTPUT_DIR, and the report reads what they published.
+
+    Parameters
+    ----------
+    sections : dict
+        Settings files of the spec's sections (:func:`write_section_files`).
+    settings_dir : str
+        Folder of the settings files (per-variant provenance goes there too).
+    upstream : sequence of Node
+        Tuning and featurization steps the participant reads (Methods text).
 
     Returns
     -------
@@ -125,24 +191,17 @@ def init_single_subject_wf(*, subject_plan, extractors, variants, spec, spec_fil
     fields += [f"tuning_{_node_name(e.label)}" for e in extractors]
     inputnode = pe.Node(niu.IdentityInterface(fields=fields), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=["report"]), name="outputnode")
-    bold_spec = dataclasses.asdict(spec.bold)
-    prepare = pe.Node(PrepareBold(runs_json=subject_plan.runs_json, bold_spec=bold_spec),
+    prepare = pe.Node(PrepareBold(runs_json=subject_plan.runs_json, bold_file=sections["bold"]),
                       name="prepare_bold", mem_gb=4.0)
-    merge = pe.Node(niu.Merge(len(variants)), name="merge_outputs")
     if spec.statistics.noise_ceiling:  # what the group level's noise ceiling reads
         clean = pe.Node(WriteCleanBold(
-            output_dir=output_dir, bids_dir=bids_dir, runs_json=subject_plan.runs_json,
-            bold_spec=bold_spec,
-            encoding={"outer_cv": spec.encoding.outer_cv,
-                      "trim_edges": list(spec.encoding.trim_edges)},
-            statistics={"noise_ceiling": True,
-                        "clean_bold_dtype": spec.statistics.clean_bold_dtype},
+            bids_dir=bids_dir, runs_json=subject_plan.runs_json, bold_file=sections["bold"],
+            outer_cv=spec.encoding.outer_cv, trim_edges=[int(t) for t in spec.encoding.trim_edges],
+            clean_bold_dtype=spec.statistics.clean_bold_dtype,
             word_tables=subject_plan.word_tables), name="write_clean_bold", mem_gb=4.0)
         workflow.connect([(prepare, clean, [("bold_files", "bold_files"),
                                             ("mask_file", "mask_file")])])
-    encoding = {**dataclasses.asdict(spec.encoding),
-                "statistics": dataclasses.asdict(spec.statistics), "mem_gb": mem_gb_per_fit,
-                "seed": seed}
+        _sink(workflow, clean, "ds_clean_bold", output_dir)
     labels = {v.label for v in variants}
     pairs = [list(p) for p in spec.statistics.compare
              if len(p) == 2 and p[0] in labels and p[1] in labels]
@@ -150,6 +209,7 @@ def init_single_subject_wf(*, subject_plan, extractors, variants, spec, spec_fil
     fits = {}
     nuisance = nuisance_settings(spec)
     identical = identical_by_construction(variants)
+    published = pe.Node(niu.Merge(len(variants), ravel_inputs=True), name="merge_outputs")
     for index, variant in enumerate(variants, start=1):
         name = _node_name(variant.label)
         ex_name = _node_name(variant.extractor.label)
@@ -157,28 +217,30 @@ def init_single_subject_wf(*, subject_plan, extractors, variants, spec, spec_fil
         design = pe.Node(BuildDesigns(
             runs_json=subject_plan.runs_json, word_tables=subject_plan.word_tables,
             story_names=story_names, layer_position=variant.layer_position,
-            alignment=dataclasses.asdict(spec.alignment), bold_spec=bold_spec,
+            alignment_file=sections["alignment"], bold_file=sections["bold"],
             band_positions=[position for _, position, _ in bands],
             band_names=[band for _, _, band in bands],
             band_sources=[source for source, _, _ in bands],
-            nuisance=nuisance if nuisance["bands"] else {}, story_files=list(story_files or [])),
-            name=f"design_{name}")
+            story_files=list(story_files or [])), name=f"design_{name}")
+        if nuisance["bands"]:
+            design.inputs.nuisance_file = sections["nuisance"]
         # bands of other extractors: fitted by banded ridge whatever [encoding] banded says;
         # nuisance bands: fitted jointly (bids_app.unique_variance), and their unique variance
-        banded = {"banded": True} if variant.with_extractors else {}
-        if nuisance["bands"]:
-            banded["nuisance_bands"] = list(nuisance["bands"])
-        fit = pe.Node(FitEncoding(encoding={**encoding, **banded, "variant": variant.label,
-                                            "save_predictions": variant.label in compared},
-                                  backend=backend, omp_nthreads=omp_nthreads, use_gpu=use_gpu),
-                      name=f"fit_{name}", mem_gb=mem_gb_per_fit, n_procs=max(omp_nthreads, 1))
+        fit = pe.Node(FitEncoding(
+            encoding_file=sections["encoding"], statistics_file=sections["statistics"],
+            variant=variant.label, seed=seed, mem_gb=float(mem_gb_per_fit),
+            banded=bool(variant.with_extractors), nuisance_bands=list(nuisance["bands"]),
+            save_predictions=variant.label in compared, backend=backend,
+            omp_nthreads=omp_nthreads, use_gpu=use_gpu),
+            name=f"fit_{name}", mem_gb=mem_gb_per_fit, n_procs=max(omp_nthreads, 1))
         metadata = _variant_metadata(variant, spec, seed, backend)
         if variant.label in identical:
             metadata["IdenticalTo"] = identical[variant.label]
-        write = pe.Node(WriteVariant(output_dir=output_dir, bids_dir=bids_dir,
-                                     runs_json=subject_plan.runs_json,
-                                     metadata=json.loads(json.dumps(metadata, default=str))),
-                        name=f"write_{name}")
+        metadata_file = write_settings(
+            Path(settings_dir) / f"variant-{variant.label}.json", metadata)
+        write = pe.Node(WriteVariant(bids_dir=bids_dir, runs_json=subject_plan.runs_json,
+                                     metadata_file=metadata_file), name=f"write_{name}")
+        sink = _sink(workflow, write, f"ds_{name}", output_dir)
         if variant.with_extractors:  # every extractor's files, one after the other
             gather = pe.Node(niu.Merge(len(variant.sources)), name=f"features_{name}")
             workflow.connect([
@@ -193,27 +255,35 @@ def init_single_subject_wf(*, subject_plan, extractors, variants, spec, spec_fil
             (fit, write, [("result_file", "result_file")]),
             (prepare, write, [("mask_file", "mask_file")]),
             (inputnode, write, [(f"tuning_{ex_name}", "tuning_json")]),
-            (write, merge, [("outputs_json", f"in{index}")]),
+            (sink, published, [("out_files", f"in{index}")]),
         ])
         fits[variant.label] = fit
     for pair in pairs:  # participant-level stat-rdiff maps of explicitly compared variants
-        compare = pe.Node(CompareVariants(output_dir=output_dir, bids_dir=bids_dir,
-                                          runs_json=subject_plan.runs_json, pair=pair,
-                                          statistics=dataclasses.asdict(spec.statistics)),
-                          name=f"compare_{_node_name(pair[0])}_{_node_name(pair[1])}")
+        name = f"{_node_name(pair[0])}_{_node_name(pair[1])}"
+        compare = pe.Node(CompareVariants(statistics_file=sections["statistics"], pair=pair),
+                          name=f"compare_{name}")
+        render = pe.Node(WriteComparison(bids_dir=bids_dir, runs_json=subject_plan.runs_json,
+                                         pair=pair, statistics_file=sections["statistics"]),
+                         name=f"write_comparison_{name}")
         workflow.connect([
             (fits[pair[0]], compare, [("result_file", "result_a")]),
             (fits[pair[1]], compare, [("result_file", "result_b")]),
-            (prepare, compare, [("mask_file", "mask_file")]),
+            (compare, render, [("comparison_file", "comparison_file")]),
+            (prepare, render, [("mask_file", "mask_file")]),
         ])
+        _sink(workflow, render, f"ds_comparison_{name}", output_dir)
     report = pe.Node(ParticipantReport(output_dir=output_dir, subject=subject,
                                        runs_json=subject_plan.runs_json,
                                        word_tables=subject_plan.word_tables, spec_file=spec_file,
+                                       variants=[v.label for v in variants],
                                        warnings=subject_plan.warnings),
                      name="report")
+    ds_report = _sink(workflow, report, "ds_report", output_dir)
     workflow.connect([
         (prepare, report, [("info_file", "bold_info")]),
-        (merge, report, [("out", "variant_outputs")]),
-        (report, outputnode, [("report", "report")]),
+        (published, report, [("out", "derivative_files")]),
+        (ds_report, outputnode, [("out_files", "report")]),
     ])
+    # set last: the text describes every step connected above, in execution order
+    report.inputs.methods = methods_text(workflow, upstream)
     return workflow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,6 +18,7 @@ REPORT_VARIANTS = ["minilmfrozenL3", "minilmfrozenL5", "minilmlorasstL3"]
 def make_participant_report(root: Path, out: Path | None = None, subject: str = "01") -> Path:
     """Write ``sub-<subject>.html`` from fabricated maps, runs and word tables."""
     from bids_app.config import default_spec
+    from bids_app.interfaces import FitEncoding, write_settings
     from bids_app.io.bids import BoldRun
     from bids_app.reports.participant import write_participant_report
 
@@ -54,8 +56,14 @@ def make_participant_report(root: Path, out: Path | None = None, subject: str = 
         outputs[label] = {stat: str(func / f"{prefix}_stat-{stat}_desc-{label}_statmap.nii.gz")
                           for stat in ("r", "r2", "alpha")}
         outputs[label]["scores"] = str(func / f"{prefix}_desc-{label}_scores.tsv")
+    spec = default_spec()
+    settings = {name: write_settings(root / f"{name}.json", dataclasses.asdict(getattr(spec, name)))
+                for name in ("encoding", "statistics")}
+    methods = FitEncoding(encoding_file=settings["encoding"],
+                          statistics_file=settings["statistics"],
+                          variant=REPORT_VARIANTS[0]).methods()
     report = write_participant_report(str(out), subject, runs, tables, str(info), outputs,
-                                      default_spec(), ["run 2 has 4 dummy scans"])
+                                      spec, ["run 2 has 4 dummy scans"], methods=methods)
     return Path(report)
 
 
