@@ -140,3 +140,38 @@ def test_every_clue_task_has_a_type_and_the_dataset_columns(config, task_type, c
     keys = {"sentence-pair-classification": ("text_column", "text_pair_column"),
             "sequence-classification": ("text_column",)}.get(task_type, ())
     assert tuple(options[k] for k in keys) == columns
+
+
+def test_c3_questions_with_fewer_choices_are_batched_and_never_pick_a_padded_choice(
+        tmp_path, tiny_bert):
+    """C3 has 2 to 4 choices per question: a batch pads the choices, the head masks them."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from stimuli_models.tasks.encode import collate, encode_examples
+    from stimuli_models.tasks.heads import TaskModel
+
+    rows = [{"id": i, "context": ["the man saw a dog"], "question": "what did he see",
+             "choice": ["a dog", "a cat", "a bird", "a fish"][: 2 + i % 3], "answer": "a dog"}
+            for i in range(6)]
+    task = load_task("c3", "", {"hub": "clue", "config": "c3",
+                                "path": _save(rows, _C3, tmp_path, "c3")})
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    items = encode_examples(task, tokenizer, task.train, max_length=32, train=True)
+    batch = collate(items[:3], tokenizer.pad_token_id)  # 2, 3 and 4 choices
+    assert batch["input_ids"].shape[:2] == (3, 4)
+    assert batch["attention_mask"][0, 2:].sum() == 0 and batch["attention_mask"][1, 3].sum() == 0
+    backbone = AutoModel.from_pretrained(tiny_bert)
+    torch.manual_seed(0)
+    model = TaskModel(backbone, task.type, task.n_labels, backbone.config.hidden_size)
+    loss, logits = model(**batch)
+    assert logits.shape == (3, 4) and torch.isfinite(loss)
+    assert (logits[0, 2:] == -1e4).all() and (logits[1, 3] == -1e4) and (logits[2] > -1e4).all()
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    # the padded choices change nothing: the 2-choice item alone gives the same logits
+    model.eval()
+    with torch.no_grad():
+        alone = model(**collate(items[:1], tokenizer.pad_token_id))[1]
+        together = model(**batch)[1]
+    assert torch.allclose(alone[0], together[0, :2], atol=1e-5)
