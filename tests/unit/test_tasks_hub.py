@@ -225,7 +225,7 @@ def test_download_calls_load_dataset_as_a_real_download_needs(tmp_path, monkeypa
     assert calls == [(("leondz/wnut_17", None),
                       {"cache_dir": str(cache), "revision": "refs/convert/parquet"}, False)]
     assert task.type == "token-classification" and task.train[0]["tags"][:2] == ["B-PER", "I-PER"]
-    again = load_task("wnut17", "", {**options, "config": "wnut_17", "allow_download": False})
+    again = load_task("wnut17", "", {**options, "allow_download": False})  # as the spec names it
     assert len(calls) == 1 and again.fingerprint == task.fingerprint
 
 
