@@ -32,13 +32,15 @@ demo: $(STAMP)
 	@echo "Group report:        $(DEMO_DIR)/out/group/group.html"
 
 # The paper's design (examples/paper_reproduction.toml) reduced to run on a laptop: every
-# tuning method on both tasks, PAPER_STEPS training steps, NLU sample sets written by brainenc.
+# tuning method on both tasks, PAPER_STEPS training steps, the last layer listed, NLU sample
+# sets written by brainenc, on the demo dataset with PAPER_WORDS words per story.
 PAPER_STEPS ?= 10
+PAPER_WORDS ?= 400
 paper-demo: $(STAMP)
-	$(BIN)/brainenc-demo-data $(DEMO_DIR)/bids --seed 42
+	$(BIN)/brainenc-demo-data $(DEMO_DIR)/paper/bids --seed 42 --words $(PAPER_WORDS)
 	$(BIN)/python -m bids_app.paper_demo examples/paper_reproduction.toml $(DEMO_DIR)/paper --steps $(PAPER_STEPS)
-	$(BIN)/brainenc $(DEMO_DIR)/bids $(DEMO_DIR)/paper/out participant --config-file $(DEMO_DIR)/paper/spec.toml -w $(DEMO_DIR)/paper/work --nprocs $(NPROCS)
-	$(BIN)/brainenc $(DEMO_DIR)/bids $(DEMO_DIR)/paper/out group -w $(DEMO_DIR)/paper/work --nprocs $(NPROCS)
+	$(BIN)/brainenc $(DEMO_DIR)/paper/bids $(DEMO_DIR)/paper/out participant --config-file $(DEMO_DIR)/paper/spec.toml -w $(DEMO_DIR)/paper/work --nprocs $(NPROCS)
+	$(BIN)/brainenc $(DEMO_DIR)/paper/bids $(DEMO_DIR)/paper/out group -w $(DEMO_DIR)/paper/work --nprocs $(NPROCS)
 	@echo ""
 	@echo "Group report: $(DEMO_DIR)/paper/out/group/group.html"
 

@@ -29,6 +29,15 @@ from .dry_run_costs import (
     recorded_step_cost,
 )
 from .errors import EXIT_OK, NoMatchError
+from .run_inputs import (
+    check_paths,
+    check_task_ids,
+    derivative_layouts,
+    load_filters,
+    load_run_spec,
+    report_failures,
+    resolve_device,
+)
 
 
 def run_dry(options) -> int:
@@ -44,10 +53,8 @@ def run_dry(options) -> int:
     int
         The exit code a real run would give for the problems found (0 when none).
     """
-    from .run import check_paths, spec_for_run
-
     check_paths(options, create=False)
-    spec = spec_for_run(options)
+    spec = load_run_spec(options)
     if options.analysis_level == "group":
         return _group_plan(options)
     with tempfile.TemporaryDirectory(prefix="brainenc-dry-run-") as scratch:
@@ -72,26 +79,20 @@ def _group_plan(options) -> int:
 
 
 def _participant_plan(options, spec, scratch: Path) -> int:
-    from .io.bids import check_dataset, entity_values, make_layout, select_subjects
+    from .io.bids import check_dataset, make_layout, select_subjects
     from .plan import make_plan
-    from .run import _load_filters, _report_failures, _resolve_device, derivative_layouts
     from .variants import plan_variants
 
-    device, backend = _resolve_device(options, spec)
+    device, backend = resolve_device(options, spec)
     _use_threads(options)
     if not options.skip_bids_validation:
         check_dataset(options.bids_dir)
     extractors, variants = plan_variants(spec)  # resolves and checks every model
-    filters = _load_filters(options.bids_filter_file)
+    filters = load_filters(options.bids_filter_file)
     layout = make_layout(options.bids_dir, database_dir=options.bids_database_dir)
     spec, derivatives = derivative_layouts(options, spec)
     subjects = select_subjects(layout, options.participant_label)
-    if options.task_id:
-        tasks = entity_values(layout, "task")
-        unknown = [t for t in options.task_id if t not in tasks]
-        if unknown:
-            raise NoMatchError(f"task(s) {', '.join(unknown)} not found in '{options.bids_dir}'; "
-                               f"available: {', '.join(tasks) or 'none'}.")
+    check_task_ids(layout, options)
     # the story tables a run writes to OUTPUT_DIR go to the temporary folder
     plan = make_plan(layout, subjects, spec, work_dir=scratch, output_dir=scratch / "out",
                      tasks=options.task_id or None, sessions=options.session_id or None,
@@ -102,10 +103,10 @@ def _participant_plan(options, spec, scratch: Path) -> int:
                f"backend {backend}")
     _print_subjects(plan)
     if not plan.subjects:
-        return _report_failures(plan.failures, n_total=len(subjects))
+        return report_failures(plan.failures, n_total=len(subjects))
     tuned = _print_variants(options, spec, extractors, variants, plan, device)
     _print_estimate(options, spec, extractors, variants, plan, tuned, device, backend)
-    return _report_failures(plan.failures, n_total=len(subjects))
+    return report_failures(plan.failures, n_total=len(subjects))
 
 
 def _use_threads(options) -> None:
@@ -172,6 +173,7 @@ def _print_variants(options, spec, extractors, variants, plan, device) -> dict:
         except StimuliModelsError as exc:
             raise from_library_error(exc) from None
         trains = method.needs_task
+        untrained = bool(extractor.settings.get("untrained"))  # a control: no training steps
         cached = cached_record(options.output_dir, extractor.label, key) is not None
         paths = _feature_paths(extractor, key if trains else model_hash, spec, stories,
                                options.output_dir, device)
@@ -180,12 +182,15 @@ def _print_variants(options, spec, extractors, variants, plan, device) -> dict:
             state = "pretrained, not trained"
         elif cached:
             state = "tuned model cached"
+        elif untrained:
+            state = f"untrained control (initialised for '{task.name}', not trained)"
         else:
             state = f"to train on '{task.name}' ({len(task.train)} train / {len(task.dev)} dev)"
         click.echo(f"  {extractor.label} [{method.name}]: {state}; features "
                    f"{n_cached}/{len(paths)} stories cached; variants "
                    f"{', '.join(layers.get(extractor.label, []))}")
-        details[extractor.label] = {"train": trains and not cached, "task": task,
+        details[extractor.label] = {"train": trains and not cached and not untrained,
+                                    "task": task,
                                     "features_missing": len(paths) - n_cached}
     return details
 

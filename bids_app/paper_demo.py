@@ -4,7 +4,9 @@
 spec's variants (every tuning method) are kept, its first two tasks are
 replaced by sample sets of the same task type written by
 :mod:`stimuli_models.tasks.samples` (the real benchmarks it names are not
-needed), and training stops after a few steps. The full version runs from the
+needed), training stops after a few steps, and every tuned model is read at the
+last layer of ``[features] layers`` only (one encoding fit per tuned model and
+participant: the fits are most of the time). The full version runs from the
 same file unchanged::
 
     python -m bids_app.paper_demo examples/paper_reproduction.toml demo/paper --steps 10
@@ -30,7 +32,7 @@ _DATA_KEYS = ("train", "dev", "format", "columns", "hub", "config", "path", "cac
 
 
 def reduce_spec(spec: dict, out_dir: Path, *, steps: int = 10, n_tasks: int = 2,
-                seed: int = 0) -> dict:
+                seed: int = 0, all_layers: bool = False) -> dict:
     """The reduced spec: sample-set tasks, variants of those tasks, ``steps`` training steps.
 
     Parameters
@@ -45,6 +47,8 @@ def reduce_spec(spec: dict, out_dir: Path, *, steps: int = 10, n_tasks: int = 2,
         Number of tasks kept (the first ones of the spec).
     seed : int
         Seed of the sample sets.
+    all_layers : bool
+        Keep every layer of ``[features] layers`` (default: the last one listed).
 
     Returns
     -------
@@ -71,6 +75,9 @@ def reduce_spec(spec: dict, out_dir: Path, *, steps: int = 10, n_tasks: int = 2,
                     batch_size=min(int(training.get("batch_size", 16)), 16),
                     max_length=min(int(training.get("max_length", 128)), 64))
     reduced["training"] = training
+    layers = spec.get("features", {}).get("layers")
+    if isinstance(layers, list) and len(layers) > 1 and not all_layers:
+        reduced["features"] = {**spec["features"], "layers": layers[-1:]}
     return reduced
 
 
@@ -85,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=10, help="training steps per variant")
     parser.add_argument("--tasks", type=int, default=2, help="tasks kept")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--all-layers", action="store_true",
+                        help="read every layer of [features] layers (default: the last one)")
     args = parser.parse_args(argv)
     try:
         spec = tomllib.loads(args.spec.read_text(encoding="utf-8"))
@@ -100,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = args.out_dir.absolute()
     try:
         reduced = reduce_spec(spec, out_dir, steps=args.steps, n_tasks=args.tasks,
-                              seed=args.seed)
+                              seed=args.seed, all_layers=args.all_layers)
     except (SettingsError, ValueError) as exc:
         print(f"paper_demo: error: {exc}", file=sys.stderr)
         return 2

@@ -80,6 +80,40 @@ def word_rate(onsets: np.ndarray, durations: np.ndarray, n_volumes: int, tr: flo
     return design[:, 0].astype(np.float64)
 
 
+def spoken_story(story: str, n_words: int, seed: int, rng: np.random.Generator, *,
+                 start: float, end: float, bare: bool = False
+                 ) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The first ``n_words`` of a story spoken from ``start``, those ending before ``end``.
+
+    Parameters
+    ----------
+    story : str
+        Story name (seeds its text).
+    n_words : int
+        Words drawn before the cut at ``end``.
+    seed : int
+        Seed of the text.
+    rng : Generator
+        Random source of the timing.
+    start, end : float
+        Onset of the first word and the time every kept word ends before (seconds).
+    bare : bool
+        Words without punctuation and in lower case (as forced aligners write them).
+
+    Returns
+    -------
+    words : list of str
+    onsets, durations : ndarray of shape (n_kept,)
+    """
+    words = story_text(story, n_words, seed)
+    onsets, durations = speech_timing(len(words), rng, start=start)
+    keep = onsets + durations < end
+    words = [w for w, k in zip(words, keep, strict=True) if k]
+    if bare:
+        words = [w.strip(".,!?\"").lower() for w in words]
+    return words, onsets[keep], durations[keep]
+
+
 def planted_mask() -> np.ndarray:
     """Bool array of shape :data:`GRID`: the voxels carrying the planted signal."""
     mask = brain_mask()
@@ -119,6 +153,13 @@ def save_nifti(path: Path, data: np.ndarray, tr: float | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     nib.save(img, path)
     return path
+
+
+def save_run_bold(path: Path, onsets: np.ndarray, durations: np.ndarray, n_volumes: int,
+                  tr: float, rng: np.random.Generator, snr: float) -> Path:
+    """Save a run's BOLD whose planted voxels carry the word rate of these words (run time)."""
+    return save_nifti(path, bold_series(word_rate(onsets, durations, n_volumes, tr), rng,
+                                        snr=snr), tr)
 
 
 def write_json(path: Path, data) -> None:
@@ -164,6 +205,13 @@ def word_intervals(words, onsets, durations, end: float) -> list[tuple]:
     if end > t:
         items.append((t, end, "sp"))
     return items
+
+
+def write_word_textgrid(path: Path, tiers: dict, tier: str, words, onsets, durations,
+                        xmax: float) -> None:
+    """Write a TextGrid: the interval ``tiers`` given, then the word tier ``tier``."""
+    write_text(path, textgrid({**tiers, tier: word_intervals(words, onsets, durations, xmax)},
+                              xmax))
 
 
 def write_planted(root: Path, description: dict) -> None:

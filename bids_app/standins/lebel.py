@@ -18,17 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from ._common import (
-    bold_series,
     dataset_files,
-    save_nifti,
-    speech_timing,
-    story_text,
-    textgrid,
-    word_intervals,
-    word_rate,
+    save_run_bold,
+    spoken_story,
     write_json,
     write_planted,
-    write_text,
+    write_word_textgrid,
 )
 
 TR = 2.0
@@ -71,22 +66,17 @@ def make_lebel(out_dir: str | Path, *, scale: float = 1.0, seed: int = 0,
         n_volumes = max(int(math.ceil(real_count * scale)), 30)
         counts[story] = n_volumes
         end = n_volumes * TR - TAIL
-        words = story_text(story, int((end - LEAD) * 2.5), seed)
-        onsets, durations = speech_timing(len(words), rng, start=LEAD)
-        keep = onsets + durations < end
-        words, onsets, durations = [w for w, k in zip(words, keep, strict=True) if k], \
-            onsets[keep], durations[keep]
-        write_text(root / "derivative" / "TextGrids" / f"{story}.TextGrid", textgrid({
-            "phone": [(0.0, n_volumes * TR, "sp")],
-            "word": word_intervals([w.strip(".,!?\"").lower() for w in words], onsets,
-                                   durations, n_volumes * TR)}, n_volumes * TR))
+        words, onsets, durations = spoken_story(story, int((end - LEAD) * 2.5), seed, rng,
+                                                start=LEAD, end=end, bare=True)
+        write_word_textgrid(root / "derivative" / "TextGrids" / f"{story}.TextGrid",
+                            {"phone": [(0.0, n_volumes * TR, "sp")]}, "word", words, onsets,
+                            durations, n_volumes * TR)
         write_json(root / f"task-{story}_bold.json", {
             **SIDECAR, "TaskName": story,
             "TaskDescription": "Listen to story titled in the TaskName"})
-        signal = word_rate(onsets, durations, n_volumes, TR)
         func = root / f"sub-{SUBJECT}" / f"ses-{SESSION}" / "func"
-        save_nifti(func / f"sub-{SUBJECT}_ses-{SESSION}_task-{story}_bold.nii.gz",
-                   bold_series(signal, rng, snr=snr), TR)
+        save_run_bold(func / f"sub-{SUBJECT}_ses-{SESSION}_task-{story}_bold.nii.gz", onsets,
+                      durations, n_volumes, TR, rng, snr)
     write_json(root / "derivative" / "respdict.json", counts)
     write_planted(root, {"Dataset": "ds003020", "Seed": seed, "SNR": snr, "Scale": scale})
     return root

@@ -26,14 +26,12 @@ from ._common import (
     bold_series,
     dataset_files,
     save_nifti,
-    speech_timing,
-    story_text,
-    textgrid,
-    word_intervals,
+    spoken_story,
     word_rate,
     write_json,
     write_planted,
     write_text,
+    write_word_textgrid,
 )
 
 TR = 2.0
@@ -77,13 +75,10 @@ def make_lepetitprince(out_dir: str | Path, *, scale: float = 1.0, sections: int
     for section, (audio, scans) in enumerate(SECTIONS[:sections], start=1):
         length = max(audio * scale, 60.0)
         n_volumes = scans if scale == 1.0 else int(math.ceil(length / TR)) + 8
-        words = story_text(f"lpp{section}", int(length * 2.5), seed)
-        onsets, durations = speech_timing(len(words), rng, start=0.5)
-        keep = onsets + durations < length - 0.5
-        words = [w.strip(".,!?\"").lower() for w, k in zip(words, keep, strict=True) if k]
-        onsets, durations = onsets[keep], durations[keep]
-        write_text(root / "annotation" / "EN" / f"lppEN_section{section}.TextGrid",
-                   textgrid({"words": word_intervals(words, onsets, durations, length)}, length))
+        words, onsets, durations = spoken_story(f"lpp{section}", int(length * 2.5), seed, rng,
+                                                start=0.5, end=length - 0.5, bare=True)
+        write_word_textgrid(root / "annotation" / "EN" / f"lppEN_section{section}.TextGrid", {},
+                            "words", words, onsets, durations, length)
         table += [f"{w},{w},{o:.3f},{o + d:.3f},{section}"
                   for w, o, d in zip(words, onsets, durations, strict=True)]
         signal = word_rate(onsets + AUDIO_ONSET, durations, n_volumes, TR)

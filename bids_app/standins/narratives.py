@@ -21,12 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from ._common import (
-    bold_series,
     dataset_files,
-    save_nifti,
-    speech_timing,
-    story_text,
-    word_rate,
+    save_run_bold,
+    spoken_story,
     write_json,
     write_planted,
     write_text,
@@ -82,11 +79,8 @@ def make_narratives(out_dir: str | Path, *, scale: float = 1.0, seed: int = 0,
     func = root / f"sub-{SUBJECT}" / "func"
     for label, (story, music, onset, real_duration) in RUNS.items():
         duration = max(real_duration * scale, 60.0)
-        words = story_text(story, int(duration * 2.5), seed)
-        times, lengths = speech_timing(len(words), rng, start=0.3)
-        keep = times + lengths < duration - 0.5
-        words, times, lengths = [w for w, k in zip(words, keep, strict=True) if k], \
-            times[keep], lengths[keep]
+        words, times, lengths = spoken_story(story, int(duration * 2.5), seed, rng, start=0.3,
+                                             end=duration - 0.5)
         missing = set(rng.choice(np.arange(1, len(words) - 1), size=len(words) // 50,
                                  replace=False).tolist())
         write_text(root / "stimuli" / "gentle" / story / "align.csv",
@@ -98,8 +92,7 @@ def make_narratives(out_dir: str | Path, *, scale: float = 1.0, seed: int = 0,
         write_text(func / f"sub-{SUBJECT}_{label}_events.tsv", "\n".join(rows) + "\n")
         n_volumes = int(math.ceil((onset + duration + 12.0) / TR))
         write_json(func / f"sub-{SUBJECT}_{label}_bold.json", {**SIDECAR, "TaskName": story})
-        signal = word_rate(times + onset, lengths, n_volumes, TR)
-        save_nifti(func / f"sub-{SUBJECT}_{label}_bold.nii.gz",
-                   bold_series(signal, rng, snr=snr), TR)
+        save_run_bold(func / f"sub-{SUBJECT}_{label}_bold.nii.gz", times + onset, lengths,
+                      n_volumes, TR, rng, snr)
     write_planted(root, {"Dataset": "ds002345", "Seed": seed, "SNR": snr, "Scale": scale})
     return root

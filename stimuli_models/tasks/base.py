@@ -20,7 +20,14 @@ from pathlib import Path
 
 from ..cache import file_hash, stable_hash
 from ..errors import SettingsError, TaskDataError, check_choice
-from .hub import HUB_OPTIONS, check_hub_options, hub_rows, load_hub_dataset, resolve_hub_task
+from .hub import (
+    HUB_OPTIONS,
+    check_hub_options,
+    hub_rows,
+    load_hub_dataset,
+    reshape_hub_rows,
+    resolve_hub_task,
+)
 from .metrics import METRICS
 from .readers import FORMATS, guess_format, read_conll, read_hf_dir, read_squad, read_table
 
@@ -274,6 +281,9 @@ def _read_hub(name: str, task_type: str, opts: dict, base: Path | None):
     label_column = opts.get("label_column")
     if opts["labels"] is None and label_column in names:  # the dataset's label order
         opts["labels"] = names[label_column]
+    train_rows = reshape_hub_rows(train_rows, opts["hub"], opts["config"])
+    if dev_rows is not None:
+        dev_rows = reshape_hub_rows(dev_rows, opts["hub"], opts["config"])
     train = normalise(train_rows, task_type, opts, where)
     dev = None if dev_rows is None else normalise(dev_rows, task_type, opts, where)
     return train, dev, [stable_hash(train), stable_hash(dev or [])]

@@ -105,8 +105,9 @@ def collate(items: list[dict], pad_id: int):
     -------
     dict of Tensor
         ``input_ids``, ``attention_mask``, ``token_type_ids`` of shape
-        (batch, length) — (batch, choices, length) for multiple choice — and the
-        targets present in the items.
+        (batch, length) — (batch, choices, length) for multiple choice, ``choices``
+        the most any item has (the others' missing choices are masked out) — and
+        the targets present in the items.
     """
     import torch
 
@@ -116,9 +117,15 @@ def collate(items: list[dict], pad_id: int):
     first = items[0]["input_ids"]
     if first and isinstance(first[0], list):  # multiple choice
         width = max(len(seq) for it in items for seq in it["input_ids"])
-        ids = [pad(it["input_ids"], pad_id, width) for it in items]
-        types = [pad(it["token_type_ids"], 0, width) for it in items]
-        mask = [pad([[1] * len(s) for s in it["input_ids"]], 0, width) for it in items]
+        # items with fewer choices get empty ones (all-zero mask), which the head never picks
+        n_choices = max(len(it["input_ids"]) for it in items)
+        empty = [[]] * n_choices
+        ids = [pad(it["input_ids"] + empty[len(it["input_ids"]):], pad_id, width)
+               for it in items]
+        types = [pad(it["token_type_ids"] + empty[len(it["input_ids"]):], 0, width)
+                 for it in items]
+        mask = [pad([[1] * len(s) for s in it["input_ids"]] + empty[len(it["input_ids"]):], 0,
+                    width) for it in items]
     else:
         width = max(len(it["input_ids"]) for it in items)
         ids = pad([it["input_ids"] for it in items], pad_id, width)

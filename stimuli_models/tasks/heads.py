@@ -79,11 +79,13 @@ class TaskModel(nn.Module):
             (batch, n_labels), (batch, length, n_labels), (batch, choices) or
             (batch, length, 2) for question answering.
         """
-        choices = None
+        choices = valid = None
         if input_ids.dim() == 3:  # multiple choice: (batch, choices, length)
             choices = input_ids.shape[1]
+            valid = attention_mask.sum(-1) > 0  # choices padded by collate have no tokens
             input_ids = input_ids.flatten(0, 1)
-            attention_mask = attention_mask.flatten(0, 1)
+            attention_mask = attention_mask.flatten(0, 1).clone()
+            attention_mask[~valid.flatten(), 0] = 1  # finite states for padded rows
             token_type_ids = token_type_ids.flatten(0, 1) if token_type_ids is not None else None
         states = self._states(input_ids, attention_mask, token_type_ids)
         if self.task_type in ("token-classification", "question-answering"):
@@ -92,8 +94,8 @@ class TaskModel(nn.Module):
             mask = attention_mask.unsqueeze(-1).to(states.dtype)
             pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
             logits = self.head(self.dropout(pooled))
-            if choices is not None:
-                logits = logits.view(-1, choices)
+            if choices is not None:  # padded choices can be neither chosen nor learnt
+                logits = logits.view(-1, choices).masked_fill(~valid, -1e4)
         loss = None
         if self.task_type == "question-answering":
             if start_positions is not None:

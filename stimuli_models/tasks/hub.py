@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import SettingsError, TaskDataError
+from .clue import RESHAPERS
 
 #: Options of a task entry that name a ``datasets`` dataset, with their defaults.
 HUB_OPTIONS = {"hub": None, "config": None, "path": None, "cache_dir": None,
@@ -40,6 +41,7 @@ class Benchmark:
 
 _SEQ, _PAIR = "sequence-classification", "sentence-pair-classification"
 _TOK, _QA = "token-classification", "question-answering"
+_MC = "multiple-choice"
 _PAIR_COLS = {"text_column": "sentence1", "text_pair_column": "sentence2"}
 _SQUAD = Benchmark(_QA, {}, "f1")
 
@@ -61,7 +63,7 @@ BENCHMARKS: dict[tuple[str, str | None], Benchmark] = {
     ("wnut_17", None): Benchmark(_TOK, {"tags_column": "ner_tags"}, "f1"),
     ("squad", None): _SQUAD,
     ("squad_v2", None): _SQUAD,
-    # CLUE (Chinese): the classification and reading-comprehension tasks
+    # CLUE (Chinese). cluewsc2020, csl, chid and c3 are reshaped (see stimuli_models.tasks.clue)
     ("clue", "afqmc"): Benchmark(_PAIR, _PAIR_COLS, "accuracy"),
     ("clue", "tnews"): Benchmark(_SEQ, {"text_column": "sentence"}, "accuracy"),
     ("clue", "iflytek"): Benchmark(_SEQ, {"text_column": "sentence"}, "accuracy"),
@@ -69,17 +71,59 @@ BENCHMARKS: dict[tuple[str, str | None], Benchmark] = {
     ("clue", "ocnli"): Benchmark(_PAIR, _PAIR_COLS, "accuracy"),
     ("clue", "cmrc2018"): _SQUAD,
     ("clue", "drcd"): _SQUAD,
+    ("clue", "cluewsc2020"): Benchmark(_SEQ, {"text_column": "text"}, "accuracy"),
+    ("clue", "csl"): Benchmark(_PAIR, _PAIR_COLS, "accuracy"),
+    ("clue", "chid"): Benchmark(_MC, {}, "accuracy"),
+    ("clue", "c3"): Benchmark(_MC, {}, "accuracy"),
 }
 #: Hub ids under which a short benchmark name is stored (tried in this order).
 ALIASES = {"glue": ("nyu-mll/glue", "glue"), "conll2003": ("eriktks/conll2003", "conll2003"),
            "wnut_17": ("leondz/wnut_17", "wnut_17"), "squad": ("rajpurkar/squad", "squad"),
            "squad_v2": ("rajpurkar/squad_v2", "squad_v2"), "clue": ("clue/clue", "clue")}
+#: Revision a download of these Hub repositories reads: their main branch holds a loading
+#: script, which ``datasets`` 4 and later refuse; the Hub's Parquet export is on this branch.
+DOWNLOAD_REVISIONS = {"eriktks/conll2003": "refs/convert/parquet",
+                      "leondz/wnut_17": "refs/convert/parquet"}
 
 
 def known_benchmark(hub: str, config: str | None) -> Benchmark | None:
     """The table entry of a dataset (``namespace/`` ignored), or None."""
     name = str(hub).rstrip("/").split("/")[-1].lower()
     return BENCHMARKS.get((name, config)) or BENCHMARKS.get((name, None))
+
+
+def reshape_hub_rows(rows: list[dict], hub: str, config: str | None) -> list[dict]:
+    """Rows of a CLUE task stored in a layout of its own, reshaped for its task type.
+
+    Rows of every other dataset are returned unchanged.
+    """
+    name = str(hub).rstrip("/").split("/")[-1].lower()
+    if name == "clue" and config in RESHAPERS:
+        return RESHAPERS[config](rows)
+    return rows
+
+
+def download_arguments(options: dict) -> tuple[tuple, dict]:
+    """Positional and keyword arguments of ``datasets.load_dataset`` for a task entry.
+
+    A known benchmark named by its short name is fetched from the repository it
+    is stored under on the Hub (``glue`` -> ``nyu-mll/glue``), and from the
+    Parquet export of repositories whose main branch is a loading script;
+    ``revision`` in the entry overrides that.
+
+    Returns
+    -------
+    args : tuple
+        ``(repository, config)``.
+    kwargs : dict
+        ``cache_dir`` and ``revision``.
+    """
+    hub = str(options["hub"])
+    name = hub.rstrip("/").split("/")[-1].lower()
+    repo = ALIASES[name][0] if "/" not in hub and name in ALIASES else hub
+    revision = options.get("revision") or DOWNLOAD_REVISIONS.get(repo)
+    return (repo, options.get("config")), {"cache_dir": options.get("cache_dir"),
+                                           "revision": revision}
 
 
 def resolve_hub_task(task_type: str, options: dict) -> tuple[str, dict]:
@@ -204,8 +248,8 @@ def load_hub_dataset(options: dict, base_dir: str | os.PathLike | None = None):
             "allow_download = true in the task entry.")
     with _online(datasets):  # the run sets HF_HUB_OFFLINE; this entry opted in
         try:
-            return datasets.load_dataset(hub, config, cache_dir=options.get("cache_dir"),
-                                         revision=options.get("revision"))
+            args, kwargs = download_arguments(options)
+            return datasets.load_dataset(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - network, hub and format errors of many kinds
             raise TaskDataError(f"cannot download the dataset '{hub}' (config {config!r}): "
                                 f"{type(exc).__name__}: {exc}") from None

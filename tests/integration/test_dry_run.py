@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bids_app.errors import EXIT_DATASET, EXIT_NO_MATCH, EXIT_OK, EXIT_USAGE
-from tests.helpers.nlu import make_examples
+from tests.helpers.tuned_spec import tiny_tuned_spec, write_sentiment_task
 
 
 def _files(root: Path) -> set:
@@ -21,32 +21,9 @@ def setup(tmp_path_factory, tiny_bert):
 
     root = tmp_path_factory.mktemp("dry")
     bids = make_demo_dataset(root / "bids", n_subjects=2, seed=1, words_per_story=100)
-    rows = make_examples("sequence-classification", 40, seed=0)
-    (root / "sent.tsv").write_text("".join(f"{r['text']}\t{r['label']}\n" for r in rows),
-                                   encoding="utf-8")
+    write_sentiment_task(root / "sent.tsv", 40)
     spec = root / "spec.toml"
-    spec.write_text(f"""
-[[models]]
-name = "tiny"
-source = "{tiny_bert}"
-
-[[tasks]]
-name = "synth"
-type = "sequence-classification"
-train = "sent.tsv"
-format = "tsv"
-columns = ["text", "label"]
-
-[[variants]]
-model = "tiny"
-method = "frozen"
-
-[[variants]]
-model = "tiny"
-method = "lora"
-task = "synth"
-settings = {{r = 4}}
-
+    spec.write_text(tiny_tuned_spec(tiny_bert, "sent.tsv", """
 [training]
 max_steps = 2
 eval_every = 2
@@ -58,7 +35,7 @@ layers = [1.0]
 [statistics]
 heldout_permutations = 0
 n_bootstrap = 0
-""", encoding="utf-8")
+"""), encoding="utf-8")
     return {"root": root, "bids": bids, "spec": spec}
 
 
@@ -143,3 +120,25 @@ def test_exit_codes_as_for_a_real_run(setup, capsys, tmp_path):
     assert "run the participant level first" in capsys.readouterr().err
     code = main([str(tmp_path / "nowhere"), str(out), "participant", "--dry-run"])
     assert code == EXIT_USAGE and not out.exists()
+
+
+def test_untrained_controls_are_planned_without_training_steps(setup, capsys, tmp_path):
+    """A prompt variant's untrained control is listed as such and adds no tuning time."""
+    from bids_app.cli import main
+
+    spec = tmp_path / "prompt.toml"
+    spec.write_text(tiny_tuned_spec(_model_source(setup), setup["root"] / "sent.tsv", "",
+                                    methods=("frozen", "prompt")), encoding="utf-8")
+    assert main([str(setup["bids"]), str(tmp_path / "out"), "participant", "--config-file",
+                 str(spec), "--dry-run", "-w", str(tmp_path / "work")]) == EXIT_OK
+    text = capsys.readouterr().out
+    assert re.search(r"tinypromptnvt4synthuntrained \[prompt\]: untrained control "
+                     r"\(initialised for 'synth', not trained\)", text)
+    assert re.search(r"tinypromptnvt4synth \[prompt\]: to train on 'synth'", text)
+    assert re.search(r"tuning: 1 model\(s\), about \d+ step-equivalents", text)
+
+
+def _model_source(setup) -> str:
+    """The tiny model folder named in the module's spec."""
+    text = setup["spec"].read_text(encoding="utf-8")
+    return re.search(r'source = "([^"]+)"', text).group(1)

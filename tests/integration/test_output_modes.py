@@ -18,30 +18,9 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.demo import small_demo_dataset
-from tests.helpers.nlu import make_examples
+from tests.helpers.tuned_spec import tiny_tuned_spec, write_sentiment_task
 
-SPEC = """
-[[models]]
-name = "tiny"
-source = "{model}"
-
-[[tasks]]
-name = "synth"
-type = "sequence-classification"
-train = "{task}"
-format = "tsv"
-columns = ["text", "label"]
-
-[[variants]]
-model = "tiny"
-method = "frozen"
-
-[[variants]]
-model = "tiny"
-method = "lora"
-task = "synth"
-settings = {{r = 4}}
-
+SECTIONS = """
 [features]
 layers = [1]
 context_words = 5
@@ -63,11 +42,9 @@ inner_folds = 2
 def inputs(tmp_path_factory, tiny_bert):
     root = tmp_path_factory.mktemp("modes")
     bids = small_demo_dataset(root / "bids", n_subjects=2, words=60)
-    task = root / "sent.tsv"
-    rows = make_examples("sequence-classification", 32, seed=0)
-    task.write_text("".join(f"{r['text']}\t{r['label']}\n" for r in rows), encoding="utf-8")
+    task = write_sentiment_task(root / "sent.tsv", 32)
     spec = root / "spec.toml"
-    spec.write_text(SPEC.format(model=tiny_bert, task=task), encoding="utf-8")
+    spec.write_text(tiny_tuned_spec(tiny_bert, task, SECTIONS), encoding="utf-8")
     return bids, spec
 
 

@@ -8,13 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.helpers.nlu import make_examples
-
-
-def _write_task(path: Path) -> Path:
-    rows = make_examples("sequence-classification", 64, seed=0)
-    path.write_text("".join(f"{r['text']}\t{r['label']}\n" for r in rows), encoding="utf-8")
-    return path
+from tests.helpers.tuned_spec import run_design, tiny_tuned_spec, write_sentiment_task
 
 
 def _run(bids, out, work, spec, *extra):
@@ -30,36 +24,9 @@ def tiny_run(tmp_path_factory, tiny_bert):
 
     root = tmp_path_factory.mktemp("tuned")
     bids = make_demo_dataset(root / "bids", n_subjects=1, seed=1, words_per_story=120)
-    task = _write_task(root / "sent.tsv")
+    task = write_sentiment_task(root / "sent.tsv", 64)
     spec = root / "spec.toml"
-    spec.write_text(f"""
-[[models]]
-name = "tiny"
-source = "{tiny_bert}"
-
-[[tasks]]
-name = "synth"
-type = "sequence-classification"
-train = "{task.name}"
-format = "tsv"
-columns = ["text", "label"]
-
-[[variants]]
-model = "tiny"
-method = "frozen"
-
-[[variants]]
-model = "tiny"
-method = "lora"
-task = "synth"
-settings = {{r = 4}}
-
-[[variants]]
-model = "tiny"
-method = "prompt"
-task = "synth"
-settings = {{num_virtual_tokens = 4}}
-
+    spec.write_text(tiny_tuned_spec(tiny_bert, task.name, """
 [features]
 layers = [2]
 context_words = 8
@@ -75,7 +42,7 @@ max_length = 32
 [encoding]
 alphas = [1.0, 100.0, 10000.0]
 inner_folds = 2
-""", encoding="utf-8")
+""", methods=("frozen", "lora", "prompt")), encoding="utf-8")
     out, work = root / "out", root / "work"
     code = _run(bids, out, work, spec)
     return {"bids": bids, "out": out, "work": work, "spec": spec, "code": code}
@@ -128,11 +95,8 @@ PAPER_SPEC = Path(__file__).resolve().parents[2] / "examples" / "paper_reproduct
 @pytest.mark.slow
 @pytest.mark.realdata
 def test_paper_design_with_minilm(tmp_path, shared_data):
-    """frozen, full, partial(k=2), LoRA, prompt and P-tuning v2 on WNUT-17 and sentiment."""
+    """frozen, full, partial (k = 4), LoRA, prompt and P-tuning v2 on WNUT-17 and sentiment."""
     import tomllib
-
-    from bids_app.cli import main
-    from bids_app.demo import make_demo_dataset
 
     spec = tomllib.loads(PAPER_SPEC.read_text(encoding="utf-8"))
     # the example names benchmarks; here the real NLU sets kept beside the checkout stand in
@@ -155,12 +119,7 @@ def test_paper_design_with_minilm(tmp_path, shared_data):
 
     spec_file = tmp_path / "spec.toml"
     spec_file.write_text(tomli_w.dumps(spec), encoding="utf-8")
-    bids = make_demo_dataset(tmp_path / "bids", n_subjects=2, seed=3, words_per_story=200)
-    out, work = tmp_path / "out", tmp_path / "work"
-    assert main([str(bids), str(out), "participant", "-w", str(work), "--config-file",
-                 str(spec_file), "--nprocs", "2"]) == 0
-    assert main([str(bids), str(out), "group", "-w", str(work)]) == 0
-    records = {p.parent.name: json.loads(p.read_text()) for p in out.glob("models/*/tuning.json")}
+    out, records = run_design(spec_file, tmp_path)
     methods = {r["method"] for r in records.values()}
     assert methods == {"frozen", "full", "partial", "lora", "prompt", "ptuning-v2"}
     shares = {r["method"]: r["trainable_share"] for r in records.values()}

@@ -225,6 +225,7 @@ def test_with_settings_returns_a_new_spec_and_leaves_the_loaded_one_unchanged():
 def test_a_run_with_overrides_leaves_the_loaded_spec_unchanged(tmp_path, monkeypatch):
     """``--dummy-scans`` reaches the run through a new spec; the loaded object is untouched."""
     import bids_app.run as run
+    import bids_app.run_inputs as run_inputs
     from bids_app.cli import main
 
     bids = tmp_path / "ds"
@@ -242,7 +243,7 @@ def test_a_run_with_overrides_leaves_the_loaded_spec_unchanged(tmp_path, monkeyp
         received.append(spec)
         return 0
 
-    monkeypatch.setattr(run, "load_spec", load)
+    monkeypatch.setattr(run_inputs, "load_spec", load)
     monkeypatch.setattr(run, "run_participant_level", participant_level)
     code = main([str(bids), str(tmp_path / "out"), "participant", "--dummy-scans", "3",
                  "--config-file", str(EXAMPLES / "default.toml")])

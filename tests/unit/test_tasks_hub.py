@@ -181,5 +181,63 @@ def test_download_only_when_the_entry_opts_in(tmp_path, monkeypatch):
         load_task("sst2", "", options)
     assert calls == []
     task = load_task("sst2", "", {**options, "allow_download": True})
-    assert calls == [("glue", "sst2", False, False)] and len(task.train) == 30
+    assert calls == [("nyu-mll/glue", "sst2", False, False)] and len(task.train) == 30
     assert datasets.config.HF_HUB_OFFLINE is True  # restored after the download
+
+
+@pytest.mark.parametrize(("hub", "config", "repo", "revision"), [
+    ("glue", "sst2", "nyu-mll/glue", None),
+    ("nyu-mll/glue", "sst2", "nyu-mll/glue", None),
+    ("wnut_17", None, "leondz/wnut_17", "refs/convert/parquet"),
+    ("conll2003", None, "eriktks/conll2003", "refs/convert/parquet"),
+    ("clue", "tnews", "clue/clue", None),
+    ("someone/reviews", None, "someone/reviews", None)])
+def test_download_arguments_name_the_hub_repository(hub, config, repo, revision):
+    from stimuli_models.tasks.hub import download_arguments
+
+    args, kwargs = download_arguments({"hub": hub, "config": config, "cache_dir": "/c"})
+    assert args == (repo, config) and kwargs == {"cache_dir": "/c", "revision": revision}
+    # a revision in the entry wins
+    assert download_arguments({"hub": hub, "config": config, "revision": "v1"})[1]["revision"] \
+        == "v1"
+
+
+def test_download_calls_load_dataset_as_a_real_download_needs(tmp_path, monkeypatch):
+    """The exact call, and the copy it leaves in the cache read offline by the next run."""
+    import inspect
+
+    cache = tmp_path / "cache"
+    calls = []
+
+    def fake_load_dataset(*args, **kwargs):
+        # every argument is one the real function takes (no trust_remote_code, removed in 4.0)
+        inspect.signature(real_load_dataset).bind(*args, **kwargs)
+        calls.append((args, kwargs, datasets.config.HF_HUB_OFFLINE))
+        data = _conll()
+        _write_cache(data, cache, "leondz/wnut_17", "wnut_17", tmp_path)
+        return data
+
+    real_load_dataset = datasets.load_dataset
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    options = {"hub": "wnut_17", "cache_dir": str(cache), "allow_download": True}
+    task = load_task("wnut17", "", options)
+    assert calls == [(("leondz/wnut_17", None),
+                      {"cache_dir": str(cache), "revision": "refs/convert/parquet"}, False)]
+    assert task.type == "token-classification" and task.train[0]["tags"][:2] == ["B-PER", "I-PER"]
+    again = load_task("wnut17", "", {**options, "allow_download": False})  # as the spec names it
+    assert len(calls) == 1 and again.fingerprint == task.fingerprint
+
+
+def test_offline_by_default_never_calls_load_dataset(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("load_dataset called without allow_download")
+
+    monkeypatch.setattr(datasets, "load_dataset", refuse)
+    for hub, config in (("glue", "sst2"), ("wnut_17", None), ("clue", "c3")):
+        with pytest.raises(TaskDataError, match="not in the local datasets cache"):
+            load_task("t", "", {"hub": hub, "config": config,
+                                "cache_dir": str(tmp_path / "empty")})
+        with pytest.raises(TaskDataError, match="not in the local datasets cache"):
+            load_task("t", "", {"hub": hub, "config": config, "allow_download": False,
+                                "cache_dir": str(tmp_path / "empty")})

@@ -58,11 +58,36 @@ def test_reduced_paper_spec_keeps_every_method_and_needs_no_download(tmp_path):
     assert {v["method"] for v in reduced["variants"]} == {v["method"] for v in full["variants"]}
     assert len(reduced["variants"]) == len(full["variants"])
     assert reduced["training"]["max_steps"] == 7 and reduced["training"]["epochs"] == 0
-    assert reduced["features"] == full["features"]
+    # the reduced version reads the last layer listed (one fit per tuned model); --all-layers all
+    assert reduced["features"] == {**full["features"], "layers": full["features"]["layers"][-1:]}
+    assert paper_demo([str(PAPER_SPEC), str(tmp_path / "all"), "--all-layers"]) == 0
+    every = tomllib.loads((tmp_path / "all" / "spec.toml").read_text(encoding="utf-8"))
+    assert every["features"] == full["features"]
     from bids_app.config import load_spec
 
     spec = load_spec(tmp_path / "spec.toml")  # a valid spec
     assert [t.type for t in spec.tasks] == ["token-classification", "sequence-classification"]
+
+
+def test_paper_design_compares_every_tuned_variant(tmp_path):
+    """No variant of the paper's design (full or reduced) equals frozen by construction."""
+    from bids_app.config import load_spec
+    from bids_app.encoding.design_checks import identical_by_construction
+    from bids_app.variants import plan_variants
+
+    assert paper_demo([str(PAPER_SPEC), str(tmp_path), "--all-layers"]) == 0
+    _, variants = plan_variants(load_spec(tmp_path / "spec.toml"))
+    partial = [v.label for v in variants if v.extractor.method == "partial"]
+    assert len(partial) == 4  # two tasks, layers 3 and 6 of MiniLM's six
+    assert identical_by_construction(variants) == {}
+    # the check itself: the former k = 2 leaves layer 3 as pretrained
+    text = (tmp_path / "spec.toml").read_text(encoding="utf-8").replace("k = 4", "k = 2")
+    (tmp_path / "k2.toml").write_text(text, encoding="utf-8")
+    _, variants = plan_variants(load_spec(tmp_path / "k2.toml"))
+    assert len(identical_by_construction(variants)) == 2
+    assert sorted(identical_by_construction(variants)) == sorted(
+        label for label in (v.label for v in variants) if "partial" in label and
+        label.endswith("L3"))
 
 
 def test_reduced_spec_errors(tmp_path, capsys):
