@@ -16,30 +16,12 @@ import pandas as pd
 
 from .alignment import align_run, frame_times
 from .errors import DatasetError
-from .io.bids import BoldRun
+from .io.runs import BoldRun, kept_volumes
 
 
 def load_runs(runs_json: str) -> list[BoldRun]:
     """Read the list of runs written at workflow construction."""
     return [BoldRun.from_dict(d) for d in json.loads(Path(runs_json).read_text("utf-8"))]
-
-
-def kept_volumes(run: BoldRun, dummy_scans: int) -> int:
-    """Index of the first volume used (after non-steady-state volumes)."""
-    discarded = int(run.metadata.get("NumberOfVolumesDiscardedByUser", 0) or 0)
-    return max(int(dummy_scans), 0) if discarded == 0 else 0
-
-
-def used_window(run: BoldRun, dummy_scans: int) -> tuple[float, float]:
-    """Start and end (seconds, events clock) of the volumes of a run that are used.
-
-    Word onsets in ``events.tsv`` count from the first volume stored in the file
-    (BIDS), so volumes the scanner discarded before saving never shift them; only
-    the dummy scans dropped here move the start. This, :func:`kept_volumes` and
-    :func:`run_times` are the one place where volume timing is decided.
-    """
-    first = kept_volumes(run, dummy_scans)
-    return first * run.tr, run.n_volumes * run.tr
 
 
 def run_times(run: BoldRun, bold_spec: dict) -> np.ndarray:
