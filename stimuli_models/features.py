@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ._forward import causal_probe, run_groups
 from .errors import SettingsError, check_choice
 from .windows import (  # noqa: F401  (re-exported: part of this module's API)
     group_windows,
@@ -269,8 +270,6 @@ def compute_features(
     StoryFeatures
         ``features`` of shape (n_layers_kept, n_words, hidden_size), float32.
     """
-    from ._forward import causal_probe, run_groups
-
     if not words:
         raise SettingsError("a story must contain at least one word.")
     layers = resolve_layers(settings.layers, n_layers)

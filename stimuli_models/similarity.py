@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import SettingsError
+from .features import compute_features
 
 
 def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
@@ -88,8 +89,6 @@ def representation_drift(tuned, pretrained, stories: Sequence, settings, *, devi
         Hidden-state index (0 = embeddings) -> CKA.
     """
     from dataclasses import replace
-
-    from .features import compute_features
 
     if not stories:
         raise SettingsError("representation_drift needs at least one story.")
