@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .maps import corrupt_output
+from ..encoding.ceiling import LosoCorrelation, shared_response_ceiling
+from .maps import corrupt_output, geometry, map_kind
 
 LOGGER = logging.getLogger("brainenc.group")
 SUFFIX = "_desc-clean_bold.nii.gz"
@@ -190,9 +191,6 @@ def loso_ceiling(output_dir: str | Path, subjects: list[str], template: str | Pa
         None when fewer than 3 participants, no shared run or no volumetric grid.
     """
     import nibabel as nib
-
-    from ..encoding.ceiling import LosoCorrelation, shared_response_ceiling
-    from .maps import geometry, map_kind
 
     if len(subjects) < 3 or map_kind(template) != "volume":
         return None

@@ -16,7 +16,7 @@ import pytest
 
 from bids_app.config import ExperimentSpec
 from bids_app.encoding.engine import cross_validate
-from bids_app.group.run import GroupData, group_variant
+from bids_app.group.variant_maps import GroupData, group_variant
 from tests.helpers.nulls import null_story_data
 
 GRID = (8, 8, 6)
