@@ -13,6 +13,18 @@ from pathlib import Path
 
 import numpy as np
 
+from stimuli_models.errors import StimuliModelsError
+from stimuli_models.features import FeatureSettings, resolve_dtype
+from stimuli_models.featurize import Story, featurize_stories
+from stimuli_models.nuisance import (
+    FrequencyTable,
+    nuisance_features,
+    read_frequency_file,
+    unigram_counts,
+)
+from stimuli_models.tuning import get_method
+
+from .config import FeatureConfig
 from .errors import UsageError, from_library_error
 from .variants import Extractor
 
@@ -41,13 +53,6 @@ def featurize_extractor(extractor_json: str, tuning_json: str, story_files: list
     list of str
         One ``.npy`` per story, shape (n_layers, n_words, n_features).
     """
-    from stimuli_models.errors import StimuliModelsError
-    from stimuli_models.features import FeatureSettings, resolve_dtype
-    from stimuli_models.featurize import Story, featurize_stories
-    from stimuli_models.tuning import get_method
-
-    from .config import FeatureConfig
-
     extractor = Extractor.from_json(extractor_json)
     tuning = json.loads(Path(tuning_json).read_text(encoding="utf-8"))
     config = FeatureConfig(**feature_settings)
@@ -125,15 +130,6 @@ def story_nuisance(story_files: list[str], nuisance: dict) -> dict[str, dict[str
     dict
         Story name -> band name -> float32 array of shape (n_words, 1).
     """
-    from stimuli_models.errors import StimuliModelsError
-    from stimuli_models.featurize import Story
-    from stimuli_models.nuisance import (
-        FrequencyTable,
-        nuisance_features,
-        read_frequency_file,
-        unigram_counts,
-    )
-
     bands = list(nuisance.get("bands") or [])
     stories = [Story.from_json(path) for path in story_files]
     try:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .scoring import pearson_r
 from .stats import fdr_bh
 
 
@@ -47,8 +48,6 @@ def _standardize(a: np.ndarray) -> np.ndarray:
 
 
 def _corr(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    from .scoring import pearson_r
-
     return pearson_r(y, pred)
 
 

@@ -158,13 +158,11 @@ def collect_runs(layout, subject: str, *, tasks: list[str] | None = None,
         Sorted by session, task and run.
     """
     if inputs is not None and getattr(inputs, "layout", "bids") == "hcp":
-
         root = hcp_root(Path(bids_dir or layout.root), inputs)
         runs = collect_hcp_runs(layout, inputs, root, subject, space=space, tasks=tasks,
                                 sessions=sessions, filters=filters)
         return _sorted(runs)
     if derivatives:
-
         return _sorted(collect_fmriprep_runs(layout, derivatives, subject, space=space,
                                              tasks=tasks, sessions=sessions, filters=filters))
     if space:

@@ -119,7 +119,6 @@ def _identical(variant_outputs: dict) -> dict:
 
 def _variant_section(label: str, maps: dict, scores_file: str, fdr_alpha: float = 0.05,
                      identical_to: str | None = None) -> str:
-
     plt = matplotlib_agg()
     # the maps beside stat-r are authoritative (a surface variant has one file per hemisphere)
     maps = {**maps, **{s: _sibling(maps["r"], s) for s in ("r2", "alpha", "p", "q")
@@ -155,7 +154,6 @@ def _variant_section(label: str, maps: dict, scores_file: str, fdr_alpha: float 
     parts.append(figure(figure_data_uri(fig), f"Histograms of r and alpha for {label}.",
                         f"fig-hist-{label}"))
     if maps.get("alpha"):
-
         sidecar = read_sidecar(maps["alpha"])
         edges, grid = sidecar.get("AlphaGridEdgeShare"), sidecar.get("AlphaGrid")
         if edges and grid:

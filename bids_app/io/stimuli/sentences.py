@@ -340,7 +340,6 @@ def story_sentences(timings, spec, *, path: Path | None = None, events: Path | N
     column = None
     wanted = getattr(spec, "sentence_column", "")
     if wanted and events is not None:
-
         frame = read_tsv(events)
         if wanted not in frame.columns:
             raise DatasetError(f"'{events}' has no column '{wanted}' "

@@ -182,7 +182,6 @@ def story_rows(events_file: Path, *, annotations_only: bool = False,
 
 
 def _typed_rows(frame, events_file: Path, trial_type: str) -> list[tuple[float, str]]:
-
     if "trial_type" not in frame.columns or "onset" not in frame.columns:
         raise DatasetError(f"'{events_file}' has no 'trial_type' (or 'onset') column, which the "
                            f"annotations.mapping entry with trial_type = '{trial_type}' needs; "
@@ -239,7 +238,6 @@ def _segment(timings: WordTimings, spec, run, stim, root, bids_dir) -> WordTimin
                                           label_separator=spec.label_separator,
                                           text_column=spec.text_column), f"'{target}'"
     elif spec.segmentation == "dictionary":
-
         folder = Path(spec.dictionary)
         path_ = folder if folder.is_absolute() else Path(bids_dir) / folder
         dictionary, origin = load_dictionary(path_), f"'{path_}'"
