@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from stimuli_models.features import FeatureSettings, resolve_layers
-from stimuli_models.featurize import Story, featurize_stories
 from stimuli_models.models import DEFAULT_MODEL, hash_model_dir, resolve_model
+from stimuli_models.story_features import Story, featurize_stories
 from stimuli_models.tuning import get_method
 
 from .alignment import align_run, frame_times

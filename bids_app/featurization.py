@@ -15,13 +15,13 @@ import numpy as np
 
 from stimuli_models.errors import StimuliModelsError
 from stimuli_models.features import FeatureSettings, resolve_dtype
-from stimuli_models.featurize import Story, featurize_stories
 from stimuli_models.nuisance import (
     FrequencyTable,
     nuisance_features,
     read_frequency_file,
     unigram_counts,
 )
+from stimuli_models.story_features import Story, featurize_stories
 from stimuli_models.tuning import get_method
 
 from .config import FeatureConfig
@@ -40,7 +40,7 @@ def featurize_extractor(extractor_json: str, tuning_json: str, story_files: list
     tuning_json : str
         Record written by :func:`bids_app.tuning.tune_extractor`.
     story_files : list of str
-        Story JSON files (see :class:`stimuli_models.featurize.Story`).
+        Story JSON files (see :class:`stimuli_models.story_features.Story`).
     output_dir : str
         The BIDS-App's OUTPUT_DIR; features go to ``stimuli/features``.
     feature_settings : dict
@@ -119,7 +119,7 @@ def story_nuisance(story_files: list[str], nuisance: dict) -> dict[str, dict[str
     Parameters
     ----------
     story_files : list of str
-        Story JSON files (see :class:`stimuli_models.featurize.Story`); word
+        Story JSON files (see :class:`stimuli_models.story_features.Story`); word
         frequencies come from unigram counts over all of them unless a frequency
         file is given.
     nuisance : dict

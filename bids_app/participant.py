@@ -18,7 +18,7 @@ from stimuli_models.cache import atomic_file
 
 from .alignment import align_run, edge_mask, frame_times
 from .encoding.banded import banded_cross_validate
-from .encoding.compare import compare_predictions
+from .encoding.contrast import compare_predictions
 from .encoding.design_checks import check_designs, feature_digest, run_summary, volumes_with_words
 from .encoding.engine import EncodingResult, ProgressLog, cross_validate
 from .errors import DatasetError, UsageError

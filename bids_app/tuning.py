@@ -30,9 +30,9 @@ from stimuli_models.cache import (
 )
 from stimuli_models.errors import StimuliModelsError
 from stimuli_models.features import resolve_layers
-from stimuli_models.featurize import Story
 from stimuli_models.models import check_model_dir, hash_model_dir, model_n_layers
 from stimuli_models.similarity import representation_drift
+from stimuli_models.story_features import Story
 from stimuli_models.tasks import load_task
 from stimuli_models.training import TrainingSettings
 from stimuli_models.tuning import get_method

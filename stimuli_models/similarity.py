@@ -72,7 +72,7 @@ def representation_drift(tuned, pretrained, stories: Sequence, settings, *, devi
     Parameters
     ----------
     tuned, pretrained : LoadedModel
-        The two models (see :class:`stimuli_models.featurize.LoadedModel`).
+        The two models (see :class:`stimuli_models.story_features.LoadedModel`).
     stories : sequence of Story
         The stories; at most ``max_words`` words are used in total, the first
         words of each story in equal parts.

@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from .scoring import pearson_r
-from .stats import fdr_bh
+from .voxel_stats import fdr_bh
 
 
 def _standardize(a: np.ndarray) -> np.ndarray:

@@ -37,7 +37,7 @@ from .permutation import (
     pseudo_null_rows,
     window_indices,
 )
-from .stats import fdr_bh
+from .voxel_stats import fdr_bh
 
 
 class HeldoutTest:

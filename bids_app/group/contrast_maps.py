@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UsageError
-from .stats import fisher_z, one_sample_test
+from .one_sample import fisher_z, one_sample_test
 from .variant_maps import GroupData, one_sample_maps, write_group_maps
 
 

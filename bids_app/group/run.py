@@ -23,8 +23,8 @@ from ..config import load_spec
 from ..errors import NoMatchError, UsageError
 from ..io.derivatives import build_name, write_json, write_text
 from ..reports.group import write_group_report
-from .ceiling import loso_ceiling
-from .compare import compare_variants, resolve_pairs
+from .ceiling_maps import loso_ceiling
+from .contrast_maps import compare_variants, resolve_pairs
 from .maps import (
     corrupt_output,
     geometry,

@@ -1,7 +1,7 @@
 """Group maps of one variant: stack the participants' r maps, test them, write the maps.
 
 Shared by the per-variant group maps (:mod:`bids_app.group.run`) and the paired
-comparisons (:mod:`bids_app.group.compare`), which import it and not each other.
+comparisons (:mod:`bids_app.group.contrast_maps`), which import it and not each other.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..io.derivatives import build_name, write_json
 from .maps import geometry, load_values, read_sidecar, save_values
-from .stats import GROUP_P_MAPS, GROUP_UNANALYSED_NOTE, fisher_z, one_sample_test
+from .one_sample import GROUP_P_MAPS, GROUP_UNANALYSED_NOTE, fisher_z, one_sample_test
 
 __all__ = ["DESCRIPTIONS", "EXTENSIONS", "GroupData", "group_variant", "load_group_data",
            "one_sample_maps", "write_group_maps"]

@@ -10,7 +10,7 @@ import pandas as pd
 
 from .._version import __version__
 from ..encoding.scoring import alpha_edge_message
-from ..group.compare import identical_variants
+from ..group.contrast_maps import identical_variants
 from ..group.maps import load_values, map_kind, read_sidecar
 from ..group.tables import cka_value, dev_metric, nlu_task
 from ..io.derivatives import software_versions, write_text

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from ..cache import atomic_file, atomic_write_json
 from ..errors import InvalidModelError, SettingsError
-from ..featurize import LoadedModel
 from ..models import check_model_dir, load_model, model_n_layers
+from ..story_features import LoadedModel
 from ..tasks.encode import encode_examples
 from ..tasks.heads import TaskModel, backbone_hidden_size
 from ..training import TrainingSettings, TrainReport, curve_table, train
@@ -102,7 +102,6 @@ class TrainedMethod(TuningMethod):
         import torch
 
         if task is None:
-
             raise SettingsError(f"tuning method '{self.name}' needs a task; give the variant "
                                 "a 'task'.")
         settings = training if isinstance(training, TrainingSettings) else \

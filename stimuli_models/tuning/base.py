@@ -78,7 +78,7 @@ class TuningMethod:
     def load_for_features(self, model_dir: Path, variant_dir: Path | None, *, device: str,
                           dtype: str, allow_pickle: bool = False,
                           trust_remote_code: bool = False):
-        """Return a :class:`stimuli_models.featurize.LoadedModel` for featurization."""
+        """Return a :class:`stimuli_models.story_features.LoadedModel` for featurization."""
         raise NotImplementedError
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..featurize import LoadedModel
 from ..models import check_model_dir, load_model, model_n_layers
+from ..story_features import LoadedModel
 from .base import TuningMethod, TuningResult
 
 

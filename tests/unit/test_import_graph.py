@@ -95,7 +95,7 @@ PENDING: dict[tuple[str, str], str] = {
     ("bids_app.dry_run", "bids_app.variants"): "bids_app.dry_run",
     ("bids_app.dry_run", "stimuli_models.errors"): "bids_app.dry_run",
     ("bids_app.dry_run", "stimuli_models.features"): "bids_app.dry_run",
-    ("bids_app.dry_run", "stimuli_models.featurize"): "bids_app.dry_run",
+    ("bids_app.dry_run", "stimuli_models.story_features"): "bids_app.dry_run",
     ("bids_app.dry_run", "stimuli_models.models"): "bids_app.dry_run",
     ("bids_app.dry_run", "stimuli_models.tuning"): "bids_app.dry_run",
     # pending: bids_app.interfaces (nipype interfaces being split by stage, with sink nodes)
@@ -389,6 +389,19 @@ def test_the_checks_name_the_faulty_import(tmp_path):
     assert [i.target for i in upward] == ["bids_app.participant"]
     assert _private_module("bids_app.io._common", "bids_app.io.x") is None
     assert _private_module("bids_app.io._common", "bids_app.plan") == "bids_app.io._common"
+
+
+def test_featurize_is_the_public_function_not_a_module():
+    """``stimuli_models.featurize`` names the public function; no module shadows it."""
+    import importlib.util
+
+    import stimuli_models
+    from stimuli_models import featurize
+    from stimuli_models.word_features import featurize_words
+
+    assert featurize is featurize_words is stimuli_models.featurize
+    assert importlib.util.find_spec("stimuli_models.featurize") is None
+    assert "featurize" in stimuli_models.__all__
 
 
 if __name__ == "__main__":
