@@ -17,10 +17,9 @@ import numpy as np
 
 from .backend import use_backend
 from .confounds import FoldConfoundRegressor, stack_confounds
-from .cv import inner_splits, outer_splits
+from .cv import check_runs, inner_splits, outer_splits, trim_mask
 from .engine import EncodingResult, column_reader
 from .heldout import HeldoutTest
-from .run_checks import check_runs, trim_mask
 from .scoring import pearson_r, r2_score
 
 
