@@ -19,10 +19,9 @@ from .one_sample import GROUP_P_MAPS, GROUP_UNANALYSED_NOTE, fisher_z, one_sampl
 __all__ = ["DESCRIPTIONS", "EXTENSIONS", "GroupData", "group_variant", "load_group_data",
            "one_sample_maps", "write_group_maps"]
 
-
+#: File extension of a map of each kind.
 EXTENSIONS = {"volume": ".nii.gz", "gifti": ".func.gii", "cifti": ".dscalar.nii"}
-
-
+#: Description written in the sidecar of each group map.
 DESCRIPTIONS = {
     "meanr": "Group mean of held-out r (mean of Fisher z, back-transformed).",
     "t": "One-sample t across participants of Fisher-z r (H1: r > 0).",

@@ -18,7 +18,7 @@ from ..errors import DatasetError
 
 __all__ = ["WORD_COLUMNS", "numeric_column", "read_tsv", "read_word_events", "story_label"]
 
-
+#: Columns of a word table, in order.
 WORD_COLUMNS = ["onset", "duration", "word", "story", "word_index"]
 
 

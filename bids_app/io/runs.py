@@ -20,12 +20,8 @@ from ..errors import DatasetError
 __all__ = ["MAX_TR", "RUN_ENTITIES", "BoldRun", "find_events", "kept_volumes", "pybids_layout",
            "raw_metadata", "tr_of", "used_window"]
 
-
-
 _ENTITY_ORDER = ("subject", "session", "task", "acquisition", "ceagent", "reconstruction",
                  "direction", "run", "echo", "part")
-
-
 _SHORT = {"subject": "sub", "session": "ses", "task": "task", "acquisition": "acq",
           "ceagent": "ce", "reconstruction": "rec", "direction": "dir", "run": "run",
           "echo": "echo", "part": "part"}
@@ -282,7 +278,7 @@ def used_window(run: BoldRun, dummy_scans: int) -> tuple[float, float]:
     Word onsets in ``events.tsv`` count from the first volume stored in the file
     (BIDS), so volumes the scanner discarded before saving never shift them; only
     the dummy scans dropped here move the start. This, :func:`kept_volumes` and
-    :func:`run_times` are the one place where volume timing is decided.
+    :func:`bids_app.participant.run_times` are the one place where volume timing is decided.
     """
     first = kept_volumes(run, dummy_scans)
     return first * run.tr, run.n_volumes * run.tr
