@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bids_app.group.stats import fisher_z, one_sample_test  # noqa: E402
+from bids_app.group.one_sample import fisher_z, one_sample_test  # noqa: E402
 from tests.helpers.nulls import null_fits  # noqa: E402
 
 SIZES = {"small": {"grid": (10, 10, 6), "smooth": 0.0, "n_groups": 2},

@@ -26,6 +26,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._version import __version__
+from .alignment import edge_mask
+from .encoding.confounds import FoldConfoundRegressor, stack_confounds
+from .encoding.cv import outer_splits
+from .io.confounds import run_samples
+from .io.derivatives import bids_uri, build_name, subject_dir, write_json, write_nifti
+from .outputs import grid_metadata
+from .participant import kept_volumes, load_runs
+
 #: pybids entity names -> the short names of output file names.
 _SHORT = {"session": "ses", "acquisition": "acq", "ceagent": "ce", "reconstruction": "rec",
           "direction": "dir", "echo": "echo", "part": "part", "res": "res", "den": "den"}
@@ -72,8 +81,6 @@ def heldout_runs(bold_files: list[str], confound_files: list[str] | None, *,
     data : ndarray of shape (rows.sum(), n_voxels)
         float32 held-out BOLD.
     """
-    from .alignment import edge_mask
-
     lengths = [int(np.load(p, mmap_mode="r").shape[0]) for p in bold_files]
     masks = [edge_mask(n, *(int(t) for t in (trim or (0, 0)))) for n in lengths]
 
@@ -84,8 +91,6 @@ def heldout_runs(bold_files: list[str], confound_files: list[str] | None, *,
         for i in range(len(bold_files)):
             yield i, masks[i], load(i)
         return
-    from .encoding.confounds import FoldConfoundRegressor, stack_confounds
-    from .encoding.cv import outer_splits
 
     keep = np.concatenate(masks)
     C = stack_confounds([np.load(p) for p in confound_files], lengths)[keep]
@@ -130,8 +135,6 @@ def _volume_image(values: np.ndarray, used: np.ndarray, n_volumes: int, mask_img
                   tr: float, dtype: str):
     """4-D image on the mask's grid: ``values`` (n_used, n_voxels) at volumes ``used``."""
     import nibabel as nib
-
-    from ._version import __version__
 
     mask = np.asanyarray(mask_img.dataobj) > 0
     scale = 1.0
@@ -181,11 +184,6 @@ def write_clean_bold(output_dir: str, bids_dir: str, runs_json: str, bold_files:
         The written images (sidecars beside them).
     """
     import nibabel as nib
-
-    from .io.confounds import run_samples
-    from .io.derivatives import bids_uri, build_name, subject_dir, write_json, write_nifti
-    from .outputs import grid_metadata
-    from .participant import kept_volumes, load_runs
 
     if not statistics.get("noise_ceiling", True) or not str(mask_file).endswith(
             (".nii", ".nii.gz")):

@@ -21,6 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
+from stimuli_models.features import FeatureSettings, resolve_layers
+from stimuli_models.models import DEFAULT_MODEL, hash_model_dir, resolve_model
+from stimuli_models.story_features import Story, featurize_stories
+from stimuli_models.tuning import get_method
+
+from .alignment import align_run, frame_times
+from .config import default_spec
+from .demo_text import story_words
+
 TR = 2.0
 TASK = "listening"
 STORIES = ("lighthouse", "market", "journey")
@@ -55,17 +64,10 @@ def _planted_mask(mask: np.ndarray, affine: np.ndarray, radius: float = 13.0) ->
 
 def _features(stories: dict, work: Path) -> dict:
     """Default-spec features of each story (packaged model, its default layer)."""
-    from stimuli_models.featurize import Story, featurize_stories
-    from stimuli_models.models import DEFAULT_MODEL, hash_model_dir, resolve_model
-    from stimuli_models.tuning import get_method
-
-    from .config import default_spec
-
     spec = default_spec()
     model_dir = resolve_model(DEFAULT_MODEL)
     settings = spec.features.settings()
     method = get_method("frozen")
-    from stimuli_models.features import FeatureSettings, resolve_layers
 
     layers = resolve_layers(settings.layers, 6)
     settings = FeatureSettings(**{**settings.to_dict(), "layers": layers, "dtype": "float32"})
@@ -112,9 +114,6 @@ def make_demo_dataset(out_dir: str | Path, *, n_subjects: int = 3, seed: int = 4
     """
     import nibabel as nib
     from nilearn import datasets, image
-
-    from .alignment import align_run, frame_times
-    from .demo_text import story_words
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -142,7 +142,7 @@ def _print_subjects(plan) -> None:
 
 
 def _feature_paths(extractor, fingerprint: str, spec, stories, output_dir: Path, device: str):
-    from stimuli_models.featurize import feature_key
+    from stimuli_models.story_features import feature_key
 
     settings = _feature_settings(spec, device, extractor.layers)
     cache = Path(output_dir) / "stimuli" / "features"
@@ -152,7 +152,7 @@ def _feature_paths(extractor, fingerprint: str, spec, stories, output_dir: Path,
 def _print_variants(options, spec, extractors, variants, plan, device) -> dict:
     """Print each extractor's tuning and feature cache state; return its details."""
     from stimuli_models.errors import StimuliModelsError
-    from stimuli_models.featurize import Story
+    from stimuli_models.story_features import Story
     from stimuli_models.tuning import get_method
 
     from .errors import from_library_error
@@ -217,7 +217,7 @@ def _typical_tokens(model_dir: str, task, max_length: int) -> int:
 
 
 def _print_estimate(options, spec, extractors, variants, plan, details, device, backend):
-    from stimuli_models.featurize import Story
+    from stimuli_models.story_features import Story
 
     click.echo(f"Estimated time on {device} (measured costs; sources in brackets):")
     training = spec.training

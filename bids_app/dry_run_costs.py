@@ -17,6 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from stimuli_models.features import compute_features
+from stimuli_models.tuning import get_method
+
+from .encoding.engine import cross_validate
+from .io.bold import compute_brain_mask
+
 #: Voxel counts of the encoding calibration (two, to separate per-voxel and fixed costs).
 CALIBRATION_VOXELS = (200, 1200)
 #: Words of the featurization calibration.
@@ -81,9 +87,6 @@ def calibrate_step(model_dir: str, *, batch_size: int, n_tokens: int, device: st
 def calibrate_words(model_dir: str, story, settings, *, device: str, allow_pickle: bool,
                     trust_remote_code: bool) -> Cost:
     """Seconds per story word of featurization with the pretrained model."""
-    from stimuli_models.features import compute_features
-    from stimuli_models.tuning import get_method
-
     loaded = get_method("frozen").load_for_features(
         Path(model_dir), None, device=device, dtype=settings.dtype, allow_pickle=allow_pickle,
         trust_remote_code=trust_remote_code)
@@ -106,8 +109,6 @@ def calibrate_voxels(run_lengths: list[int], n_features: int, spec,
     numbers of voxels: the difference gives the cost per voxel, the rest is the
     per-fit cost (decompositions of the design) that does not grow with voxels.
     """
-    from .encoding.engine import cross_validate
-
     rng = np.random.default_rng(0)
     Xs = [rng.standard_normal((n, n_features)).astype("float32") for n in run_lengths]
     encoding, stats = spec.encoding, spec.statistics
@@ -134,8 +135,6 @@ def count_voxels(run) -> tuple[int, str]:
     import nibabel as nib
 
     if getattr(run, "kind", "volume") == "volume":
-        from .io.bold import compute_brain_mask
-
         mask = compute_brain_mask([run.bold_file], [getattr(run, "mask_file", None)])
         how = "shipped brain mask" if getattr(run, "mask_file", None) else "EPI mask"
         return int(np.count_nonzero(np.asanyarray(mask.dataobj))), how

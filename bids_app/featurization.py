@@ -13,6 +13,18 @@ from pathlib import Path
 
 import numpy as np
 
+from stimuli_models.errors import StimuliModelsError
+from stimuli_models.features import FeatureSettings, resolve_dtype
+from stimuli_models.nuisance import (
+    FrequencyTable,
+    nuisance_features,
+    read_frequency_file,
+    unigram_counts,
+)
+from stimuli_models.story_features import Story, featurize_stories
+from stimuli_models.tuning import get_method
+
+from .config import FeatureConfig
 from .errors import DatasetError, UsageError, from_library_error
 from .variants import Extractor
 
@@ -28,7 +40,7 @@ def featurize_extractor(extractor_json: str, tuning_json: str, story_files: list
     tuning_json : str
         Record written by :func:`bids_app.tuning.tune_extractor`.
     story_files : list of str
-        Story JSON files (see :class:`stimuli_models.featurize.Story`).
+        Story JSON files (see :class:`stimuli_models.story_features.Story`).
     output_dir : str
         The BIDS-App's OUTPUT_DIR; features go to ``stimuli/features``.
     feature_settings : dict
@@ -41,13 +53,6 @@ def featurize_extractor(extractor_json: str, tuning_json: str, story_files: list
     list of str
         One ``.npy`` per story, shape (n_layers, n_words, n_features).
     """
-    from stimuli_models.errors import StimuliModelsError
-    from stimuli_models.features import FeatureSettings, resolve_dtype
-    from stimuli_models.featurize import Story, featurize_stories
-    from stimuli_models.tuning import get_method
-
-    from .config import FeatureConfig
-
     extractor = Extractor.from_json(extractor_json)
     tuning = json.loads(Path(tuning_json).read_text(encoding="utf-8"))
     config = FeatureConfig.from_dict(feature_settings)
@@ -114,7 +119,7 @@ def story_nuisance(story_files: list[str], nuisance: dict) -> dict[str, dict[str
     Parameters
     ----------
     story_files : list of str
-        Story JSON files (see :class:`stimuli_models.featurize.Story`); word
+        Story JSON files (see :class:`stimuli_models.story_features.Story`); word
         frequencies come from unigram counts over all of them unless a frequency
         file is given.
     nuisance : dict
@@ -127,15 +132,6 @@ def story_nuisance(story_files: list[str], nuisance: dict) -> dict[str, dict[str
         ``'phones'`` -> phone onsets of each word relative to it (None when the
         ``phoneme_rate`` band is not asked for).
     """
-    from stimuli_models.errors import StimuliModelsError
-    from stimuli_models.featurize import Story
-    from stimuli_models.nuisance import (
-        FrequencyTable,
-        nuisance_features,
-        read_frequency_file,
-        unigram_counts,
-    )
-
     bands = list(nuisance.get("bands") or [])
     stories = [Story.from_json(path) for path in story_files]
     try:

@@ -18,6 +18,8 @@ import signal
 import threading
 from collections.abc import Iterator
 
+from stimuli_models.cache import remove_stale_temporaries
+
 LOGGER = logging.getLogger("brainenc")
 _RECEIVED: list[int] = []
 
@@ -106,8 +108,6 @@ def stop_workers(timeout: float = 10.0) -> int:
 
 def clean_after_interrupt(output_dir) -> None:
     """Stop the workers and remove the temporaries they left in ``output_dir``."""
-    from stimuli_models.cache import remove_stale_temporaries
-
     # the process pool reports its stopped workers as a crash: expected here
     logging.getLogger("concurrent.futures").setLevel(logging.CRITICAL)
     stop_workers()

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .encoding.engine import EncodingResult
-from .encoding.maps import UNANALYSED, UNANALYSED_NOTE, result_maps
+from .encoding.maps import DESCRIPTIONS, UNANALYSED, UNANALYSED_NOTE, result_maps
 from .encoding.summary import region_summary
 from .io.bids import BoldRun
 from .io.derivatives import (
@@ -28,6 +28,8 @@ from .io.derivatives import (
     write_nifti,
     write_text,
 )
+from .io.surfaces import gifti_n_vertices, surface_reference, write_dscalar, write_func_gifti
+from .unique_variance import unique_variance_file
 
 
 def output_entities(runs: list[BoldRun]) -> dict:
@@ -85,8 +87,6 @@ def spatial_reference(runs: list[BoldRun], entities: dict, bids_dir: Path,
         TemplateFlow sphere of an fsaverage mesh, or the first input run (whose
         grid or mesh the output shares).
     """
-    from .io.surfaces import surface_reference
-
     space = entities.get("space")
     if not space or space in STANDARD_SPACES:
         return {}
@@ -230,8 +230,6 @@ def write_variant_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun],
 
 def _unique_variance(result_file: str, metadata: dict) -> list:
     """``[('r2unique', values, sidecar fields)]`` when the fit saved it, else ``[]``."""
-    from .unique_variance import unique_variance_file
-
     path = unique_variance_file(result_file)
     if not path.is_file():
         return []
@@ -269,8 +267,6 @@ def write_surface_maps(folder: Path, entities: dict, values: np.ndarray, mask_fi
     list of Path
         The left then right ``.func.gii``, or the ``.dscalar.nii``.
     """
-    from .io.surfaces import gifti_n_vertices, write_dscalar, write_func_gifti
-
     mask = np.load(mask_file)
     full = np.full(mask.shape[0], fill, dtype=np.float32)
     full[mask] = np.asarray(values, dtype=np.float32)
@@ -371,8 +367,6 @@ def write_comparison_outputs(output_dir: str, bids_dir: str, runs: list[BoldRun]
         Written maps (first file of each).
     """
     import nibabel as nib
-
-    from .encoding.maps import DESCRIPTIONS
 
     output_dir, bids_dir = Path(output_dir), Path(bids_dir)
     is_volume = str(mask_file).endswith((".nii", ".nii.gz"))

@@ -19,6 +19,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from stimuli_models.errors import SettingsError
+from stimuli_models.tasks import check_task_options
+from stimuli_models.tasks.samples import write_sample_task
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -55,9 +59,6 @@ def reduce_spec(spec: dict, out_dir: Path, *, steps: int = 10, n_tasks: int = 2,
     dict
         The reduced spec (TOML-ready).
     """
-    from stimuli_models.tasks import check_task_options
-    from stimuli_models.tasks.samples import write_sample_task
-
     reduced = {k: v for k, v in spec.items() if k not in ("tasks", "variants", "training")}
     tasks = []
     for entry in spec.get("tasks", [])[:n_tasks]:
@@ -104,7 +105,6 @@ def main(argv: list[str] | None = None) -> int:
         print("paper_demo: error: '--steps' and '--tasks' must be at least 1; got "
               f"{args.steps} and {args.tasks}.", file=sys.stderr)
         return 2
-    from stimuli_models.errors import SettingsError
 
     out_dir = args.out_dir.absolute()
     try:

@@ -14,33 +14,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .alignment import align_run, frame_times
+from stimuli_models.cache import atomic_file
+
+from .alignment import align_run, edge_mask, frame_times
 from .band_events import band_events
-from .errors import DatasetError
-from .io.bids import BoldRun
+from .encoding.banded import banded_cross_validate
+from .encoding.contrast import compare_predictions
+from .encoding.design_checks import check_designs, feature_digest, run_summary, volumes_with_words
+from .encoding.engine import EncodingResult, ProgressLog, cross_validate
+from .errors import DatasetError, UsageError
+from .featurization import story_nuisance
+from .io.bold import analysis_mask, clean_confounds, clean_run, load_run_data
+from .io.confounds import run_samples, run_specific_columns
+from .io.runs import BoldRun, kept_volumes
+from .unique_variance import nuisance_candidates, unique_variance, unique_variance_file
 
 
 def load_runs(runs_json: str) -> list[BoldRun]:
     """Read the list of runs written at workflow construction."""
     return [BoldRun.from_dict(d) for d in json.loads(Path(runs_json).read_text("utf-8"))]
-
-
-def kept_volumes(run: BoldRun, dummy_scans: int) -> int:
-    """Index of the first volume used (after non-steady-state volumes)."""
-    discarded = int(run.metadata.get("NumberOfVolumesDiscardedByUser", 0) or 0)
-    return max(int(dummy_scans), 0) if discarded == 0 else 0
-
-
-def used_window(run: BoldRun, dummy_scans: int) -> tuple[float, float]:
-    """Start and end (seconds, events clock) of the volumes of a run that are used.
-
-    Word onsets in ``events.tsv`` count from the first volume stored in the file
-    (BIDS), so volumes the scanner discarded before saving never shift them; only
-    the dummy scans dropped here move the start. This, :func:`kept_volumes` and
-    :func:`run_times` are the one place where volume timing is decided.
-    """
-    first = kept_volumes(run, dummy_scans)
-    return first * run.tr, run.n_volumes * run.tr
 
 
 def run_times(run: BoldRun, bold_spec: dict) -> np.ndarray:
@@ -77,9 +69,6 @@ def prepare_bold(runs_json: str, bold_spec: dict, out_dir: str) -> tuple[str, li
         removed (dummy scans, non-steady state, scrubbing) per run.
     """
     import nibabel as nib
-
-    from .io.bold import analysis_mask, clean_confounds, clean_run, load_run_data
-    from .io.confounds import run_samples, run_specific_columns
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -203,8 +192,6 @@ def build_designs(runs_json: str, word_tables: list[str], feature_files: list[st
     list of str
         One design ``.npy`` per run, shape (n_kept_volumes, n_columns).
     """
-    from .io.confounds import run_samples
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     positions = list(band_positions) if band_positions else [layer_position]
@@ -222,13 +209,10 @@ def build_designs(runs_json: str, word_tables: list[str], feature_files: list[st
              for band, position, source in zip(names, positions, sources, strict=True)}
     phones: dict = {}
     if nuisance and nuisance.get("bands"):
-        from .featurization import story_nuisance
-
         per_story = story_nuisance(list(story_files or []), nuisance)
         for band in nuisance["bands"]:
             bands[band] = {story: values[band] for story, values in per_story.items()}
         phones = {story: values.get("phones") for story, values in per_story.items()}
-    from .encoding.design_checks import feature_digest, run_summary, volumes_with_words
 
     digest = feature_digest(np.asarray(bands[b][story]) for b in names for story in story_names)
     n_model = np.asarray(bands[names[0]][story_names[0]]).shape[-1]
@@ -303,10 +287,6 @@ def fit_encoding(design_files: list[str], bold_files: list[str], encoding: dict,
         ``.npz`` with per-voxel ``r``, ``r2``, ``alpha``, per-fold values and, when
         asked for, permutation ``p``/``q`` or banded ``r2_split``.
     """
-    from .encoding.design_checks import check_designs
-    from .encoding.engine import ProgressLog, cross_validate
-    from .errors import UsageError
-
     stats = encoding.get("statistics") or {}
     sidecars = [read_design_sidecar(p) for p in design_files]
     if all("checks" in sc for sc in sidecars):
@@ -341,8 +321,6 @@ def fit_encoding(design_files: list[str], bold_files: list[str], encoding: dict,
     if encoding.get("save_predictions"):  # held-out predictions for a paired comparison
         from numpy.lib.format import open_memmap
 
-        from .alignment import edge_mask
-
         n_kept = sum(int(edge_mask(len(y), *common["trim"]).sum()) for y in Ys)
         for key in ("predictions", "heldout"):
             arrays[key] = open_memmap(str(out_file).replace(".npz", f"_{key}.npy"),
@@ -350,12 +328,9 @@ def fit_encoding(design_files: list[str], bold_files: list[str], encoding: dict,
                                       shape=(n_kept, Ys[0].shape[1]))
     nuisance = encoding.get("nuisance_bands") if sidecars[0].get("bands") else None
     if nuisance and not encoding.get("banded"):  # joint fit, see bids_app.unique_variance
-        from .unique_variance import nuisance_candidates
 
         Xs = nuisance_candidates(Xs, sidecars[0]["bands"], nuisance)
     if encoding.get("banded"):
-        from .encoding.banded import banded_cross_validate
-
         bands = sidecars[0].get("bands")
         if not bands:
             raise UsageError("'encoding.banded' needs feature bands in "
@@ -374,7 +349,6 @@ def fit_encoding(design_files: list[str], bold_files: list[str], encoding: dict,
         array.flush()
     arrays.clear()
     if nuisance:  # the language bands' unique variance
-        from .unique_variance import unique_variance, unique_variance_file
 
         np.save(unique_variance_file(out_file), unique_variance(
             [np.load(p) for p in design_files], Ys, sidecars[0]["bands"], nuisance, result.r2,
@@ -402,11 +376,6 @@ def compare_encodings(result_a: str, result_b: str, statistics: dict, out_file: 
         ``.npz`` with ``rdiff``, ``p``, ``q`` per voxel, the null ``scale``, ``n_null``
         and ``circular_folds``.
     """
-    from stimuli_models.cache import atomic_file
-
-    from .encoding.compare import compare_predictions
-    from .encoding.engine import EncodingResult
-
     first, second = EncodingResult.load(result_a), EncodingResult.load(result_b)
     if first.test_runs != second.test_runs or first.info.get("trim") != second.info.get("trim"):
         raise ValueError("the two variants were cross-validated on different folds")

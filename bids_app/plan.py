@@ -19,7 +19,8 @@ import pandas as pd
 from .errors import BrainencError, DatasetError, NoMatchError
 from .io.annotations import StoryRegistry, annotate_run
 from .io.bids import BoldRun, collect_runs
-from .io.stimuli.tables import recorded_stories
+from .io.stimuli.sentences import Sentences, sentence_error
+from .io.stimuli.tables import recorded_stories, write_story_table
 
 
 @dataclass
@@ -178,8 +179,6 @@ def check_sentences(registry: StoryRegistry) -> None:
     DatasetError
         Naming the first story without boundaries, the sources tried and the fix.
     """
-    from .io.stimuli.sentences import Sentences, sentence_error
-
     for name, story in sorted(registry.stories.items()):
         if story.sentences is None:
             record = story.meta.get("sentences") or {}
@@ -231,7 +230,5 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 def write_story_tables(output_dir: Path, registry: StoryRegistry) -> None:
     """Write the words of each story as ``stimuli/stim-<story>_annot-words_events.tsv``."""
-    from .io.stimuli.tables import write_story_table
-
     for story in registry.stories.values():
         write_story_table(output_dir, story)

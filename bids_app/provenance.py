@@ -15,6 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 
+from .config import spec_from_dict, spec_with_absolute_paths
+from .outputs import variant_metadata
+from .unique_variance import NUISANCE_WEIGHTS
+
 #: Sidecar keys whose values change a variant's maps.
 MAP_SETTING_KEYS = ("Model", "TuningMethod", "TaskName", "TaskType", "TuningSettings",
                     "Layer", "Layers", "Features", "Annotations", "Alignment",
@@ -128,8 +132,6 @@ def variant_sidecar_metadata(variant, spec, seed: int, backend: str) -> dict:
 
 def _absolute_spec(spec):
     """The spec with the files it names made absolute (as :func:`save_spec` writes it)."""
-    from .config import spec_from_dict, spec_with_absolute_paths
-
     if not spec.source_file:
         return spec
     return spec_from_dict(spec_with_absolute_paths(spec), source_file=spec.source_file)
@@ -149,8 +151,6 @@ def _with_models(variant, spec):
 def _metadata(variant, spec, seed: int, backend: str) -> dict:
     import dataclasses
 
-    from .outputs import variant_metadata
-
     metadata = variant_metadata(variant.label, variant.extractor, variant.layer, spec, seed,
                                 backend)
     if variant.extractor.method != "frozen":  # training settings change tuned models
@@ -159,7 +159,6 @@ def _metadata(variant, spec, seed: int, backend: str) -> dict:
         metadata["Layers"] = list(variant.band_layers)
         metadata["Features"] = {**metadata["Features"], "layers": list(variant.band_layers)}
     if spec.features.nuisance:  # fitted jointly with the language bands
-        from .unique_variance import NUISANCE_WEIGHTS
 
         metadata["NuisanceBands"] = list(spec.features.nuisance)
         if not spec.encoding.banded and not variant.with_extractors:

@@ -14,8 +14,20 @@ from pathlib import Path
 
 import click
 
+from stimuli_models.errors import StimuliModelsError
+from stimuli_models.models import resolve_torch_device
+
 from .config import ExperimentSpec, load_spec, with_settings
-from .errors import EXIT_FAILED, EXIT_OK, NoMatchError, ResourceError, UsageError
+from .encoding.backend import choose_backend
+from .errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    NoMatchError,
+    ResourceError,
+    UsageError,
+    from_library_error,
+)
+from .io.bids import entity_values, make_derivative_layouts, parse_derivatives
 from .spec_paths import check_spec_paths
 
 
@@ -58,7 +70,6 @@ def check_task_ids(layout, options) -> None:
     """Refuse ``--task-id`` values the dataset does not have (NoMatchError)."""
     if not options.task_id:
         return
-    from .io.bids import entity_values
 
     tasks = entity_values(layout, "task")
     unknown = [t for t in options.task_id if t not in tasks]
@@ -157,8 +168,6 @@ def derivative_layouts(options, spec) -> tuple[ExperimentSpec, dict]:
     layouts : dict of str to bids.BIDSLayout
         One layout per preprocessed dataset.
     """
-    from .io.bids import make_derivative_layouts, parse_derivatives
-
     paths = parse_derivatives(options.derivatives)
     if "hcp" in paths:
         if spec.inputs.layout != "hcp":
@@ -170,12 +179,6 @@ def derivative_layouts(options, spec) -> tuple[ExperimentSpec, dict]:
 
 def resolve_device(options, spec) -> tuple[str, str]:
     """Torch device and himalaya backend from ``--device`` and the spec (ResourceError)."""
-    from stimuli_models.errors import StimuliModelsError
-    from stimuli_models.models import resolve_torch_device
-
-    from .encoding.backend import choose_backend
-    from .errors import from_library_error
-
     try:
         device = resolve_torch_device(options.device)
     except StimuliModelsError as exc:  # --device cuda without a GPU

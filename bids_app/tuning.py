@@ -20,8 +20,24 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from stimuli_models.cache import atomic_write_json, follow_umask, locked, stable_hash, temp_prefix
+from stimuli_models.cache import (
+    atomic_write_json,
+    file_hash,
+    follow_umask,
+    locked,
+    stable_hash,
+    temp_prefix,
+)
+from stimuli_models.errors import StimuliModelsError
+from stimuli_models.features import resolve_layers
+from stimuli_models.models import check_model_dir, hash_model_dir, model_n_layers
+from stimuli_models.similarity import representation_drift
+from stimuli_models.story_features import Story
+from stimuli_models.tasks import load_task
+from stimuli_models.training import TrainingSettings
+from stimuli_models.tuning import get_method
 
+from .config import FeatureConfig
 from .errors import UsageError, from_library_error
 from .variants import Extractor
 
@@ -48,8 +64,6 @@ def _publish(tmp: Path, folder: Path) -> None:
 
 
 def _load_task(extractor: Extractor, seed: int):
-    from stimuli_models.tasks import load_task
-
     entry = extractor.task
     options = dict(entry.options)
     base_dir = options.pop("base_dir", None)
@@ -68,10 +82,6 @@ def tuning_key(extractor: Extractor, *, seed: int, training: dict | None = None)
     model_hash : str
         Hash of the pretrained model's files.
     """
-    from stimuli_models.models import hash_model_dir
-    from stimuli_models.training import TrainingSettings
-    from stimuli_models.tuning import get_method
-
     method = get_method(extractor.method, **extractor.settings)
     settings = TrainingSettings.from_dict(training)
     task = _load_task(extractor, seed) if method.needs_task else None
@@ -99,9 +109,6 @@ def ensure_tuned(extractor_json: str, output_dir: str, *, seed: int, device: str
     trained : bool
         Whether this call trained (False when the folder was reused).
     """
-    from stimuli_models.training import TrainingSettings
-    from stimuli_models.tuning import get_method
-
     extractor = Extractor.from_json(extractor_json)
     model_dir = Path(extractor.model_dir)
     folder = Path(output_dir) / "models" / extractor.label
@@ -175,13 +182,6 @@ def ensure_tuned(extractor_json: str, output_dir: str, *, seed: int, device: str
 def record_drift(record_path: Path, extractor: Extractor, story_files: list[str],
                  feature_settings: dict | None, device: str) -> None:
     """Add linear CKA per layer (tuned vs pretrained, on the story words) to the record."""
-    from stimuli_models.cache import file_hash
-    from stimuli_models.featurize import Story
-    from stimuli_models.similarity import representation_drift
-    from stimuli_models.tuning import get_method
-
-    from .config import FeatureConfig
-
     record = json.loads(record_path.read_text(encoding="utf-8"))
     stories_hash = stable_hash(sorted(file_hash(p) for p in story_files))
     if record.get("cka_stories") == stories_hash:
@@ -193,10 +193,8 @@ def record_drift(record_path: Path, extractor: Extractor, story_files: list[str]
         settings = FeatureConfig.from_dict(feature_settings).settings()
         settings = settings.__class__(**{**settings.to_dict(), "layers": "all",
                                          "dtype": "float32"})
-        from stimuli_models.features import resolve_layers
 
         if record["variant_dir"] is None:  # frozen: the pretrained model itself
-            from stimuli_models.models import check_model_dir, model_n_layers
 
             n = model_n_layers(check_model_dir(extractor.model_dir,
                                                allow_pickle=extractor.model.allow_pickle,
@@ -247,8 +245,6 @@ def tune_extractor(extractor_json: str, output_dir: str, *, seed: int, device: s
     str
         Path of ``models/<label>/tuning.json``.
     """
-    from stimuli_models.errors import StimuliModelsError
-
     try:
         record, _ = ensure_tuned(extractor_json, output_dir, seed=seed, device=device,
                                  training=training)

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .encoding.engine import cross_validate
+
 #: Suffix of the file beside an encoding result holding the unique variance.
 SUFFIX = "_r2unique.npy"
 #: Weights of the nuisance columns tried per voxel (relative penalties 1, 1e-2, 1e-4): one
@@ -122,8 +124,6 @@ def unique_variance(Xs: list[np.ndarray], Ys: list[np.ndarray], bands: dict,
     ValueError
         When no band of the design is a nuisance band, or every band is one.
     """
-    from .encoding.engine import cross_validate
-
     columns = nuisance_columns(bands, nuisance)
     n_features = Xs[0].shape[1]
     if columns.size == 0 or columns.size == n_features:

@@ -24,6 +24,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
+from ._forward import causal_probe, run_groups
 from .errors import SettingsError, check_choice
 from .windows import (  # noqa: F401  (re-exported: part of this module's API)
     group_windows,
@@ -266,8 +267,6 @@ def compute_features(
     StoryFeatures
         ``features`` of shape (n_layers_kept, n_words, hidden_size), float32.
     """
-    from ._forward import causal_probe, run_groups
-
     if not words:
         raise SettingsError("a story must contain at least one word.")
     layers = resolve_layers(settings.layers, n_layers)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import SettingsError
+from .features import compute_features
 
 
 def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
@@ -71,7 +72,7 @@ def representation_drift(tuned, pretrained, stories: Sequence, settings, *, devi
     Parameters
     ----------
     tuned, pretrained : LoadedModel
-        The two models (see :class:`stimuli_models.featurize.LoadedModel`).
+        The two models (see :class:`stimuli_models.story_features.LoadedModel`).
     stories : sequence of Story
         The stories; at most ``max_words`` words are used in total, the first
         words of each story in equal parts.
@@ -88,8 +89,6 @@ def representation_drift(tuned, pretrained, stories: Sequence, settings, *, devi
         Hidden-state index (0 = embeddings) -> CKA.
     """
     from dataclasses import replace
-
-    from .features import compute_features
 
     if not stories:
         raise SettingsError("representation_drift needs at least one story.")

@@ -6,7 +6,7 @@ states at the chosen layers. It is what the BIDS-App computes for every story,
 without BIDS: the model is found and loaded as the app does
 (:func:`stimuli_models.models.resolve_model`, the ``frozen`` method) and the
 features come from :func:`stimuli_models.features.compute_features`, through the
-content-addressed cache of :func:`stimuli_models.featurize.featurize_stories`
+content-addressed cache of :func:`stimuli_models.story_features.featurize_stories`
 when ``cache_dir`` is given.
 """
 
@@ -19,8 +19,8 @@ import numpy as np
 
 from .errors import SettingsError
 from .features import FeatureSettings, compute_features, resolve_dtype
-from .featurize import LoadedModel, Story, featurize_stories, load_feature_layers
 from .models import hash_model_dir, resolve_model
+from .story_features import LoadedModel, Story, featurize_stories, load_feature_layers
 from .tuning import get_method
 
 __all__ = ["WordFeatures", "featurize_words"]

@@ -16,8 +16,9 @@ import time
 import numpy as np
 
 from .backend import use_backend
-from .cv import inner_splits, outer_splits
-from .engine import EncodingResult
+from .confounds import FoldConfoundRegressor, stack_confounds
+from .cv import check_runs, inner_splits, outer_splits, trim_mask
+from .engine import EncodingResult, column_reader
 from .heldout import HeldoutTest
 from .scoring import pearson_r, r2_score
 
@@ -144,18 +145,14 @@ def banded_cross_validate(Xs, Ys, bands: dict, alphas, *, outer_cv: str = "leave
     """
     from himalaya.scoring import r2_score_split
 
-    from .engine import _check_inputs, _trim_mask, column_reader
-
     started = time.perf_counter()
-    _check_inputs(Xs, Ys)
+    check_runs(Xs, Ys)
     be = use_backend(backend)
-    keep = _trim_mask([len(y) for y in Ys], trim)
+    keep = trim_mask([len(y) for y in Ys], trim)
     X = np.concatenate(Xs).astype(np.float32)[keep]
     y_cols = column_reader(Ys, keep, mem_gb)
     C = None
     if confounds is not None:
-        from .confounds import stack_confounds
-
         C = stack_confounds(confounds, [len(y) for y in Ys])[keep]
     names_slices = band_slices(bands, X.shape[1])
     names = [n for n, _ in names_slices]
@@ -186,8 +183,6 @@ def banded_cross_validate(Xs, Ys, bands: dict, alphas, *, outer_cv: str = "leave
             Yb = y_cols(cols)
             Ytr, Yte = Yb[train], Yb[test]
             if C is not None:
-                from .confounds import FoldConfoundRegressor
-
                 regressor = FoldConfoundRegressor().fit(C[train], Ytr)
                 Ytr, Yte = regressor.transform(C[train], Ytr), regressor.transform(C[test], Yte)
             split, best_alphas = _fit_fold(inputs, Ytr, alphas, cv, n_iter, random_state,
@@ -210,8 +205,6 @@ def banded_cross_validate(Xs, Ys, bands: dict, alphas, *, outer_cv: str = "leave
         if significance is not None:
             Ytr, Yte = Y_null[train], Y_null[test]
             if C is not None:
-                from .confounds import FoldConfoundRegressor
-
                 regressor = FoldConfoundRegressor().fit(C[train], Ytr)
                 Ytr, Yte = regressor.transform(C[train], Ytr), regressor.transform(C[test], Yte)
             split_null, _ = _fit_fold(inputs, Ytr, alphas, cv, n_iter, random_state,

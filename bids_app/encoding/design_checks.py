@@ -15,6 +15,9 @@ import hashlib
 
 import numpy as np
 
+from stimuli_models.errors import StimuliModelsError
+from stimuli_models.models import check_model_dir, model_n_layers
+
 from ..errors import DatasetError
 
 #: Singular values below this fraction of the largest count as zero.
@@ -117,9 +120,6 @@ def feature_digest(arrays) -> str:
 
 
 def _n_layers(extractor) -> int | None:
-    from stimuli_models.errors import StimuliModelsError
-    from stimuli_models.models import check_model_dir, model_n_layers
-
     try:
         config = check_model_dir(extractor.model_dir, allow_pickle=extractor.model.allow_pickle,
                                  trust_remote_code=extractor.model.trust_remote_code)

@@ -21,7 +21,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from stimuli_models.cache import atomic_file
+
+from ..alignment import edge_mask
 from .backend import use_backend
+from .confounds import FoldConfoundRegressor, stack_confounds
 from .cv import inner_splits, outer_splits
 from .heldout import HeldoutTest
 from .scoring import alpha_edge_message, alpha_grid_edges, pearson_r, r2_score
@@ -77,8 +81,6 @@ class EncodingResult:
         """Save as ``.npz`` (atomically)."""
         import json
 
-        from stimuli_models.cache import atomic_file
-
         extra = {k: getattr(self, k) for k in _OPTIONAL if getattr(self, k) is not None}
         with atomic_file(path) as handle:
             np.savez(handle, r=self.r, r2=self.r2, alpha=self.alpha, r_folds=self.r_folds,
@@ -125,8 +127,6 @@ def fit_ridge_cv(X: np.ndarray, Y: np.ndarray, groups: np.ndarray, alphas, *,
 
 
 def _trim_mask(lengths: list[int], trim) -> np.ndarray:
-    from ..alignment import edge_mask
-
     start, end = (int(t) for t in (trim or (0, 0)))
     return np.concatenate([edge_mask(n, start, end) for n in lengths])
 
@@ -207,8 +207,6 @@ def cross_validate(Xs, Ys, alphas, *, outer_cv: str = "leave-one-run-out",
     groups = np.concatenate([np.full(len(y), i) for i, y in enumerate(Ys)])[keep]
     C = None
     if confounds is not None:
-        from .confounds import stack_confounds
-
         C = stack_confounds(confounds, [len(y) for y in Ys])[keep]
     n, v = len(groups), Ys[0].shape[1]
     alphas_np = np.asarray(alphas, dtype=np.float32)
@@ -337,8 +335,6 @@ def _fit_fold_batch(Yb, train, test, C, plans, be):
     """Confound removal (fitted on training rows), fit, and held-out prediction."""
     Ytr, Yte = Yb[train], Yb[test]
     if C is not None:
-        from .confounds import FoldConfoundRegressor
-
         regressor = FoldConfoundRegressor().fit(C[train], Ytr)
         Ytr, Yte = regressor.transform(C[train], Ytr), regressor.transform(C[test], Yte)
     pred, alpha_idx, layer = _fit_batch(plans, be, Ytr.astype(np.float32))

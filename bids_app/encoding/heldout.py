@@ -40,7 +40,7 @@ from .permutation import (
     pseudo_null_rows,
     window_indices,
 )
-from .stats import fdr_bh
+from .voxel_stats import fdr_bh
 
 #: Said whenever the block scheme is chosen: it is not calibrated at short TRs.
 BLOCK_WARNING = ("'permutation' = 'block' is kept for comparison only and is not calibrated for "

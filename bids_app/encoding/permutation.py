@@ -55,6 +55,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .scoring import pearson_r
+
 METHODS = ("mismatched", "circular", "block")
 P_VALUES = ("permutation", "normal")
 
@@ -244,8 +246,6 @@ def fold_scores(y_true: np.ndarray, y_pred: np.ndarray, indices: np.ndarray,
     z_null : ndarray of shape (n_permutations, n_voxels)
         The null correlations standardised the same way.
     """
-    from .scoring import pearson_r
-
     if pred_train is None:
         null = null_correlations(y_true, y_pred, indices)
     else:

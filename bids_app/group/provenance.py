@@ -21,6 +21,7 @@ import pandas as pd
 
 from ..errors import BrainencError, DatasetError
 from ..provenance import settings_differences, settings_hash, variant_sidecar_metadata
+from ..variants import plan_variants
 from .maps import read_sidecar
 
 LOGGER = logging.getLogger("brainenc.group")
@@ -55,8 +56,6 @@ def expected_hashes(spec, seed: int = 0) -> dict[str, str] | None:
     seed : int
         Random seed (not part of the hash).
     """
-    from ..variants import plan_variants
-
     try:
         _, variants = plan_variants(spec)
     except BrainencError as exc:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .compare import identical_variants
+from .contrast_maps import identical_variants
 from .regions import LANGUAGE
 
 

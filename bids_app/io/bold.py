@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DatasetError
+from .surfaces import cifti_info, gifti_n_vertices, load_cifti_series, load_surface_run
 
 
 def image_error(path: Path, exc: Exception) -> DatasetError:
@@ -159,8 +160,6 @@ def load_run_data(run, mask: np.ndarray) -> np.ndarray:
     -------
     ndarray of shape (n_volumes, n_kept)
     """
-    from .surfaces import load_cifti_series, load_surface_run
-
     if run.kind == "volume":
         return load_masked(run.bold_file, mask)
     if run.kind == "surface":
@@ -184,8 +183,6 @@ def analysis_mask(runs):
     img : nibabel.Nifti1Image or None
         The NIfTI mask of volume runs (None otherwise).
     """
-    from .surfaces import cifti_info, gifti_n_vertices
-
     kinds = {r.kind for r in runs}
     if len(kinds) != 1:
         raise DatasetError(f"the runs of sub-{runs[0].subject} mix {', '.join(sorted(kinds))} "

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from stimuli_models.cache import follow_umask, temp_prefix
+
 from .._version import __version__
 from ..errors import ResourceError
 
@@ -78,7 +80,6 @@ def subject_dir(output_dir: Path, entities: dict) -> Path:
 
 def _tmp_path(final: Path) -> Path:
     ext = "".join(final.suffixes[-2:]) if final.name.endswith(".nii.gz") else final.suffix
-    from stimuli_models.cache import follow_umask, temp_prefix
 
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(final), suffix=f".tmp{ext}", dir=final.parent)
     try:
@@ -88,7 +89,14 @@ def _tmp_path(final: Path) -> Path:
     return Path(tmp)
 
 
-def _guard_io(final: Path, func):
+def guard_io(final: Path, func) -> None:
+    """Write ``final`` atomically: ``func(tmp)`` writes a temporary sibling, then it is renamed.
+
+    Raises
+    ------
+    ResourceError
+        When the file cannot be written (disk full, read-only folder); nothing is left behind.
+    """
     tmp = None
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -110,7 +118,7 @@ def _guard_io(final: Path, func):
 
 def write_text(final: Path, text: str) -> None:
     """Write a UTF-8 text file atomically."""
-    _guard_io(Path(final), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    guard_io(Path(final), lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def write_json(final: Path, data: dict) -> None:
@@ -135,7 +143,7 @@ def copy_file(source: Path, final: Path) -> bool:
     final = Path(final)
     if final.is_file() and filecmp.cmp(source, final, shallow=False):
         return False
-    _guard_io(final, lambda tmp: shutil.copyfile(source, tmp))
+    guard_io(final, lambda tmp: shutil.copyfile(source, tmp))
     return True
 
 
@@ -153,7 +161,7 @@ def write_nifti(final: Path, img) -> None:
     """Save a NIfTI image atomically."""
     import nibabel as nib
 
-    _guard_io(Path(final), lambda tmp: nib.save(img, str(tmp)))
+    guard_io(Path(final), lambda tmp: nib.save(img, str(tmp)))
 
 
 def unmask(values: np.ndarray, mask_img, fill: float = 0.0):

@@ -9,15 +9,13 @@ naming order fMRIPrep has used since 20.x is read: ``..._space-fsaverage5_hemi-L
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..errors import DatasetError, NoMatchError, UsageError
+from .echoes import prefer_combined
+from .runs import RUN_ENTITIES, BoldRun, find_events, pybids_layout, raw_metadata, tr_of
 from .surfaces import HEMISPHERES, cifti_info, count_gifti_arrays, data_kind
 
-#: Entities that identify a run (shared by raw and preprocessed files).
-RUN_ENTITIES = ("subject", "session", "task", "acquisition", "ceagent", "reconstruction",
-                "direction", "run")
 _EXTENSIONS = [".nii", ".nii.gz", ".func.gii", ".dtseries.nii"]
 _OURS = {"subject", "datatype", "suffix", "extension", "desc", "space", "res", "den", "hemi",
          "scope"}
@@ -85,35 +83,12 @@ def _candidates(layout, subject: str, tasks, sessions, filters) -> list:
         if not entities.get("space") and kind != "cifti":
             continue  # native-space (boldref-aligned) outputs are not analysed
         found.append((item, entities, kind))
-    from .echoes import prefer_combined
 
     return prefer_combined(found, subject)
 
 
 def _matches(entities: dict, wanted: dict) -> bool:
     return all(str(entities.get(k, "")) == str(v) for k, v in wanted.items())
-
-
-def _raw_metadata(raw_layout, entities: dict) -> dict:
-    """Read the raw run's sidecar metadata (TR, SliceTiming...), with BIDS inheritance."""
-    query = {k: entities[k] for k in RUN_ENTITIES if entities.get(k) not in (None, "")}
-    files = raw_layout.get(suffix="bold", extension=[".nii", ".nii.gz"], scope="raw", **query)
-    if files:
-        return dict(files[0].get_metadata())
-    wanted = {k: str(v) for k, v in query.items()}
-    applicable = []
-    for sidecar in raw_layout.get(suffix="bold", extension=".json", scope="raw"):
-        own = {k: str(v) for k, v in sidecar.get_entities().items() if k in RUN_ENTITIES}
-        if all(wanted.get(k) == v for k, v in own.items()):
-            applicable.append((len(own), sidecar.path))
-    metadata: dict = {}
-    for _, path in sorted(applicable):  # the most specific file wins
-        try:
-            metadata.update(json.loads(Path(path).read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            raise DatasetError(f"cannot read the sidecar '{path}'; it must be valid JSON.") \
-                from None
-    return metadata
 
 
 def _companion(layout, entities: dict, **query):
@@ -189,10 +164,8 @@ def collect_fmriprep_runs(raw_layout, layouts: dict, subject: str, *, space: str
 def _make_run(raw_layout, layout, subject: str, kind: str, items: list):
     import nibabel as nib
 
-    from .bids import BoldRun, _tr_of, find_events
-
     item, entities = items[0]
-    metadata = _raw_metadata(raw_layout, entities)
+    metadata = raw_metadata(raw_layout, entities)
     metadata.update(item.get_metadata())
     run_entities = {k: v for k, v in entities.items()
                     if k not in ("datatype", "suffix", "extension", "desc")}
@@ -226,7 +199,7 @@ def _make_run(raw_layout, layout, subject: str, kind: str, items: list):
             raise DatasetError(f"'{bold_file.name}' is not a 4-D BOLD run (shape "
                                f"{tuple(shape)}).")
         n_volumes = int(shape[3])
-        tr = _tr_of(bold_file, metadata, header)
+        tr = tr_of(bold_file, metadata, header)
         if layout is not None:
             space_terms = {k: entities[k] for k in ("space", "res") if entities.get(k)}
             mask_file = _companion(layout, entities, desc="brain", suffix="mask",
@@ -272,8 +245,6 @@ def make_derivative_layouts(derivatives: dict[str, Path], *,
     -------
     dict of str to bids.BIDSLayout
     """
-    from .bids import _layout
-
     layouts = {}
     for name, path in derivatives.items():
         if name == "hcp":
@@ -282,7 +253,7 @@ def make_derivative_layouts(derivatives: dict[str, Path], *,
             raise DatasetError(f"the derivatives folder '{path}' has no dataset_description.json; "
                                "give the root of the fMRIPrep output (the folder holding sub-*).")
         db = Path(database_dir) / f"derivatives-{name}" if database_dir else None
-        layouts[name] = _layout(path, database_dir=db, derivative=True,
+        layouts[name] = pybids_layout(path, database_dir=db, derivative=True,
                                 ignore=(r"^/(figures|log|logs|sourcedata|work|\.)", r"/\.",
                                         r"/figures/", r"/log/"))
     return layouts

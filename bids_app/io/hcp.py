@@ -26,6 +26,7 @@ import re
 from pathlib import Path
 
 from ..errors import DatasetError, NoMatchError, UsageError
+from .runs import BoldRun, find_events, raw_metadata, tr_of
 from .surfaces import cifti_info
 
 #: Placeholders a pattern may use.
@@ -106,9 +107,6 @@ def collect_hcp_runs(raw_layout, inputs, root: Path, subject: str, *, space: str
     """
     import nibabel as nib
 
-    from .bids import BoldRun, _tr_of, find_events
-    from .fmriprep import _raw_metadata
-
     offered = {}
     if inputs.volume:
         offered[inputs.space] = ("volume", inputs.volume)
@@ -134,7 +132,7 @@ def collect_hcp_runs(raw_layout, inputs, root: Path, subject: str, *, space: str
             continue
         if not _filter_ok(entities, filters):
             continue
-        metadata = _raw_metadata(raw_layout, entities)
+        metadata = raw_metadata(raw_layout, entities)
         if kind == "cifti":
             info = cifti_info(path)
             n_volumes = info["n_volumes"]
@@ -145,7 +143,7 @@ def collect_hcp_runs(raw_layout, inputs, root: Path, subject: str, *, space: str
             shape = header.get_data_shape()
             if len(shape) != 4 or shape[3] < 2:
                 raise DatasetError(f"'{path.name}' is not a 4-D BOLD run (shape {tuple(shape)}).")
-            n_volumes, tr = int(shape[3]), _tr_of(path, metadata, header)
+            n_volumes, tr = int(shape[3]), tr_of(path, metadata, header)
             entities_out = {**entities, "space": inputs.space}
             if inputs.resolution:
                 entities_out["res"] = inputs.resolution

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DatasetError
+from .derivatives import guard_io
 
 HEMISPHERES = ("L", "R")
 _STRUCTURE = {"L": "CortexLeft", "R": "CortexRight"}
@@ -196,15 +197,13 @@ def write_func_gifti(final: Path, values: np.ndarray, hemi: str, name: str = "")
     """
     import nibabel as nib
 
-    from .derivatives import _guard_io
-
     darray = nib.gifti.GiftiDataArray(
         np.asarray(values, dtype=np.float32), intent="NIFTI_INTENT_ESTIMATE",
         datatype="NIFTI_TYPE_FLOAT32", meta=nib.gifti.GiftiMetaData({"Name": name or "map"}))
     img = nib.gifti.GiftiImage(
         meta=nib.gifti.GiftiMetaData({"AnatomicalStructurePrimary": _STRUCTURE[hemi]}),
         darrays=[darray])
-    _guard_io(Path(final), lambda tmp: nib.save(img, str(tmp)))
+    guard_io(Path(final), lambda tmp: nib.save(img, str(tmp)))
 
 
 def write_dscalar(final: Path, values: np.ndarray, template: str | Path, name: str) -> None:
@@ -223,8 +222,6 @@ def write_dscalar(final: Path, values: np.ndarray, template: str | Path, name: s
     """
     import nibabel as nib
 
-    from .derivatives import _guard_io
-
     models = _load(Path(template)).header.get_axis(1)
     values = np.asarray(values, dtype=np.float32).reshape(1, -1)
     if values.shape[1] != len(models):
@@ -232,4 +229,4 @@ def write_dscalar(final: Path, values: np.ndarray, template: str | Path, name: s
     header = nib.cifti2.Cifti2Header.from_axes((nib.cifti2.ScalarAxis([name]), models))
     img = nib.cifti2.Cifti2Image(values, header)
     img.nifti_header.set_intent("NIFTI_INTENT_CONNECTIVITY_DENSE_SCALARS")
-    _guard_io(Path(final), lambda tmp: nib.save(img, str(tmp)))
+    guard_io(Path(final), lambda tmp: nib.save(img, str(tmp)))

@@ -9,6 +9,10 @@ import numpy as np
 import pandas as pd
 
 from .._version import __version__
+from ..encoding.scoring import alpha_edge_message
+from ..group.contrast_maps import identical_variants
+from ..group.maps import load_values, map_kind, read_sidecar
+from ..group.tables import cka_value, dev_metric, nlu_task
 from ..io.derivatives import software_versions, write_text
 from .brainplots import brain_map
 from .html import esc, figure, figure_data_uri, matplotlib_agg, note, page, table
@@ -74,8 +78,6 @@ def _sibling(r_map: str, stat: str) -> str | None:
 
 def tuning_summary(label: str, meta: dict) -> pd.DataFrame:
     """One-row table of a variant's model and tuning record (from its sidecar)."""
-    from ..group.tables import cka_value, dev_metric, nlu_task
-
     name, value = dev_metric(meta)
     cka = cka_value(meta.get("CKA"), meta.get("Layer"))
     settings = meta.get("TuningSettings") or {}
@@ -92,8 +94,6 @@ def tuning_summary(label: str, meta: dict) -> pd.DataFrame:
 
 def significance_summary(maps: dict, fdr_alpha: float) -> str:
     """Count voxels with q below the FDR level (or why it is not available)."""
-    from ..group.maps import load_values
-
     r = load_values(maps["r"])
     inside = r != 0
     q_map = maps.get("q") or _sibling(maps["r"], "q")
@@ -113,17 +113,12 @@ def significance_summary(maps: dict, fdr_alpha: float) -> str:
 
 def _identical(variant_outputs: dict) -> dict:
     """Variants identical to another by construction or by their feature digest."""
-    from ..group.compare import identical_variants
-    from ..group.maps import read_sidecar
-
     return identical_variants([{"variant": label, "metadata": read_sidecar(outputs["r"])}
                                for label, outputs in variant_outputs.items()])
 
 
 def _variant_section(label: str, maps: dict, scores_file: str, fdr_alpha: float = 0.05,
                      identical_to: str | None = None) -> str:
-    from ..group.maps import load_values, map_kind, read_sidecar
-
     plt = matplotlib_agg()
     # the maps beside stat-r are authoritative (a surface variant has one file per hemisphere)
     maps = {**maps, **{s: _sibling(maps["r"], s) for s in ("r2", "alpha", "p", "q")
@@ -159,8 +154,6 @@ def _variant_section(label: str, maps: dict, scores_file: str, fdr_alpha: float 
     parts.append(figure(figure_data_uri(fig), f"Histograms of r and alpha for {label}.",
                         f"fig-hist-{label}"))
     if maps.get("alpha"):
-        from ..encoding.scoring import alpha_edge_message
-
         sidecar = read_sidecar(maps["alpha"])
         edges, grid = sidecar.get("AlphaGridEdgeShare"), sidecar.get("AlphaGrid")
         if edges and grid:

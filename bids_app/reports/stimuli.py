@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..io.runs import used_window
 from ..io.stimuli.checks import story_checks
 from .html import esc, figure, figure_data_uri, matplotlib_agg, table
 
@@ -30,8 +31,6 @@ def story_rows(runs, word_tables, dummy_scans: int = 0) -> pd.DataFrame:
     DataFrame
         Columns ``story``, ``run`` and the check values.
     """
-    from ..participant import used_window
-
     rows = []
     for run, table_file in zip(runs, word_tables, strict=True):
         words = pd.read_csv(table_file, sep="\t", keep_default_na=False)

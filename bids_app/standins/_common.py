@@ -16,6 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..alignment import align_run, frame_times
+from ..demo_text import OPENINGS, story_words
+
 #: Shape of the BOLD grid (voxels of 4 mm): a box of brain inside one voxel of background.
 GRID = (12, 12, 9)
 #: Brain voxels whose x index is below this are planted.
@@ -32,8 +35,6 @@ def brain_mask() -> np.ndarray:
 
 def story_text(story: str, n_words: int, seed: int) -> list[str]:
     """Words of a synthetic story named ``story`` (reproducible from the seed)."""
-    from ..demo_text import OPENINGS, story_words
-
     openings = sorted(OPENINGS)
     code = sum(map(ord, story))
     return story_words(openings[code % len(openings)], n_words, seed + code)
@@ -73,8 +74,6 @@ def speech_timing(n_words: int, rng: np.random.Generator, *, start: float = 0.5,
 
 def word_rate(onsets: np.ndarray, durations: np.ndarray, n_volumes: int, tr: float) -> np.ndarray:
     """The HRF-convolved word rate at each volume (z-scored), shape (n_volumes,)."""
-    from ..alignment import align_run, frame_times
-
     times = frame_times(n_volumes, tr, reference=0.5 * tr)
     design = align_run(onsets, durations, np.ones((len(onsets), 1), np.float32), times, tr)
     return design[:, 0].astype(np.float64)

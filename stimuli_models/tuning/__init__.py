@@ -1,9 +1,7 @@
-"""Tuning methods, registered by name (see :mod:`stimuli_models.tuning.base`)."""
+"""Tuning methods, listed by name in :mod:`stimuli_models.tuning.registry`."""
 
-from .base import (  # noqa: F401
-    TuningMethod,
-    TuningResult,
-    get_method,
-    register_method,
-    registered_methods,
-)
+from .base import TuningMethod, TuningResult
+from .registry import METHODS, get_method, register_method, registered_methods
+
+__all__ = ["METHODS", "TuningMethod", "TuningResult", "get_method", "register_method",
+           "registered_methods"]

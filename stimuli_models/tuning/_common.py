@@ -15,9 +15,12 @@ import json
 from pathlib import Path
 
 from ..cache import atomic_file, atomic_write_json
-from ..errors import InvalidModelError
-from ..featurize import LoadedModel
+from ..errors import InvalidModelError, SettingsError
 from ..models import check_model_dir, load_model, model_n_layers
+from ..story_features import LoadedModel
+from ..tasks.encode import encode_examples
+from ..tasks.heads import TaskModel, backbone_hidden_size
+from ..training import TrainingSettings, TrainReport, curve_table, train
 from .base import TuningMethod, TuningResult
 
 WEIGHTS = "tuned.safetensors"
@@ -98,13 +101,7 @@ class TrainedMethod(TuningMethod):
         """Train on ``task`` and save the trained tensors, head and curve into ``out_dir``."""
         import torch
 
-        from ..tasks.encode import encode_examples
-        from ..tasks.heads import TaskModel, backbone_hidden_size
-        from ..training import TrainingSettings, curve_table, train
-
         if task is None:
-            from ..errors import SettingsError
-
             raise SettingsError(f"tuning method '{self.name}' needs a task; give the variant "
                                 "a 'task'.")
         settings = training if isinstance(training, TrainingSettings) else \
@@ -139,7 +136,6 @@ class TrainedMethod(TuningMethod):
                                       train=True)
         dev_items = encode_examples(task, tokenizer, task.dev, max_length=max_length, train=False)
         if self.settings.get("untrained"):  # the control: virtual tokens as initialised
-            from ..training import TrainReport
 
             report = TrainReport()
         else:

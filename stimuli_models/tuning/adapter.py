@@ -16,8 +16,8 @@ import re
 from torch import nn
 
 from ..errors import SettingsError
+from ..tasks.heads import backbone_hidden_size
 from ._common import TrainedMethod, count
-from .base import register_method
 
 #: Output projections of attention and feed-forward blocks, per architecture family.
 DEFAULT_TARGETS = (
@@ -70,9 +70,10 @@ def _out_features(module) -> int | None:
     return None
 
 
-@register_method("adapter")
 class Adapter(TrainedMethod):
     """Houlsby adapters."""
+
+    name = "adapter"
 
     default_learning_rate = 1e-3
     settings_schema = {"reduction_factor": (int, 16), "bottleneck": (int, None),
@@ -81,7 +82,6 @@ class Adapter(TrainedMethod):
     def prepare(self, backbone, *, model_dir, tokenizer, task=None):
         """Insert adapters after every matching projection."""
         patterns = [re.compile(p) for p in (self.settings["target_modules"] or DEFAULT_TARGETS)]
-        from ..tasks.heads import backbone_hidden_size
 
         hidden = backbone_hidden_size(backbone.config)
         size = self.settings["bottleneck"] or max(1, hidden // self.settings["reduction_factor"])

@@ -1,7 +1,8 @@
-"""The interface every tuning method implements, and the string-keyed registry.
+"""The interface every tuning method implements.
 
-A method is a class registered under a name (``@register_method("lora")``); adding
-a method is one new module in this package. A method takes a pretrained model
+A method is a :class:`TuningMethod` subclass with a ``name``; the table of methods by
+name is :mod:`stimuli_models.tuning.registry` (adding a method is one new module in
+this package and one line there). A method takes a pretrained model
 directory and (except ``frozen``) an NLU task, and produces a *variant directory*
 from which :meth:`TuningMethod.load_for_features` rebuilds the model used for
 featurization.
@@ -14,45 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import SettingsError
-
-_REGISTRY: dict[str, type[TuningMethod]] = {}
-
-
-def register_method(name: str):
-    """Class decorator registering a :class:`TuningMethod` subclass under ``name``."""
-
-    def decorator(cls):
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"a tuning method named {name!r} is already registered")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return decorator
-
-
-def registered_methods() -> tuple[str, ...]:
-    """Names of every registered method, sorted."""
-    from . import _load_all  # noqa: F401  (import side effect: registration)
-
-    return tuple(sorted(_REGISTRY))
-
-
-def get_method(name: str, **settings) -> TuningMethod:
-    """Instantiate the method registered as ``name`` with its settings.
-
-    Raises
-    ------
-    SettingsError
-        When ``name`` is unknown or a setting is invalid.
-    """
-    methods = registered_methods()
-    name = name.replace("_", "-") if isinstance(name, str) else name
-    if name not in _REGISTRY:
-        raise SettingsError(
-            "'method' must be one of {" + ", ".join(repr(m) for m in methods) + f"}}; got {name!r}."
-        )
-    return _REGISTRY[name](**settings)
 
 
 @dataclass
@@ -116,7 +78,7 @@ class TuningMethod:
     def load_for_features(self, model_dir: Path, variant_dir: Path | None, *, device: str,
                           dtype: str, allow_pickle: bool = False,
                           trust_remote_code: bool = False):
-        """Return a :class:`stimuli_models.featurize.LoadedModel` for featurization."""
+        """Return a :class:`stimuli_models.story_features.LoadedModel` for featurization."""
         raise NotImplementedError
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from ._common import TrainedMethod
-from .base import register_method
 
 
-@register_method("bitfit")
 class BitFit(TrainedMethod):
     """Bias-only fine-tuning."""
+
+    name = "bitfit"
 
     default_learning_rate = 1e-3
     settings_schema: dict = {}

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..featurize import LoadedModel
 from ..models import check_model_dir, load_model, model_n_layers
-from .base import TuningMethod, TuningResult, register_method
+from ..story_features import LoadedModel
+from .base import TuningMethod, TuningResult
 
 
-@register_method("frozen")
 class Frozen(TuningMethod):
     """No tuning: features come from the pretrained weights."""
+
+    name = "frozen"
 
     needs_task = False
     settings_schema: dict = {}

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from ._common import TrainedMethod
-from .base import register_method
 
 
-@register_method("full")
 class Full(TrainedMethod):
     """Full fine-tuning (share of trained parameters: 1)."""
+
+    name = "full"
 
     default_learning_rate = 5e-5
     settings_schema: dict = {}

@@ -13,9 +13,8 @@ override both.
 
 from __future__ import annotations
 
-from ._common import TrainedMethod
+from ._common import TrainedMethod, transformer_layers
 from ._peft import target_list, wrap
-from .base import register_method
 
 #: Ends of module names: keys, values and feed-forward down projections.
 KEY_NAMES = ("attention.self.key", "self_attn.k_proj", "attention.k_lin", "SelfAttention.k",
@@ -42,8 +41,6 @@ def liu_targets(model) -> tuple[list[str], list[str]] | None:
     """
     from torch import nn
 
-    from ._common import transformer_layers
-
     base, layers = transformer_layers(model)
     targets, feedforward = [], []
     for index, layer in enumerate(layers):
@@ -60,9 +57,10 @@ def liu_targets(model) -> tuple[list[str], list[str]] | None:
     return targets, feedforward
 
 
-@register_method("ia3")
 class IA3(TrainedMethod):
     """(IA)^3 on keys, values and feed-forward activations unless the targets are given."""
+
+    name = "ia3"
 
     default_learning_rate = 3e-3
     settings_schema = {"target_modules": (list, None), "feedforward_modules": (list, None)}

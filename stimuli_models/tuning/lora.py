@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from ._common import TrainedMethod
 from ._peft import target_list, wrap
-from .base import register_method
 
 
-@register_method("lora")
 class LoRA(TrainedMethod):
     """LoRA with rank ``r``, scaling ``alpha / r``, dropout and target modules."""
+
+    name = "lora"
 
     default_learning_rate = 5e-4
     settings_schema = {"r": (int, 8), "alpha": ((int, float), 16), "dropout": (float, 0.1),

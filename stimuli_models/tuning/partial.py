@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from ..errors import SettingsError
 from ._common import TrainedMethod, count, transformer_layers
-from .base import register_method
 
 
-@register_method("partial")
 class Partial(TrainedMethod):
     """Top-k layer fine-tuning."""
+
+    name = "partial"
 
     default_learning_rate = 1e-4
     settings_schema = {"k": (int, None), "share": (float, None)}

@@ -21,7 +21,6 @@ from torch import nn
 from ..errors import SettingsError
 from ._common import TrainedMethod
 from ._peft import n_virtual_default, wrap
-from .base import register_method
 
 
 class PrefixFeatureModel(nn.Module):
@@ -41,9 +40,10 @@ class PrefixFeatureModel(nn.Module):
         return self.model(**kwargs)
 
 
-@register_method("prefix")
 class PrefixTuning(TrainedMethod):
     """Prefix tuning with the MLP reparameterisation of Li & Liang (2021)."""
+
+    name = "prefix"
 
     prompt_learning = True
     default_learning_rate = 5e-3

@@ -13,14 +13,14 @@ from __future__ import annotations
 from ..errors import check_choice
 from ._common import TrainedMethod
 from ._peft import n_virtual_default, wrap
-from .base import register_method
 
 INITS = ("vocab", "labels", "random")
 
 
-@register_method("prompt")
 class PromptTuning(TrainedMethod):
     """Lester-style prompt tuning."""
+
+    name = "prompt"
 
     prompt_learning = True
     default_learning_rate = 3e-2

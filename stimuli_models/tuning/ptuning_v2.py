@@ -9,13 +9,13 @@ the training-time count is reported apart as ``training_params``).
 
 from __future__ import annotations
 
-from .base import register_method
 from .prefix import PrefixTuning
 
 
-@register_method("ptuning-v2")
 class PTuningV2(PrefixTuning):
     """Deep prompt tuning; reparameterisation optional."""
+
+    name = "ptuning-v2"
 
     default_learning_rate = 1e-2
     settings_schema = {"num_virtual_tokens": (int, 20), "projection": (bool, False),

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from ..models import check_model_dir, load_tokenizer, quiet_transformers
-from .base import register_method
 from .full import Full
 
 
-@register_method("scratch")
 class Scratch(Full):
     """Train from scratch: the pretrained model's config, none of its weights.
 
     The initialisation is the architecture's own (``_init_weights``) under the
     tuning seed, so the baseline is reproducible.
     """
+
+    name = "scratch"
 
     default_learning_rate = 1e-4
     settings_schema: dict = {}

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bids_app.encoding.ceiling import ceiling_normalised, loso_correlation, noise_ceiling
-from bids_app.encoding.compare import compare_predictions
+from bids_app.encoding.contrast import compare_predictions
 from bids_app.encoding.engine import cross_validate
+from bids_app.encoding.noise_ceiling import ceiling_normalised, loso_correlation, noise_ceiling
 from bids_app.encoding.permutation import permutation_indices
 
 ALPHAS = np.logspace(0, 4, 5)
@@ -151,7 +151,7 @@ def test_inter_subject_ceiling_matches_the_shared_signal():
 @pytest.mark.parametrize("n_sub", [3, 8, 20])
 def test_perfect_model_reads_one_of_the_corrected_ceiling(n_sub):
     """A perfect model of the shared response: normalised r 1.0 +- 0.05 at any group size."""
-    from bids_app.encoding.ceiling import shared_response_ceiling
+    from bids_app.encoding.noise_ceiling import shared_response_ceiling
     from bids_app.encoding.scoring import pearson_r
 
     rng = np.random.default_rng(n_sub)

@@ -38,7 +38,7 @@ def _record(kind, what):
     os.close(fd)
 
 
-import stimuli_models.featurize as _featurize
+import stimuli_models.story_features as _featurize
 import stimuli_models.tuning as _tuning
 
 _compute = _featurize.compute_features
@@ -90,7 +90,7 @@ if _DELAY and _STEP == "encoding":
 
     _participant.fit_encoding = fit_encoding
 elif _DELAY and _STEP == "featurize":
-    import stimuli_models.featurize as _featurize
+    import stimuli_models.story_features as _featurize
 
     _compute, _calls = _featurize.compute_features, []
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bids_app.config import ExperimentSpec
-from bids_app.encoding.compare import compare_predictions
+from bids_app.encoding.contrast import compare_predictions
 from bids_app.encoding.engine import cross_validate
 from tests.helpers.nulls import binomial_upper, drifting_features, null_story_data
 
@@ -77,7 +77,7 @@ def test_null_contrasts_are_calibrated_ci_sized(phi):
 
 
 def test_contrast_windows_come_from_other_folds_and_keep_order():
-    from bids_app.encoding.compare import contrast_windows
+    from bids_app.encoding.contrast import contrast_windows
 
     folds = [np.arange(0, 50), np.arange(50, 90), np.arange(90, 160)]
     windows = contrast_windows(folds, 30, random_state=0)

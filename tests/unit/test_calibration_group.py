@@ -19,8 +19,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from bids_app.group.run import GroupData, group_variant
-from bids_app.group.stats import one_sample_test
+from bids_app.group.one_sample import one_sample_test
+from bids_app.group.variant_maps import GroupData, group_variant
 from tests.helpers.nulls import binomial_upper, null_fits
 
 GRID = (8, 8, 6)

@@ -6,7 +6,7 @@ import pytest
 from bids_app.encoding.cv import inner_splits, outer_splits
 from bids_app.encoding.engine import cross_validate
 from bids_app.encoding.scoring import pearson_r, r2_score
-from bids_app.encoding.stats import fdr_bh, one_sample_t
+from bids_app.encoding.voxel_stats import fdr_bh, one_sample_t
 
 
 @pytest.mark.parametrize("scheme", ["leave-one-run-out", "2-fold", "3-fold"])

@@ -15,7 +15,7 @@ from bids_app.encoding.design_checks import (
     volumes_with_words,
 )
 from bids_app.errors import EXIT_DATASET, DatasetError
-from bids_app.group.compare import identical_variants, resolve_pairs
+from bids_app.group.contrast_maps import identical_variants, resolve_pairs
 from bids_app.participant import fit_encoding, update_design_sidecar
 
 TR = 2.0

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from stimuli_models.features import FeatureSettings
-from stimuli_models.featurize import Story, feature_key, featurize_stories, load_feature_layers
 from stimuli_models.models import hash_model_dir
+from stimuli_models.story_features import Story, feature_key, featurize_stories, load_feature_layers
 from stimuli_models.tuning import get_method
 
 STORIES = [

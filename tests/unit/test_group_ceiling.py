@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bids_app.clean_bold import heldout_runs, write_clean_bold
-from bids_app.encoding.ceiling import loso_correlation, shared_response_ceiling
+from bids_app.encoding.noise_ceiling import loso_correlation, shared_response_ceiling
 from bids_app.group.run import run_group
 from bids_app.io.bids import BoldRun
 from tests.helpers.fake_outputs import (
@@ -236,7 +236,7 @@ def _counterbalanced(out, orders, stories=True, n=60, shape=(3, 3, 2)):
 
 
 def test_counterbalanced_story_order_pairs_runs_by_story(tmp_path, caplog):
-    from bids_app.group.ceiling import clean_bold_files, loso_ceiling
+    from bids_app.group.ceiling_maps import clean_bold_files, loso_ceiling
 
     orders = {"01": "ab", "02": "ba", "03": "ab"}
     template, valid = _counterbalanced(tmp_path, orders)
@@ -251,7 +251,7 @@ def test_counterbalanced_story_order_pairs_runs_by_story(tmp_path, caplog):
 
 
 def test_story_pairing_refuses_runs_that_cannot_be_matched(tmp_path, caplog):
-    from bids_app.group.ceiling import clean_bold_files
+    from bids_app.group.ceiling_maps import clean_bold_files
 
     orders = {"01": "ab", "02": "ba", "03": "ab"}
     _counterbalanced(tmp_path, orders)

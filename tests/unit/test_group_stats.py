@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bids_app.group.stats import _flips, fisher_z, one_sample_test, t_statistic
+from bids_app.group.one_sample import _flips, fisher_z, one_sample_test, t_statistic
 
 
 def test_t_matches_scipy():

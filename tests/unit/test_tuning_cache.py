@@ -100,7 +100,7 @@ def test_two_processes_train_once(nlu_bert, task_file, tmp_path):
 
 
 def test_record_carries_cka_per_layer(nlu_bert, task_file, tmp_path):
-    from stimuli_models.featurize import Story
+    from stimuli_models.story_features import Story
     from tests.helpers.nlu import FILLER
 
     story = tmp_path / "story.json"

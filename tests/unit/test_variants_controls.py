@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bids_app.config import ExperimentSpec, TaskEntry, VariantEntry
-from bids_app.group.compare import resolve_pairs
+from bids_app.group.contrast_maps import resolve_pairs
 from bids_app.variants import plan_variants
 
 

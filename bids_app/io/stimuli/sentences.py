@@ -31,7 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
+from stimuli_models.windows import sentence_ids
+
 from ...errors import DatasetError
+from ..events import read_tsv
+from ._common import Repairs, decode_text, read_bytes
+from .textgrid import parse_textgrid
 
 #: Longest plausible sentence, in words and in seconds.
 MAX_WORDS = 60
@@ -83,8 +88,6 @@ def from_punctuation(words: list[str]) -> np.ndarray:
     -------
     ndarray of shape (n_words,)
     """
-    from stimuli_models.windows import sentence_ids
-
     return sentence_ids([str(w) for w in words])
 
 
@@ -292,9 +295,6 @@ def find_sentences(words: list[str], onsets: np.ndarray, offsets: np.ndarray, *,
 
 def _tiers(path: Path, wanted: str) -> tuple[list, str]:
     """Interval tiers of a TextGrid usable as sentence tiers, and how to name the search."""
-    from ._common import Repairs, decode_text, read_bytes
-    from .textgrid import parse_textgrid
-
     # the word reader has already repaired (or, with annotations.strict, refused) the
     # file's defects and reported them; the same repairs apply here without a second report
     tiers = [t for t in parse_textgrid(decode_text(read_bytes(path), path), path,
@@ -336,14 +336,10 @@ def story_sentences(timings, spec, *, path: Path | None = None, events: Path | N
     -------
     Sentences
     """
-    from ._common import decode_text, read_bytes
-
     names: dict = {}
     column = None
     wanted = getattr(spec, "sentence_column", "")
     if wanted and events is not None:
-        from ..annotations import read_tsv
-
         frame = read_tsv(events)
         if wanted not in frame.columns:
             raise DatasetError(f"'{events}' has no column '{wanted}' "

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DatasetError, UsageError
+from ..events import numeric_column, read_tsv, read_word_events, story_label
 from . import (
     AUDIO_EXTENSIONS,
     WordTimings,
@@ -42,6 +43,7 @@ from . import (
     resolve_under,
     segment,
 )
+from .segment import load_dictionary
 from .sentences import Sentences, story_sentences
 
 _KEYS = {"sub": "subject", "ses": "session", "task": "task", "acq": "acquisition", "run": "run"}
@@ -157,8 +159,6 @@ def story_rows(events_file: Path, *, annotations_only: bool = False,
     and (when the file has no word column) rows naming anything that is not audio,
     image or video. Otherwise, rows naming audio or annotation files.
     """
-    from ..annotations import numeric_column, read_tsv
-
     frame = read_tsv(events_file)
     if trial_type:
         return _typed_rows(frame, events_file, trial_type)
@@ -182,8 +182,6 @@ def story_rows(events_file: Path, *, annotations_only: bool = False,
 
 
 def _typed_rows(frame, events_file: Path, trial_type: str) -> list[tuple[float, str]]:
-    from ..annotations import numeric_column
-
     if "trial_type" not in frame.columns or "onset" not in frame.columns:
         raise DatasetError(f"'{events_file}' has no 'trial_type' (or 'onset') column, which the "
                            f"annotations.mapping entry with trial_type = '{trial_type}' needs; "
@@ -240,8 +238,6 @@ def _segment(timings: WordTimings, spec, run, stim, root, bids_dir) -> WordTimin
                                           label_separator=spec.label_separator,
                                           text_column=spec.text_column), f"'{target}'"
     elif spec.segmentation == "dictionary":
-        from .segment import load_dictionary
-
         folder = Path(spec.dictionary)
         path_ = folder if folder.is_absolute() else Path(bids_dir) / folder
         dictionary, origin = load_dictionary(path_), f"'{path_}'"
@@ -266,8 +262,6 @@ def story_sources(run, spec, bids_dir: Path) -> list[StorySource]:
     list of StorySource
         At least one.
     """
-    from ..annotations import read_word_events, story_label
-
     bids_dir = Path(bids_dir)
     entries = mapped_entries(run, spec.mapping)
     if entries:

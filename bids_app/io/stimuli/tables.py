@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from ...errors import DatasetError
+from ..derivatives import write_text
 
 COLUMNS = ["onset", "duration", "word", "word_index", "source_index", "source_text", "aligned"]
 DESCRIPTIONS = {
@@ -107,8 +108,6 @@ def write_story_table(output_dir: Path, story) -> Path:
         When another job recorded other words under the same story name since this
         job started (a rerun records this story under a new name).
     """
-    from ..derivatives import write_text
-
     frame = story_table(story)
     for column in ("word", "source_text"):
         frame[column] = frame[column].map(_clean)

@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 from ...errors import DatasetError
 from ._common import (
+    DEFAULT_DROP_LABELS,
     Repairs,
     WordTimings,
     clean_label,
@@ -334,8 +335,6 @@ def read_textgrid(path: Path, *, tier=None, drop_labels=None,
         One entry per word interval in time order, times from the start of the
         recording; ``repairs`` lists what was repaired.
     """
-    from ._common import DEFAULT_DROP_LABELS
-
     path = Path(path)
     repairs = Repairs(path, strict)
     raw = read_bytes(path)

@@ -7,10 +7,10 @@ them have (same entities apart from ``sub``, same number of volumes, on the grid
 the map) are read one at a time, restricted to the voxels analysed in everyone and
 to the volumes no participant excludes (sidecar ``ExcludedVolumes``), and each
 participant's leave-one-subject-out correlation is accumulated over those runs with
-:class:`bids_app.encoding.ceiling.LosoCorrelation` (equal to
-:func:`bids_app.encoding.ceiling.loso_correlation` on the concatenated runs).
+:class:`bids_app.encoding.noise_ceiling.LosoCorrelation` (equal to
+:func:`bids_app.encoding.noise_ceiling.loso_correlation` on the concatenated runs).
 The LOSO correlation is corrected for the noise in the mean of the others
-(:func:`bids_app.encoding.ceiling.shared_response_ceiling`), so that a perfect
+(:func:`bids_app.encoding.noise_ceiling.shared_response_ceiling`), so that a perfect
 model of the shared response reads 1 of the ceiling at any group size. Encoding
 r is then reported as a fraction of it. Surfaces and CIFTI get no
 ceiling, nor do fewer than 3 participants.
@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .maps import corrupt_output
+from ..encoding.noise_ceiling import LosoCorrelation, shared_response_ceiling
+from .maps import corrupt_output, geometry, map_kind
 
 LOGGER = logging.getLogger("brainenc.group")
 SUFFIX = "_desc-clean_bold.nii.gz"
@@ -44,7 +45,7 @@ class Ceiling:
     values : ndarray of shape (n_subjects, n_elements)
         float32 ceilings (0 outside the voxels analysed in every participant): each
         participant's LOSO correlation corrected to the correlation with the shared
-        response (:func:`bids_app.encoding.ceiling.shared_response_ceiling`).
+        response (:func:`bids_app.encoding.noise_ceiling.shared_response_ceiling`).
     runs : list of str
         Run names without the participant (``task-x_run-1_space-S``).
     n_volumes : int
@@ -190,9 +191,6 @@ def loso_ceiling(output_dir: str | Path, subjects: list[str], template: str | Pa
         None when fewer than 3 participants, no shared run or no volumetric grid.
     """
     import nibabel as nib
-
-    from ..encoding.ceiling import LosoCorrelation, shared_response_ceiling
-    from .maps import geometry, map_kind
 
     if len(subjects) < 3 or map_kind(template) != "volume":
         return None

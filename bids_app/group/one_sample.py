@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..encoding.stats import fdr_bh
+from ..encoding.voxel_stats import fdr_bh
 
 #: Group maps of p, q and FWE p: NaN where no test was made (outside every participant's
 #: mask, or where the values do not vary across participants).

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .scoring import pearson_r
+
 
 def _check(data) -> list:
     data = list(data)
@@ -55,8 +57,6 @@ def loso_correlation(data, *, batch: int = 8192) -> np.ndarray:
     ndarray of shape (n_subjects, n_voxels)
         float32 Pearson r (0 where a series is constant).
     """
-    from .scoring import pearson_r
-
     data = _check(data)
     n_sub, v = len(data), data[0].shape[1]
     out = np.zeros((n_sub, v), np.float32)

@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .stats import fdr_bh
+from .scoring import pearson_r
+from .voxel_stats import fdr_bh
 
 
 def _standardize(a: np.ndarray) -> np.ndarray:
@@ -47,8 +48,6 @@ def _standardize(a: np.ndarray) -> np.ndarray:
 
 
 def _corr(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    from .scoring import pearson_r
-
     return pearson_r(y, pred)
 
 

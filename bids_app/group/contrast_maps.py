@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UsageError
-from .stats import fisher_z, one_sample_test
+from .one_sample import fisher_z, one_sample_test
+from .variant_maps import GroupData, one_sample_maps, write_group_maps
 
 
 def _method(summary: dict) -> str:
@@ -129,8 +130,6 @@ def compare_pair(a, b, output_dir, *, fdr_alpha: float, n_permutations: int,
         ``row`` (table row), ``maps`` and ``label``; None when fewer than two
         subjects have both variants or the maps differ in geometry.
     """
-    from .run import GroupData, one_sample_maps, write_group_maps
-
     common = [s for s in a.subjects if s in b.subjects]
     if len(common) < 2 or a.values.shape[1] != b.values.shape[1]:
         return None
