@@ -20,6 +20,12 @@ from pathlib import Path
 
 import click
 
+from stimuli_models.errors import StimuliModelsError
+from stimuli_models.features import FeatureSettings, resolve_dtype
+from stimuli_models.models import check_model_dir
+from stimuli_models.story_features import Story, feature_key
+from stimuli_models.tuning import get_method
+
 from .dry_run_costs import (
     calibrate_step,
     calibrate_voxels,
@@ -28,7 +34,9 @@ from .dry_run_costs import (
     format_seconds,
     recorded_step_cost,
 )
-from .errors import EXIT_OK, NoMatchError
+from .errors import EXIT_OK, NoMatchError, from_library_error
+from .io.bids import check_dataset, make_layout, select_subjects
+from .plan import make_plan
 from .run_inputs import (
     check_paths,
     check_task_ids,
@@ -38,6 +46,8 @@ from .run_inputs import (
     report_failures,
     resolve_device,
 )
+from .tuning import cached_record, tuning_key
+from .variants import plan_variants
 
 
 def run_dry(options) -> int:
@@ -79,9 +89,6 @@ def _group_plan(options) -> int:
 
 
 def _participant_plan(options, spec, scratch: Path) -> int:
-    from .io.bids import check_dataset, make_layout, select_subjects
-    from .plan import make_plan
-    from .variants import plan_variants
 
     device, backend = resolve_device(options, spec)
     _use_threads(options)
@@ -120,7 +127,6 @@ def _use_threads(options) -> None:
 
 
 def _feature_settings(spec, device: str, layers=None):
-    from stimuli_models.features import FeatureSettings, resolve_dtype
 
     settings = spec.features.settings()
     return FeatureSettings(**{**settings.to_dict(),
@@ -142,7 +148,6 @@ def _print_subjects(plan) -> None:
 
 
 def _feature_paths(extractor, fingerprint: str, spec, stories, output_dir: Path, device: str):
-    from stimuli_models.story_features import feature_key
 
     settings = _feature_settings(spec, device, extractor.layers)
     cache = Path(output_dir) / "stimuli" / "features"
@@ -151,13 +156,6 @@ def _feature_paths(extractor, fingerprint: str, spec, stories, output_dir: Path,
 
 def _print_variants(options, spec, extractors, variants, plan, device) -> dict:
     """Print each extractor's tuning and feature cache state; return its details."""
-    from stimuli_models.errors import StimuliModelsError
-    from stimuli_models.story_features import Story
-    from stimuli_models.tuning import get_method
-
-    from .errors import from_library_error
-    from .tuning import cached_record, tuning_key
-
     training = dataclasses.asdict(spec.training)
     stories = [Story.from_json(p) for p in plan.story_files]
     layers = {}
@@ -217,7 +215,6 @@ def _typical_tokens(model_dir: str, task, max_length: int) -> int:
 
 
 def _print_estimate(options, spec, extractors, variants, plan, details, device, backend):
-    from stimuli_models.story_features import Story
 
     click.echo(f"Estimated time on {device} (measured costs; sources in brackets):")
     training = spec.training
@@ -271,7 +268,6 @@ def _print_estimate(options, spec, extractors, variants, plan, details, device, 
 
 
 def _n_features(extractor) -> int:
-    from stimuli_models.models import check_model_dir
 
     config = check_model_dir(extractor.model_dir, allow_pickle=extractor.model.allow_pickle,
                              trust_remote_code=extractor.model.trust_remote_code)

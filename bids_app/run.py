@@ -8,13 +8,22 @@ import tempfile
 import time
 from pathlib import Path
 
+from stimuli_models.cache import remove_stale_temporaries
+
 from .config import SAVED_SPEC_NAME, load_spec, save_spec
+from .dry_run import run_dry
+from .encoding.design_checks import partial_warnings
 from .errors import (
     EXIT_OK,
     NoMatchError,
     UsageError,
 )
+from .group.provenance import names_variants
+from .group.run import run_group, saved_spec
 from .interrupt import clean_after_interrupt, stop_if_interrupted
+from .io.bids import check_dataset, make_layout, select_subjects
+from .io.derivatives import update_descriptions, write_dataset_description
+from .plan import make_plan
 from .run_inputs import (
     check_paths,
     check_task_ids,
@@ -24,6 +33,7 @@ from .run_inputs import (
     report_failures,
     resolve_device,
 )
+from .variants import plan_variants
 from .workflows.base import init_brainenc_wf
 from .workflows.failures import FailedSteps, takes_callback
 
@@ -69,11 +79,9 @@ def execute(options) -> int:
     _environment()
     _setup_logging(options.verbose)
     if getattr(options, "dry_run", False):  # checks and plan only (bids_app.dry_run)
-        from .dry_run import run_dry
 
         return run_dry(options)
     check_paths(options)
-    from stimuli_models.cache import remove_stale_temporaries
 
     if remove_stale_temporaries(options.output_dir):  # left by a killed run
         LOGGER.info("removed temporary files of an interrupted run from '%s'", options.output_dir)
@@ -85,16 +93,10 @@ def execute(options) -> int:
 
 def run_participant_level(options, spec) -> int:
     """Build and run the participant workflow; returns the exit code."""
-    from .io.bids import check_dataset, make_layout, select_subjects
-    from .io.derivatives import update_descriptions, write_dataset_description
-    from .plan import make_plan
-    from .variants import plan_variants
-
     started = time.time()
     device, backend = resolve_device(options, spec)  # before any slow step: fail early
     description = check_dataset(options.bids_dir) if not options.skip_bids_validation else {}
     extractors, variants = plan_variants(spec)
-    from .encoding.design_checks import partial_warnings
 
     for warning in partial_warnings(variants):
         LOGGER.warning(warning)
@@ -270,12 +272,9 @@ def _multiproc_args(options, nprocs: int) -> dict:
 
 def run_group_level(options, spec) -> int:
     """Run the group stage on OUTPUT_DIR."""
-    from .group.run import run_group
-
     if not (options.output_dir / "dataset_description.json").exists():
         raise NoMatchError(f"'{options.output_dir}' holds no brainenc outputs; run the "
                            "participant level first.")
-    from .group.provenance import names_variants
 
     # the maps are checked against the spec naming the variants: --config-file when it
     # does, else the one the last successful participant run saved in OUTPUT_DIR
@@ -297,8 +296,6 @@ def _saved_spec(output_dir: Path):
     ``OUTPUT_DIR/experiment_spec.toml`` is read first, then the newest copy in
     ``OUTPUT_DIR/logs`` (outputs of versions that saved it only there).
     """
-    from .group.run import saved_spec
-
     path = Path(output_dir) / SAVED_SPEC_NAME
     if path.is_file():
         try:

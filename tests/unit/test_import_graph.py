@@ -71,71 +71,6 @@ LOCAL_ALLOWED: dict[tuple[str, str], str] = {
     ("bids_app.cli", "bids_app.run"): "keeps --help instant",
 }
 
-#: Imports in modules that are being reworked elsewhere at the same time: each is a known
-#: debt, excused from every rule until its module lands (value: the module to fix).
-PENDING: dict[tuple[str, str], str] = {
-    # pending: bids_app.config (typed configuration; breaks config<->variants)
-    ("bids_app.config", "bids_app.alignment"): "bids_app.config",
-    ("bids_app.config", "bids_app.io.confounds"): "bids_app.config",
-    ("bids_app.config", "bids_app.io.hcp"): "bids_app.config",
-    ("bids_app.config", "bids_app.variants"): "bids_app.config",
-    ("bids_app.config", "stimuli_models.cache"): "bids_app.config",
-    ("bids_app.config", "stimuli_models.errors"): "bids_app.config",
-    ("bids_app.config", "stimuli_models.features"): "bids_app.config",
-    ("bids_app.config", "stimuli_models.nuisance"): "bids_app.config",
-    ("bids_app.config", "stimuli_models.tasks"): "bids_app.config",
-    ("bids_app.config", "stimuli_models.training"): "bids_app.config",
-    ("bids_app.config", "stimuli_models.tuning"): "bids_app.config",
-    # pending: bids_app.dry_run (the dry run is being separated from run.py (breaks dry_run<->run))
-    ("bids_app.dry_run", "bids_app.config"): "bids_app.dry_run",
-    ("bids_app.dry_run", "bids_app.errors"): "bids_app.dry_run",
-    ("bids_app.dry_run", "bids_app.io.bids"): "bids_app.dry_run",
-    ("bids_app.dry_run", "bids_app.plan"): "bids_app.dry_run",
-    ("bids_app.dry_run", "bids_app.run"): "bids_app.dry_run",
-    ("bids_app.dry_run", "bids_app.spec_paths"): "bids_app.dry_run",
-    ("bids_app.dry_run", "bids_app.tuning"): "bids_app.dry_run",
-    ("bids_app.dry_run", "bids_app.variants"): "bids_app.dry_run",
-    ("bids_app.dry_run", "stimuli_models.errors"): "bids_app.dry_run",
-    ("bids_app.dry_run", "stimuli_models.features"): "bids_app.dry_run",
-    ("bids_app.dry_run", "stimuli_models.story_features"): "bids_app.dry_run",
-    ("bids_app.dry_run", "stimuli_models.models"): "bids_app.dry_run",
-    ("bids_app.dry_run", "stimuli_models.tuning"): "bids_app.dry_run",
-    # pending: bids_app.interfaces (nipype interfaces being split by stage, with sink nodes)
-    ("bids_app.interfaces", "bids_app.clean_bold"): "bids_app.interfaces",
-    ("bids_app.interfaces", "bids_app.config"): "bids_app.interfaces",
-    ("bids_app.interfaces", "bids_app.featurization"): "bids_app.interfaces",
-    ("bids_app.interfaces", "bids_app.outputs"): "bids_app.interfaces",
-    ("bids_app.interfaces", "bids_app.participant"): "bids_app.interfaces",
-    ("bids_app.interfaces", "bids_app.reports.participant"): "bids_app.interfaces",
-    ("bids_app.interfaces", "bids_app.threads"): "bids_app.interfaces",
-    ("bids_app.interfaces", "bids_app.tuning"): "bids_app.interfaces",
-    # pending: bids_app.run (split by the dry-run work; hoist after it)
-    ("bids_app.run", "bids_app.config"): "bids_app.run",
-    ("bids_app.run", "bids_app.dry_run"): "bids_app.run",
-    ("bids_app.run", "bids_app.encoding.backend"): "bids_app.run",
-    ("bids_app.run", "bids_app.encoding.design_checks"): "bids_app.run",
-    ("bids_app.run", "bids_app.errors"): "bids_app.run",
-    ("bids_app.run", "bids_app.group.provenance"): "bids_app.run",
-    ("bids_app.run", "bids_app.group.run"): "bids_app.run",
-    ("bids_app.run", "bids_app.interrupt"): "bids_app.run",
-    ("bids_app.run", "bids_app.io.bids"): "bids_app.run",
-    ("bids_app.run", "bids_app.io.derivatives"): "bids_app.run",
-    ("bids_app.run", "bids_app.plan"): "bids_app.run",
-    ("bids_app.run", "bids_app.spec_paths"): "bids_app.run",
-    ("bids_app.run", "bids_app.variants"): "bids_app.run",
-    ("bids_app.run", "bids_app.workflows.base"): "bids_app.run",
-    ("bids_app.run", "stimuli_models.cache"): "bids_app.run",
-    ("bids_app.run", "stimuli_models.errors"): "bids_app.run",
-    ("bids_app.run", "stimuli_models.models"): "bids_app.run",
-    # pending: bids_app.variants (typed configuration; breaks config<->variants)
-    ("bids_app.variants", "bids_app.config"): "bids_app.variants",
-    ("bids_app.variants", "stimuli_models.errors"): "bids_app.variants",
-    ("bids_app.variants", "stimuli_models.features"): "bids_app.variants",
-    ("bids_app.variants", "stimuli_models.models"): "bids_app.variants",
-    ("bids_app.variants", "stimuli_models.tuning"): "bids_app.variants",
-}
-
-
 @dataclass(frozen=True)
 class Import:
     """One imported name (or module) between two of the project's modules."""
@@ -325,15 +260,14 @@ def test_every_module_is_in_a_layer():
 def test_the_import_graph_has_no_cycle():
     modules, imports = _graph()
     cycles = find_cycles(imports, modules)
-    faults = [" then ".join(str(imp) for imp in cycle) for cycle in cycles
-              if not any(_known(imp, PENDING) for imp in cycle)]
+    faults = [" then ".join(str(imp) for imp in cycle) for cycle in cycles]
     assert not faults, _report("import cycles; move the shared code to a leaf module", faults)
 
 
 def test_no_function_local_import_between_project_modules():
     _, imports = _graph()
     faults = [str(imp) for imp in imports
-              if imp.function and not _known(imp, LOCAL_ALLOWED) and not _known(imp, PENDING)]
+              if imp.function and not _known(imp, LOCAL_ALLOWED)]
     assert not faults, _report("function-local imports of the project's modules; move them to "
                                "the module's top (or list them in LOCAL_ALLOWED with a reason)",
                                faults)
@@ -343,8 +277,6 @@ def test_no_private_name_is_imported_from_another_module():
     _, imports = _graph()
     faults = []
     for imp in imports:
-        if _known(imp, PENDING):
-            continue
         if imp.name.startswith("_") and not imp.name.startswith("__"):
             faults.append(f"{imp}: '{imp.name}' is private to {imp.target}")
         private = _private_module(imp.target, imp.source)
@@ -358,8 +290,6 @@ def test_no_module_imports_from_a_higher_layer():
     _, imports = _graph()
     faults = []
     for imp in imports:
-        if _known(imp, PENDING):
-            continue
         low, high = layer_of(imp.source), layer_of(imp.target)
         if high > low:
             faults.append(f"{imp}: layer '{LAYERS[low][0]}' imports layer '{LAYERS[high][0]}'")
