@@ -43,7 +43,8 @@ def run_steps(bids: Path, spec, out: Path, work: Path, *, space: str | None = No
     dict
         ``result`` (EncodingResult), ``written`` (output files, maps first), ``runs``,
         ``mask`` (mask file), ``info`` (bold_info.json content), ``bold`` (cleaned
-        runs) and ``designs`` (design files).
+        runs), ``designs`` (design files), ``runs_json``, ``word_tables`` and the
+        ``encoding`` settings of the fit.
     """
     from bids_app.encoding.engine import EncodingResult
     from bids_app.io.bids import make_derivative_layouts, make_layout
@@ -80,4 +81,5 @@ def run_steps(bids: Path, spec, out: Path, work: Path, *, space: str | None = No
                                     {"variant": "test"})
     return {"result": EncodingResult.load(result_file), "written": written, "runs": runs,
             "mask": mask, "info": json.loads(Path(info).read_text(encoding="utf-8")),
-            "bold": bold_files, "designs": designs}
+            "bold": bold_files, "designs": designs, "runs_json": subject.runs_json,
+            "word_tables": subject.word_tables, "encoding": encoding}
