@@ -195,8 +195,13 @@ class EncodingConfig:
     inner_folds: int = 5
     backend: str = "auto"
     n_targets_batch: int = 0
-    #: Volumes left out at the start and end of every run after alignment.
-    trim_edges: list = field(default_factory=lambda: [0, 0])
+    #: Volumes left out at the start and end of every run after alignment (empty: use
+    #: ``trim_seconds``).
+    trim_edges: list = field(default_factory=list)
+    #: Seconds left out at the start and end of every run (rounded up to whole volumes at
+    #: the run's TR) when ``trim_edges`` is empty: the onset transient and the closing
+    #: silence, as Huth et al. (2016) and LeBel et al. (2023) trim 10 + 5 volumes at TR 2 s.
+    trim_seconds: list = field(default_factory=lambda: [20.0, 10.0])
     #: Banded ridge over the design's feature bands (one alpha per band and voxel).
     banded: bool = False
     #: Band-weight combinations tried by the banded ridge random search.
@@ -621,9 +626,14 @@ def _check_tuning_ranges(variant: VariantEntry) -> None:
 def _check_encoding_statistics(spec: ExperimentSpec) -> None:
     """Check trimming, banded ridge and held-out permutation settings."""
     trim = spec.encoding.trim_edges
-    if len(trim) != 2 or any(not _type_ok(t, int) or t < 0 for t in trim):
+    if trim and (len(trim) != 2 or any(not _type_ok(t, int) or t < 0 for t in trim)):
         raise UsageError("'encoding.trim_edges' must be two non-negative integers (volumes at "
-                         f"the start and end of each run); got {trim!r}.")
+                         f"the start and end of each run) or empty; got {trim!r}.")
+    seconds = spec.encoding.trim_seconds
+    if len(seconds) != 2 or any(isinstance(t, bool) or not isinstance(t, (int, float))
+                                or not 0 <= t < float("inf") for t in seconds):
+        raise UsageError("'encoding.trim_seconds' must be two non-negative numbers (seconds at "
+                         f"the start and end of each run); got {seconds!r}.")
     if spec.encoding.banded_iterations < 1:
         raise UsageError("'encoding.banded_iterations' must be at least 1; got "
                          f"{spec.encoding.banded_iterations}.")
@@ -697,3 +707,27 @@ def save_spec(spec: ExperimentSpec, path: str | Path) -> None:
     with atomic_file(path, "w") as handle:
         handle.write("# Resolved brainenc experiment spec (reusable with --config-file)\n")
         handle.write(tomli_w.dumps(spec_with_absolute_paths(spec)))
+
+
+def trim_volumes(encoding, tr: float) -> list[int]:
+    """Volumes trimmed at the start and end of every run of repetition time ``tr``.
+
+    Parameters
+    ----------
+    encoding : EncodingConfig or dict
+        ``trim_edges`` (volumes; wins when given) and ``trim_seconds``.
+    tr : float
+        Repetition time (seconds).
+
+    Returns
+    -------
+    list of int
+        ``[start, end]``: ``trim_edges``, or ``trim_seconds`` rounded up to whole volumes.
+    """
+    get = encoding.get if isinstance(encoding, dict) else (
+        lambda key, default=None: getattr(encoding, key, default))
+    edges = get("trim_edges") or []
+    if edges:
+        return [int(t) for t in edges]
+    seconds = get("trim_seconds", [0.0, 0.0]) or [0.0, 0.0]
+    return [int(math.ceil(float(t) / float(tr) - 1e-6)) for t in seconds]

@@ -12,6 +12,7 @@ import json
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
+from ..config import trim_volumes
 from ..encoding.design_checks import identical_by_construction
 from ..featurization import nuisance_settings
 from ..interfaces import (
@@ -126,6 +127,8 @@ def init_single_subject_wf(*, subject_plan, extractors, variants, spec, spec_fil
     inputnode = pe.Node(niu.IdentityInterface(fields=fields), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=["report"]), name="outputnode")
     bold_spec = dataclasses.asdict(spec.bold)
+    # volumes trimmed at run edges: trim_seconds at the shortest TR covers them in every run
+    trim = trim_volumes(spec.encoding, min(run.tr for run in subject_plan.runs))
     prepare = pe.Node(PrepareBold(runs_json=subject_plan.runs_json, bold_spec=bold_spec),
                       name="prepare_bold", mem_gb=4.0)
     merge = pe.Node(niu.Merge(len(variants)), name="merge_outputs")
@@ -133,14 +136,13 @@ def init_single_subject_wf(*, subject_plan, extractors, variants, spec, spec_fil
         clean = pe.Node(WriteCleanBold(
             output_dir=output_dir, bids_dir=bids_dir, runs_json=subject_plan.runs_json,
             bold_spec=bold_spec,
-            encoding={"outer_cv": spec.encoding.outer_cv,
-                      "trim_edges": list(spec.encoding.trim_edges)},
+            encoding={"outer_cv": spec.encoding.outer_cv, "trim_edges": trim},
             statistics={"noise_ceiling": True,
                         "clean_bold_dtype": spec.statistics.clean_bold_dtype},
             word_tables=subject_plan.word_tables), name="write_clean_bold", mem_gb=4.0)
         workflow.connect([(prepare, clean, [("bold_files", "bold_files"),
                                             ("mask_file", "mask_file")])])
-    encoding = {**dataclasses.asdict(spec.encoding),
+    encoding = {**dataclasses.asdict(spec.encoding), "trim_edges": trim,
                 "statistics": dataclasses.asdict(spec.statistics), "mem_gb": mem_gb_per_fit,
                 "seed": seed}
     labels = {v.label for v in variants}

@@ -70,8 +70,11 @@ def run_steps(bids: Path, spec, out: Path, work: Path, *, space: str | None = No
         features.append(str(path))
     designs = build_designs(subject.runs_json, subject.word_tables, features, plan.story_names,
                             0, dataclasses.asdict(spec.alignment), bold_spec, str(work / "x"))
+    from bids_app.config import trim_volumes
+
     encoding = {**dataclasses.asdict(spec.encoding), "alphas": [1.0, 10.0, 100.0, 1000.0],
-                "inner_folds": 2}
+                "inner_folds": 2,
+                "trim_edges": trim_volumes(spec.encoding, min(r.tr for r in subject.runs))}
     result_file = fit_encoding(designs, bold_files, encoding, "numpy", str(work / "res.npz"))
     runs = load_runs(subject.runs_json)
     write_dataset_description(out, bids, {"Name": "synthetic stories"})
