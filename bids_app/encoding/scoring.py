@@ -64,7 +64,8 @@ def predicted_voxels(r: np.ndarray, q: np.ndarray | None = None) -> tuple[np.nda
     Returns
     -------
     voxels : ndarray of bool, shape (n_voxels,)
-        ``q < .05`` when q is given; otherwise r above three times the spread of the
+        ``q < .05`` when q is given and some voxel reaches it (the permutation floor
+        can keep every q above .05); otherwise r above three times the spread of the
         negative r values (the noise spread of the map, mirrored).
     among : str
         Which rule chose them, in words.
@@ -72,7 +73,9 @@ def predicted_voxels(r: np.ndarray, q: np.ndarray | None = None) -> tuple[np.nda
     r = np.nan_to_num(np.asarray(r, dtype=np.float64), nan=0.0)
     if q is not None:
         with np.errstate(invalid="ignore"):
-            return np.asarray(q) < 0.05, "voxels with q < .05"
+            significant = np.asarray(q) < 0.05
+        if significant.any():
+            return significant, "voxels with q < .05"
     negative = r[r < 0]
     spread = float(np.sqrt(np.mean(negative ** 2))) if negative.size else 0.0
     return r > 3 * spread, "voxels with r above 3 times the spread of the negative r values"
@@ -108,7 +111,8 @@ def alpha_grid_edges(alpha_folds: np.ndarray, alphas, voxels: np.ndarray | None 
     size = max(chosen.size, 1)
     return {"smallest": float(np.isclose(chosen, low, rtol=1e-5).sum() / size),
             "largest": float(np.isclose(chosen, high, rtol=1e-5).sum() / size),
-            "grid": [low, high], "among": among, "n_voxels": int(chosen.shape[1])}
+            "grid": [low, high], "among": among, "n_voxels": int(chosen.shape[1]),
+            "n_total": int(np.asarray(alpha_folds).shape[1])}
 
 
 #: Share of voxels at an end of the alpha grid above which the grid is said to be too narrow.
@@ -121,9 +125,10 @@ def alpha_edge_message(edges: dict) -> str | None:
     """One sentence when more than 5 % of choices sit at an end of the grid, else None.
 
     Only choices of the counted voxels (``edges['among']``, at least
-    :data:`ALPHA_EDGE_MIN_VOXELS` of them) are judged.
+    :data:`ALPHA_EDGE_MIN_VOXELS` of them and 1 % of the map) are judged.
     """
-    if edges.get("n_voxels", ALPHA_EDGE_MIN_VOXELS) < ALPHA_EDGE_MIN_VOXELS:
+    fewest = max(ALPHA_EDGE_MIN_VOXELS, 0.01 * edges.get("n_total", 0))
+    if edges.get("n_voxels", fewest) < fewest:  # at least 10 voxels and 1 % of the map
         return None
     among = edges.get("among", "all voxels")
     whom = f"of {among}" if "n_voxels" not in edges else (

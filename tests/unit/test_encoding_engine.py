@@ -218,7 +218,8 @@ def test_alpha_grid_edge_is_silent_on_noise_only_maps():
                                   n_permutations=50)
     assert (res.alpha_folds == 10.0).mean() > 0.5  # the top of the grid, as it should be
     assert res.info["alpha_grid_edges"]["n_voxels"] < 10
-    assert permuted.info["alpha_grid_edges"]["among"] == "voxels with q < .05"
+    # no q < .05 on noise: the r rule counts the voxels, and too few of them to warn
+    assert permuted.info["alpha_grid_edges"]["among"].startswith("voxels with r above")
     assert permuted.info["alpha_grid_edges"]["n_voxels"] < 10
 
 
