@@ -5,8 +5,9 @@ inter-subject noise ceiling needs every participant's BOLD as the encoding model
 scored it. For each volumetric run this module writes
 ``sub-<label>/func/sub-<label>_task-<task>_run-<run>_space-<space>_desc-clean_bold.nii.gz``:
 the masked, detrended, filtered and z-scored run of
-:func:`bids_app.participant.prepare_bold`, with the confounds removed the way the
-encoding removes them from the held-out run (regressed within the run, or with
+:func:`bids_app.participant.prepare_bold`, its kept volumes centred (after edge
+trimming) and the confounds removed the way the encoding removes them from the
+held-out run (regressed within the run, or with
 coefficients fitted on the training runs of the outer fold that holds the run
 out), on the run's full time line in the input grid. Volumes the encoding does
 not score (dummy scans, non-steady-state, scrubbed, trimmed edges) are 0 and listed
@@ -28,7 +29,7 @@ import pandas as pd
 
 from ._version import __version__
 from .alignment import edge_mask
-from .encoding.confounds import FoldConfoundRegressor, stack_confounds
+from .encoding.confounds import FoldConfoundRegressor, centre_runs, stack_confounds
 from .encoding.cv import outer_splits
 from .io.confounds import run_samples
 from .io.derivatives import bids_uri, build_name, subject_dir, write_json, write_nifti
@@ -84,8 +85,9 @@ def heldout_runs(bold_files: list[str], confound_files: list[str] | None, *,
     lengths = [int(np.load(p, mmap_mode="r").shape[0]) for p in bold_files]
     masks = [edge_mask(n, *(int(t) for t in (trim or (0, 0)))) for n in lengths]
 
-    def load(i):
-        return np.asarray(np.load(bold_files[i], mmap_mode="r")[masks[i]], dtype=np.float32)
+    def load(i):  # the kept volumes of a run, centred as the encoding centres them
+        data = np.asarray(np.load(bold_files[i], mmap_mode="r")[masks[i]], dtype=np.float32)
+        return data - data.mean(axis=0, dtype=np.float64).astype(np.float32)
 
     if not confound_files:
         for i in range(len(bold_files)):
@@ -93,9 +95,9 @@ def heldout_runs(bold_files: list[str], confound_files: list[str] | None, *,
         return
 
     keep = np.concatenate(masks)
-    C = stack_confounds([np.load(p) for p in confound_files], lengths)[keep]
-    C1 = np.column_stack([np.ones(len(C)), np.asarray(C, dtype=np.float64)])
     groups = np.concatenate([np.full(n, i) for i, n in enumerate(lengths)])[keep]
+    C = centre_runs(stack_confounds([np.load(p) for p in confound_files], lengths)[keep], groups)
+    C1 = np.column_stack([np.ones(len(C)), np.asarray(C, dtype=np.float64)])
 
     def moments(i, Y):
         rows = C1[groups == i]

@@ -18,6 +18,7 @@ preceding-context window, and HRF alignment.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -287,8 +288,14 @@ class EncodingConfig:
         "auto", help="himalaya backend ('auto': torch_cuda on a GPU unless --device cpu, "
         "else torch).")
     n_targets_batch: int = setting(0, help="Voxels solved at a time (0: all).", minimum=0)
-    trim_edges: list[int] = setting(default_factory=lambda: [0, 0], help="Volumes left out at "
-                                    "the start and end of every run after alignment.")
+    trim_edges: list[int] = setting(
+        default_factory=list, help="Volumes left out at the start and end of every run after "
+        "alignment; empty: use trim_seconds.", minimum=0)
+    trim_seconds: list[float] = setting(
+        default_factory=lambda: [20.0, 10.0], help="Seconds left out at the start and end of "
+        "every run when trim_edges is empty, rounded up to whole volumes at the run's TR (the "
+        "onset transient and closing silence; Huth et al. 2016 and LeBel et al. 2023 trim 10 + 5 "
+        "volumes at TR 2 s).", minimum=0)
     banded: bool = setting(False, help="Banded ridge over the design's feature bands (one alpha "
                            "per band and voxel).")
     banded_iterations: int = setting(20, help="Band-weight combinations tried by the banded "
@@ -448,3 +455,27 @@ def load_spec(path: str | Path | None) -> ExperimentSpec:
 def default_spec() -> ExperimentSpec:
     """The built-in spec: packaged MiniLM, frozen, middle layer, HRF alignment."""
     return ExperimentSpec()
+
+
+def trim_volumes(encoding, tr: float) -> list[int]:
+    """Volumes trimmed at the start and end of every run of repetition time ``tr``.
+
+    Parameters
+    ----------
+    encoding : EncodingConfig or dict
+        ``trim_edges`` (volumes; wins when given) and ``trim_seconds``.
+    tr : float
+        Repetition time (seconds).
+
+    Returns
+    -------
+    list of int
+        ``[start, end]``: ``trim_edges``, or ``trim_seconds`` rounded up to whole volumes.
+    """
+    get = encoding.get if isinstance(encoding, dict) else (
+        lambda key, default=None: getattr(encoding, key, default))
+    edges = get("trim_edges") or []
+    if edges:
+        return [int(t) for t in edges]
+    seconds = get("trim_seconds", [0.0, 0.0]) or [0.0, 0.0]
+    return [int(math.ceil(float(t) / float(tr) - 1e-6)) for t in seconds]

@@ -24,8 +24,8 @@ from .encoding.design_checks import check_designs, feature_digest, run_summary, 
 from .encoding.engine import EncodingResult, ProgressLog, cross_validate
 from .errors import DatasetError, UsageError
 from .featurization import story_nuisance
-from .io.bold import analysis_mask, clean_confounds, clean_run, load_run_data
-from .io.confounds import run_samples, run_specific_columns
+from .io.bold import analysis_mask, clean_confounds, clean_design, clean_run, load_run_data
+from .io.confounds import run_samples, split_confounds
 from .io.runs import BoldRun, kept_volumes
 from .unique_variance import nuisance_candidates, unique_variance, unique_variance_file
 
@@ -88,13 +88,10 @@ def prepare_bold(runs_json: str, bold_spec: dict, out_dir: str) -> tuple[str, li
         confounds = None if samples.confounds is None else samples.confounds[first:]
         settings = {"tr": run.tr, "detrend": bold_spec.get("detrend", True),
                     "high_pass": bold_spec.get("high_pass") or None, "keep": keep}
-        within = confounds  # 'run' mode: every column is regressed within its run
-        if in_folds and confounds is not None:
-            # 'fold' mode: run-specific columns (cosines, CompCor, spikes) within their run,
-            # the others with coefficients fitted on the training runs of each fold
-            specific = run_specific_columns(samples.names)
-            within = confounds[:, specific] if specific.any() else None
-            confounds = confounds[:, ~specific] if (~specific).any() else None
+        # 'fold' mode: run-specific columns (cosines, CompCor, spikes) within their run,
+        # the others with coefficients fitted on the training runs of each fold
+        within, confounds = split_confounds(confounds, samples.names,
+                                            info["confound_regression"])
         cleaned, bad = clean_run(data, standardize=bold_spec.get("standardize", True),
                                  confounds=within,
                                  batch_size=bold_spec.get("voxel_batch", 20000), **settings)
@@ -190,7 +187,9 @@ def build_designs(runs_json: str, word_tables: list[str], feature_files: list[st
     Returns
     -------
     list of str
-        One design ``.npy`` per run, shape (n_kept_volumes, n_columns).
+        One design ``.npy`` per run, shape (n_kept_volumes, n_columns), detrended,
+        high-pass filtered and cleaned of the within-run confounds as its BOLD is
+        (:func:`bids_app.io.bold.clean_design`).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -236,14 +235,22 @@ def build_designs(runs_json: str, word_tables: list[str], feature_files: list[st
             slices[band] = [start, start + block.shape[1]]
             start += block.shape[1]
         design = blocks[0] if len(blocks) == 1 else np.hstack(blocks)
-        # the volumes prepare_bold removed (non-steady state, scrubbing) leave the design too
-        keep = run_samples(run, bold_spec).keep[run.n_volumes - len(times):]
-        if not keep.all():
-            design = design[keep]
+        # the volumes prepare_bold removed (non-steady state, scrubbing) leave the design too,
+        # and the design gets the BOLD's detrending, high-pass and within-run confounds (the
+        # shared ones of 'fold' mode are regressed in the folds, as for the BOLD)
+        samples = run_samples(run, bold_spec)
+        first = run.n_volumes - len(times)
+        keep = samples.keep[first:]
+        within, _ = split_confounds(None if samples.confounds is None else
+                                    samples.confounds[first:], samples.names,
+                                    bold_spec.get("confound_regression", "fold"))
+        checks = run_summary(design[keep], volumes_with_words(
+            table["onset"].to_numpy(float), times[keep], run.tr), block=n_model)
+        design = clean_design(design, tr=run.tr, detrend=bold_spec.get("detrend", True),
+                              high_pass=bold_spec.get("high_pass") or None, keep=keep,
+                              within=within)
         path = out / f"run{i:03d}_design.npy"
         np.save(path, design)
-        checks = run_summary(design, volumes_with_words(
-            table["onset"].to_numpy(float), times[keep], run.tr), block=n_model)
         sidecar = {"stories": sorted({str(v) for v in table["story"]}), "run": run.name,
                    "checks": checks, "feature_digest": digest}
         if len(slices) > 1:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .config import trim_volumes
 from .errors import BrainencError, DatasetError, NoMatchError
 from .io.annotations import StoryRegistry, annotate_run
 from .io.bids import BoldRun, collect_runs
@@ -69,7 +70,7 @@ MIN_VOLUMES = 3
 
 def _check_run_settings(runs: list[BoldRun], spec) -> None:
     """Refuse settings that the runs' length or TR make impossible (before any work)."""
-    bold, trim = spec.bold, spec.encoding.trim_edges
+    bold = spec.bold
     folds = re.fullmatch(r"(\d+)-fold", spec.encoding.outer_cv)
     if folds and int(folds.group(1)) > len(runs):
         raise DatasetError(
@@ -77,13 +78,15 @@ def _check_run_settings(runs: list[BoldRun], spec) -> None:
             f"{folds.group(1)} runs (folds hold whole runs) but sub-{runs[0].subject} has "
             f"{len(runs)}; use fewer folds or 'leave-one-run-out'.")
     for run in runs:
+        trim = trim_volumes(spec.encoding, run.tr)
         kept = run.n_volumes - bold.dummy_scans - sum(trim)
         if kept < MIN_VOLUMES:
             raise DatasetError(
                 f"'{run.bold_file.name}' has {run.n_volumes} volumes; dropping {bold.dummy_scans} "
                 f"dummy scan(s) (--dummy-scans or 'bold.dummy_scans') and trimming {trim[0]} + "
                 f"{trim[1]} ('encoding.trim_edges') would leave {max(kept, 0)}, fewer than "
-                f"{MIN_VOLUMES}; lower these settings.")
+                f"{MIN_VOLUMES}; lower these settings (the default trim is "
+                "'encoding.trim_seconds').")
         delays = spec.alignment.delays if spec.alignment.method in ("fir", "lanczos") else []
         last = run.n_volumes - bold.dummy_scans - trim[1]  # a delay from here on sees no word
         if delays and max(delays) >= last:

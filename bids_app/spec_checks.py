@@ -11,6 +11,7 @@ module (:mod:`bids_app.config` imports it), so it reads the spec by attribute.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from typing import Any
 
@@ -160,9 +161,13 @@ def _check_encoding(spec: Any) -> None:
         raise UsageError("'encoding.outer_cv' must be 'leave-one-run-out', 'leave-one-story-out' "
                          f"or '<K>-fold' with K at least 2; got {encoding.outer_cv!r}.")
     trim = encoding.trim_edges
-    if len(trim) != 2 or any(t < 0 for t in trim):
+    if trim and (len(trim) != 2 or any(t < 0 for t in trim)):
         raise UsageError("'encoding.trim_edges' must be two non-negative integers (volumes at "
-                         f"the start and end of each run); got {trim!r}.")
+                         f"the start and end of each run) or empty; got {trim!r}.")
+    seconds = encoding.trim_seconds
+    if len(seconds) != 2 or any(not math.isfinite(t) or t < 0 for t in seconds):
+        raise UsageError("'encoding.trim_seconds' must be two non-negative numbers (seconds at "
+                         f"the start and end of each run); got {seconds!r}.")
     if encoding.banded_iterations < 1:
         raise UsageError("'encoding.banded_iterations' must be at least 1; got "
                          f"{encoding.banded_iterations}.")

@@ -19,6 +19,7 @@ Deniz et al. 2019). It is written as ``stat-r2unique``.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -130,5 +131,12 @@ def unique_variance(Xs: list[np.ndarray], Ys: list[np.ndarray], bands: dict,
         raise ValueError(f"the design's bands {sorted(bands)} must hold the nuisance bands "
                          f"{nuisance} and at least one other band")
     reduced = [np.ascontiguousarray(x[:, columns]) for x in Xs]
-    nuisance_only = cross_validate(reduced, Ys, alphas, **cv)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        nuisance_only = cross_validate(reduced, Ys, alphas, **cv)
+    for warning in caught:  # say which of the two fits a warning (e.g. the alpha grid) is about
+        text = str(warning.message)
+        if issubclass(warning.category, RuntimeWarning) and "alpha" in text:
+            text = "nuisance-only model of the unique variance: " + text
+        warnings.warn(text, warning.category, stacklevel=2)
     return (np.asarray(full_r2, dtype=np.float64) - nuisance_only.r2).astype(np.float32)

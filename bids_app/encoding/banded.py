@@ -16,11 +16,11 @@ import time
 import numpy as np
 
 from .backend import use_backend
-from .confounds import FoldConfoundRegressor, stack_confounds
+from .confounds import FoldConfoundRegressor, centre_runs, residualize_design, stack_confounds
 from .cv import check_runs, inner_splits, outer_splits, trim_mask
 from .engine import EncodingResult, column_reader
 from .heldout import HeldoutTest
-from .scoring import pearson_r, r2_score
+from .scoring import check_alpha_edges, pearson_r, r2_score
 
 
 def band_slices(bands: dict, n_features: int) -> list[tuple[str, slice]]:
@@ -149,15 +149,16 @@ def banded_cross_validate(Xs, Ys, bands: dict, alphas, *, outer_cv: str = "leave
     check_runs(Xs, Ys)
     be = use_backend(backend)
     keep = trim_mask([len(y) for y in Ys], trim)
-    X = np.concatenate(Xs).astype(np.float32)[keep]
+    groups = np.concatenate([np.full(len(x), i) for i, x in enumerate(Xs)])[keep]
+    # every run's kept volumes are centred (BOLD, design, confounds), as in the plain fit
+    X = centre_runs(np.concatenate(Xs)[keep], groups)
     y_cols = column_reader(Ys, keep, mem_gb)
     C = None
     if confounds is not None:
-        C = stack_confounds(confounds, [len(y) for y in Ys])[keep]
+        C = centre_runs(stack_confounds(confounds, [len(y) for y in Ys])[keep], groups)
     names_slices = band_slices(bands, X.shape[1])
     names = [n for n, _ in names_slices]
     slices = [s for _, s in names_slices]
-    groups = np.concatenate([np.full(len(x), i) for i, x in enumerate(Xs)])[keep]
     splits = outer_splits(groups, outer_cv, labels=run_labels)
     n_folds, v = len(splits), Ys[0].shape[1]
     r_folds = np.zeros((n_folds, v), np.float32)
@@ -174,7 +175,9 @@ def banded_cross_validate(Xs, Ys, bands: dict, alphas, *, outer_cv: str = "leave
         # the mismatched null also needs the refitted model's predictions of its training rows
         rows = (np.concatenate([test, train]) if significance is not None
                 and significance.needs_training_predictions else test)
-        inputs = _fold_inputs(X[train], X[rows], slices)
+        # the design gets the shared-confound regression the BOLD gets in this fold
+        inputs = _fold_inputs(*(residualize_design(C, X, train, rows) if C is not None
+                                else (X[train], X[rows])), slices)
         batch = n_targets_batch or banded_batch_size(
             v, len(train), len(test), len(slices), len(alphas),
             max(len(c[1]) for c in cv), mem_gb)
@@ -216,15 +219,17 @@ def banded_cross_validate(Xs, Ys, bands: dict, alphas, *, outer_cv: str = "leave
     stats_info = {"n_permutations": 0}
     if significance is not None:
         p, q, stats_info = significance.finish()
+    r = r_folds.mean(0)
+    edges = check_alpha_edges(alpha_folds, alphas, r, q, model="banded ridge: ")
     return EncodingResult(
-        r=r_folds.mean(0), r2=r2_folds.mean(0),
+        r=r, r2=r2_folds.mean(0),
         alpha=np.exp(np.log(alpha_folds).mean(0)).astype(np.float32),
         r_folds=r_folds, r2_folds=r2_folds, alpha_folds=alpha_folds, test_runs=test_runs,
         info={"backend": backend, "solver": "himalaya banded ridge (random search)",
               "bands": names, "n_iter": int(n_iter), "n_samples": int(X.shape[0]),
               "n_features": int(X.shape[1]), "n_voxels": int(v), "n_outer_folds": n_folds,
               "voxel_batch": int(batch),
-              "trim": [int(t) for t in (trim or (0, 0))],
+              "trim": [int(t) for t in (trim or (0, 0))], "alpha_grid_edges": edges,
               "run_lengths": np.bincount(groups, minlength=len(Ys)).tolist(),
               "seconds": round(time.perf_counter() - started, 3), **stats_info},
         r2_split=split_folds.mean(0), p=p, q=q,

@@ -129,3 +129,62 @@ def stack_confounds(confounds: list[np.ndarray], lengths: list[int]) -> np.ndarr
         out[row:row + len(c), col:col + c.shape[1]] = c
         row, col = row + len(c), col + c.shape[1]
     return out
+
+
+def centre_runs(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Subtract each run's mean over its rows (the kept volumes).
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_samples, n_columns)
+    groups : ndarray of int, shape (n_samples,)
+        Run of every row.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_columns)
+        float32, every column of mean zero within every run.
+    """
+    out = np.asarray(values, dtype=np.float32).copy()
+    for g in np.unique(groups):
+        rows = groups == g
+        out[rows] -= out[rows].mean(axis=0, dtype=np.float64).astype(np.float32)
+    return out
+
+
+def residualize_design(C: np.ndarray, X: np.ndarray, train: np.ndarray,
+                       rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Remove the shared confounds from a design as from the BOLD of one fold.
+
+    The coefficients of the confounds on every design column are fitted on the
+    training samples and applied unchanged to ``rows``, exactly as
+    :func:`residualize_fold` treats the BOLD: the two-step fit then equals one
+    regression on the design and the confounds together (Frisch–Waugh–Lovell), as
+    in a GLM whose design holds the confounds, and a design column lying in the
+    confound space is removed on the training and the held-out samples alike.
+
+    Parameters
+    ----------
+    C : ndarray of shape (n_samples, n_confounds)
+        Shared confounds of every sample.
+    X : ndarray of shape (n_samples, n_features)
+        Design of every sample.
+    train, rows : ndarray of int
+        Training samples, and the samples to predict (held-out first).
+
+    Returns
+    -------
+    X_train, X_rows : ndarray
+        float32 residual designs. Columns of which the confounds explain all but a
+        1e-4 share of the training norm are set to 0: their round-off residue would
+        otherwise still correlate with the held-out BOLD (r does not see scale).
+    """
+    C1 = np.column_stack([np.ones(len(C)), np.asarray(C, dtype=np.float64)])
+    Xtr = np.asarray(X[train], dtype=np.float64)
+    coef = np.linalg.lstsq(C1[train], Xtr, rcond=None)[0]
+    res_train = Xtr - C1[train] @ coef
+    res_rows = np.asarray(X[rows], dtype=np.float64) - C1[rows] @ coef
+    inside = np.linalg.norm(res_train, axis=0) <= 1e-4 * np.linalg.norm(Xtr, axis=0)
+    res_train[:, inside] = 0.0
+    res_rows[:, inside] = 0.0
+    return res_train.astype(np.float32), res_rows.astype(np.float32)

@@ -25,10 +25,10 @@ from stimuli_models.cache import atomic_file
 
 from ..alignment import edge_mask
 from .backend import use_backend
-from .confounds import FoldConfoundRegressor, stack_confounds
+from .confounds import FoldConfoundRegressor, centre_runs, residualize_design, stack_confounds
 from .cv import inner_splits, outer_splits
 from .heldout import HeldoutTest
-from .scoring import alpha_edge_message, alpha_grid_edges, pearson_r, r2_score
+from .scoring import check_alpha_edges, pearson_r, r2_score
 from .solver import RidgePlan, batch_size_for
 
 _OPTIONAL = ("p", "q", "layer_folds", "r2_split", "z")
@@ -168,8 +168,9 @@ def cross_validate(Xs, Ys, alphas, *, outer_cv: str = "leave-one-run-out",
     run_labels : sequence of str, optional
         Story of each run: runs of a story never straddle training and test.
     confounds : list of ndarray of shape (n_volumes_i, n_confounds_i), optional
-        Regressed out of the BOLD within each outer fold, with coefficients fitted on
-        the training runs only (:mod:`bids_app.encoding.confounds`).
+        Regressed out of the BOLD and of the design within each outer fold, with
+        coefficients fitted on the training runs only
+        (:mod:`bids_app.encoding.confounds`).
     trim : (int, int)
         Volumes left out at the start and end of every run (after alignment).
     mem_gb : float, optional
@@ -203,11 +204,12 @@ def cross_validate(Xs, Ys, alphas, *, outer_cv: str = "leave-one-run-out",
         _check_inputs(cand, Ys)
     be = use_backend(backend)
     keep = _trim_mask([len(y) for y in Ys], trim)
-    designs = [np.concatenate(c).astype(np.float32)[keep] for c in candidates]
     groups = np.concatenate([np.full(len(y), i) for i, y in enumerate(Ys)])[keep]
+    # every run's kept volumes are centred (BOLD, designs, confounds): the ridge has no intercept
+    designs = [centre_runs(np.concatenate(c)[keep], groups) for c in candidates]
     C = None
     if confounds is not None:
-        C = stack_confounds(confounds, [len(y) for y in Ys])[keep]
+        C = centre_runs(stack_confounds(confounds, [len(y) for y in Ys])[keep], groups)
     n, v = len(groups), Ys[0].shape[1]
     alphas_np = np.asarray(alphas, dtype=np.float32)
     y_cols = column_reader(Ys, keep, mem_gb)
@@ -228,7 +230,11 @@ def cross_validate(Xs, Ys, alphas, *, outer_cv: str = "leave-one-run-out",
         # the mismatched null also needs the refitted model's predictions of its training rows
         rows = (np.concatenate([test, train]) if significance is not None
                 and significance.needs_training_predictions else test)
-        plans = [RidgePlan(X[train], X[rows], alphas_np, cv, be) for X in designs]
+        # the design gets the shared-confound regression the BOLD gets in this fold
+        parts = ([residualize_design(C, X, train, rows) for X in designs] if C is not None
+                 else [(X[train], X[rows]) for X in designs])
+        plans = [RidgePlan(Xtr, Xrows, alphas_np, cv, be) for Xtr, Xrows in parts]
+        del parts
         flops += sum(p.n_flops for p in plans) * v
         batch = n_targets_batch or batch_size_for(
             v, len(train), len(test), max(len(c[1]) for c in cv), len(alphas_np), mem_gb)
@@ -261,12 +267,7 @@ def cross_validate(Xs, Ys, alphas, *, outer_cv: str = "leave-one-run-out",
     stats_info = {"n_permutations": 0}
     if significance is not None:
         p, q, stats_info = significance.finish()
-    edges = alpha_grid_edges(alpha_folds, alphas_np)
-    message = alpha_edge_message(edges)
-    if message:
-        import warnings
-
-        warnings.warn(message, RuntimeWarning, stacklevel=2)
+    edges = check_alpha_edges(alpha_folds, alphas_np, r, q)
     elapsed = time.perf_counter() - started
     return EncodingResult(
         r=r, r2=r2_folds.mean(axis=0),
@@ -290,7 +291,9 @@ def column_reader(Ys, keep, mem_gb: float | None):
 
     The runs are concatenated in memory once when they take at most a third of
     ``mem_gb`` (4 GB by default); otherwise every call reads only its columns from
-    the (memory-mapped) runs, so memory grows with the voxel batch.
+    the (memory-mapped) runs, so memory grows with the voxel batch. Every run's
+    kept volumes are centred (volumes removed by trimming, scrubbing or dummy scans
+    leave the rest of a z-scored run off zero mean, and the ridge has no intercept).
     """
     n, v = int(np.sum(keep)), Ys[0].shape[1]
     if n * v * 4 <= (mem_gb or 4.0) * 1024 ** 3 / 3:
@@ -299,11 +302,14 @@ def column_reader(Ys, keep, mem_gb: float | None):
         for y in Ys:
             kept = keep[start:start + len(y)]
             start += len(y)
-            Y_all[row:row + int(kept.sum())] = np.asarray(y, dtype=np.float32)[kept]
+            block = Y_all[row:row + int(kept.sum())]
+            block[:] = np.asarray(y, dtype=np.float32)[kept]
+            block -= block.mean(axis=0, dtype=np.float64).astype(np.float32)
             row += int(kept.sum())
         return lambda cols: Y_all[:, cols]
-    return lambda cols: np.concatenate([np.asarray(y[:, cols], dtype=np.float32)
-                                        for y in Ys])[keep]
+    groups = np.concatenate([np.full(len(y), i) for i, y in enumerate(Ys)])[keep]
+    return lambda cols: centre_runs(np.concatenate([np.asarray(y[:, cols], dtype=np.float32)
+                                                    for y in Ys])[keep], groups)
 
 
 class ProgressLog:

@@ -72,7 +72,9 @@ def result_maps(result) -> list[tuple[str, np.ndarray, dict]]:
             if "alpha_grid_edges" in info:
                 edges = info["alpha_grid_edges"]
                 extra["AlphaGridEdgeShare"] = {"smallest": edges["smallest"],
-                                               "largest": edges["largest"]}
+                                               "largest": edges["largest"],
+                                               **{k: edges[k] for k in ("among", "n_voxels")
+                                                  if k in edges}}
                 extra["AlphaGrid"] = edges["grid"]
         maps.append((stat, values, extra))
     if result.p is not None:

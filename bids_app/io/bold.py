@@ -311,3 +311,48 @@ def clean_confounds(confounds: np.ndarray, *, tr: float, detrend: bool = True,
     out = np.where((std > 1e-12) & ~constant, (out - out.mean(axis=0)) / np.where(std > 0, std, 1),
                    0.0)
     return out.astype(np.float32)
+
+
+def clean_design(design: np.ndarray, *, tr: float, detrend: bool = True,
+                 high_pass: float | None = None, keep: np.ndarray | None = None,
+                 within: np.ndarray | None = None) -> np.ndarray:
+    """Give a run's design the projection :func:`clean_run` gives its BOLD.
+
+    Detrending, the cosine high-pass filter, censoring and the run's within-run
+    confounds are linear projections of the kept volumes; applied to both sides of
+    the regression (as nilearn's ``signal.clean`` with ``confounds`` and a GLM's
+    design do), a design component that lies in the removed space cannot fit the
+    cleaned BOLD. The columns are not rescaled.
+
+    Parameters
+    ----------
+    design : ndarray of shape (n_volumes, n_features)
+        Aligned design of every volume of the run (after dummy scans).
+    tr, detrend, high_pass, keep
+        As for :func:`clean_run`.
+    within : ndarray of shape (n_volumes, n_within), optional
+        Confounds regressed out within the run.
+
+    Returns
+    -------
+    ndarray of shape (n_kept_volumes, n_features)
+        float32; columns lying in the removed space (all but 1e-4 of their norm) are 0.
+    """
+    from nilearn.signal import clean
+
+    values = np.asarray(design, dtype=np.float64)
+    keep = np.ones(len(values), dtype=bool) if keep is None else np.asarray(keep, bool)
+    if within is not None and not np.asarray(within).size:
+        within = None
+    out = clean(values, detrend=detrend, standardize=None, high_pass=high_pass or None,
+                filter="cosine" if high_pass else False, t_r=tr, ensure_finite=False,
+                confounds=_with_time_trend(None if within is None else
+                                           np.nan_to_num(np.asarray(within, np.float64)),
+                                           keep, detrend),
+                sample_mask=None if keep.all() else np.flatnonzero(keep))
+    out = np.asarray(out, dtype=np.float64)
+    # columns lying in the removed space leave only round-off, which r (blind to scale) would
+    # still correlate with the BOLD: they are set to 0
+    kept = values[keep] - values[keep].mean(axis=0)
+    out[:, np.linalg.norm(out, axis=0) <= 1e-4 * np.linalg.norm(kept, axis=0)] = 0.0
+    return out.astype(np.float32)

@@ -202,3 +202,36 @@ def run_specific_columns(names: list[str]) -> np.ndarray:
     """
     return np.array([str(n).startswith(RUN_SPECIFIC_PREFIXES) for n in names], dtype=bool)
 
+
+
+def split_confounds(confounds: np.ndarray | None, names: list[str],
+                    mode: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Columns regressed within their run, and columns regressed across training runs.
+
+    In ``run`` mode every column is regressed within its run. In ``fold`` mode the
+    run-specific columns (:func:`run_specific_columns`) are regressed within their run
+    and the others with coefficients fitted on the training runs of each outer fold.
+    The BOLD and the design of a run are both cleaned with this split.
+
+    Parameters
+    ----------
+    confounds : ndarray of shape (n_volumes, n_confounds) or None
+        Confounds of one run.
+    names : list of str
+        Their column names.
+    mode : {'fold', 'run'}
+        ``bold.confound_regression``.
+
+    Returns
+    -------
+    within : ndarray of shape (n_volumes, n_within) or None
+        Regressed within the run.
+    shared : ndarray of shape (n_volumes, n_shared) or None
+        Regressed with coefficients from the training runs (None in ``run`` mode).
+    """
+    if confounds is None or mode != "fold":
+        return confounds, None
+    specific = run_specific_columns(names)
+    within = confounds[:, specific] if specific.any() else None
+    shared = confounds[:, ~specific] if (~specific).any() else None
+    return within, shared

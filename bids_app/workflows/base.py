@@ -16,6 +16,7 @@ from pathlib import Path
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
+from ..config import trim_volumes
 from ..encoding.design_checks import identical_by_construction
 from ..featurization import nuisance_settings
 from ..interfaces import (
@@ -191,12 +192,19 @@ def init_single_subject_wf(*, subject_plan, extractors, variants, spec, spec_fil
     fields += [f"tuning_{_node_name(e.label)}" for e in extractors]
     inputnode = pe.Node(niu.IdentityInterface(fields=fields), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=["report"]), name="outputnode")
+    # volumes trimmed at run edges: trim_seconds at the shortest TR covers them in every run
+    trs = [run.tr for run in subject_plan.runs]
+    trim = (trim_volumes(spec.encoding, min(trs)) if trs
+            else [int(t) for t in spec.encoding.trim_edges or (0, 0)])
+    encoding_file = write_settings(
+        Path(settings_dir) / f"encoding_sub-{subject}.json",
+        {**dataclasses.asdict(spec.encoding), "trim_edges": trim})
     prepare = pe.Node(PrepareBold(runs_json=subject_plan.runs_json, bold_file=sections["bold"]),
                       name="prepare_bold", mem_gb=4.0)
     if spec.statistics.noise_ceiling:  # what the group level's noise ceiling reads
         clean = pe.Node(WriteCleanBold(
             bids_dir=bids_dir, runs_json=subject_plan.runs_json, bold_file=sections["bold"],
-            outer_cv=spec.encoding.outer_cv, trim_edges=[int(t) for t in spec.encoding.trim_edges],
+            outer_cv=spec.encoding.outer_cv, trim_edges=trim,
             clean_bold_dtype=spec.statistics.clean_bold_dtype,
             word_tables=subject_plan.word_tables), name="write_clean_bold", mem_gb=4.0)
         workflow.connect([(prepare, clean, [("bold_files", "bold_files"),
@@ -227,7 +235,7 @@ def init_single_subject_wf(*, subject_plan, extractors, variants, spec, spec_fil
         # bands of other extractors: fitted by banded ridge whatever [encoding] banded says;
         # nuisance bands: fitted jointly (bids_app.unique_variance), and their unique variance
         fit = pe.Node(FitEncoding(
-            encoding_file=sections["encoding"], statistics_file=sections["statistics"],
+            encoding_file=encoding_file, statistics_file=sections["statistics"],
             variant=variant.label, seed=seed, mem_gb=float(mem_gb_per_fit),
             banded=bool(variant.with_extractors), nuisance_bands=list(nuisance["bands"]),
             save_predictions=variant.label in compared, backend=backend,

@@ -27,6 +27,8 @@ SURFACE_NAMES = {
     "23.0": "sub-{s}_task-{t}_run-{r}_hemi-{h}_space-fsaverage5_bold.func.gii",
 }
 ARTEFACT = "trans_x"
+#: mm of motion giving one unit of artefact (runs of different lengths).
+MOTION_SCALE = 0.3
 
 
 def nilearn_confounds_file() -> Path:
@@ -41,7 +43,7 @@ class Synthetic:
     bids: Path
     fmriprep: Path
     planted: dict = field(default_factory=dict)  # kind -> bool array over the analysed grid
-    n_volumes: int = 0
+    n_volumes: int | list = 0
     n_runs: int = 0
 
 
@@ -50,7 +52,7 @@ def _json(path: Path, data) -> None:
     path.write_text(json.dumps(data, indent=1), encoding="utf-8")
 
 
-def _word_runs(rng, n_runs: int, n_volumes: int):
+def _word_runs(rng, n_runs: int, lengths: list[int]):
     from bids_app.demo import STORIES
     from bids_app.demo_text import story_words
 
@@ -58,7 +60,7 @@ def _word_runs(rng, n_runs: int, n_volumes: int):
     for r in range(n_runs):
         words = story_words(STORIES[r % len(STORIES)], 400, seed=r)
         onsets, t, i = [], 4.0, 0
-        end = n_volumes * TR - 16.0
+        end = lengths[r] * TR - 16.0
         while t < end and i < len(words):
             burst_end = t + rng.uniform(8, 25)
             while t < min(burst_end, end) and i < len(words):
@@ -91,8 +93,26 @@ def _confounds(rng, n_volumes: int, n_steady: int = 2):
     return frame
 
 
+def _run_specific(frame, sidecar: dict, n_volumes: int, n_compcor: int):
+    """Cosine drift columns of the run's own length, and ``n_compcor`` aCompCor columns.
+
+    As fMRIPrep writes them: the number of cosines (128 s cut-off) grows with the
+    run's duration, and the number of CompCor components retained differs by run.
+    """
+    frame = frame.drop(columns=[c for c in frame.columns if c.startswith("cosine")
+                                or (c.startswith("a_comp_cor_") and int(c[-2:]) >= n_compcor)])
+    sidecar = {k: v for k, v in sidecar.items()
+               if not (k.startswith("a_comp_cor_") and int(k[-2:]) >= n_compcor)}
+    n_cosines = int(np.floor(2 * n_volumes * TR / 128.0))
+    times = np.arange(n_volumes)
+    for k in range(1, n_cosines + 1):
+        frame[f"cosine{k - 1:02d}"] = np.sqrt(2.0 / n_volumes) * np.cos(
+            np.pi * k * (2 * times + 1) / (2 * n_volumes))
+    return frame, sidecar
+
+
 def make_fmriprep_dataset(root: Path, *, kinds=("volume",), n_runs: int = 3,
-                          n_volumes: int = 100, seed: int = 0, snr: float = 1.5,
+                          n_volumes: int | list[int] = 100, seed: int = 0, snr: float = 1.5,
                           artefact: float = 2.0, surface_naming: str = "23.0",
                           subjects=("01",)) -> Synthetic:
     """Write ``root/bids`` (raw: events, sidecars) and ``root/fmriprep`` (derivatives).
@@ -101,6 +121,12 @@ def make_fmriprep_dataset(root: Path, *, kinds=("volume",), n_runs: int = 3,
     ----------
     kinds : tuple of {'volume', 'surface', 'cifti'}
         Outputs fMRIPrep "wrote".
+    n_volumes : int or list of int
+        Volumes of every run, or of each run. With a list, runs also differ as real
+        fMRIPrep runs do: each has the cosine drift columns of its own length
+        (128 s cut-off) and its own number of aCompCor columns (3, 4, 5, 3 ...).
+    artefact : float
+        Amplitude of the motion artefact in every voxel (a confound column).
     surface_naming : str
         Key of :data:`SURFACE_NAMES`.
 
@@ -118,11 +144,15 @@ def make_fmriprep_dataset(root: Path, *, kinds=("volume",), n_runs: int = 3,
     _json(prep / "dataset_description.json", {
         "Name": "fMRIPrep outputs", "BIDSVersion": "1.10.0", "DatasetType": "derivative",
         "GeneratedBy": [{"Name": "fMRIPrep", "Version": "23.2.0"}]})
-    words = _word_runs(rng, n_runs, n_volumes)
-    times = frame_times(n_volumes, TR, reference=0.5 * TR)
+    varying = not isinstance(n_volumes, (int, np.integer))
+    lengths = [int(n) for n in n_volumes] if varying else [int(n_volumes)] * n_runs
+    if len(lengths) != n_runs:
+        raise ValueError(f"{len(lengths)} run lengths for {n_runs} runs")
+    words = _word_runs(rng, n_runs, lengths)
     grids = _grids(rng, kinds)
     out = Synthetic(bids=bids, fmriprep=prep, n_volumes=n_volumes, n_runs=n_runs,
                     planted={k: g["planted"] for k, g in grids.items()})
+    sidecar = json.loads(nilearn_confounds_file().with_suffix(".json").read_text("utf-8"))
     for sub in subjects:
         func, raw = prep / f"sub-{sub}" / "func", bids / f"sub-{sub}" / "func"
         for r, (run_words, onsets) in enumerate(words, start=1):
@@ -132,19 +162,27 @@ def make_fmriprep_dataset(root: Path, *, kinds=("volume",), n_runs: int = 3,
                 "onset\tduration\tword\n" + "".join(
                     f"{o:.3f}\t0.300\t{w}\n" for o, w in zip(onsets, run_words, strict=True)),
                 "utf-8")
+            n_vol = lengths[r - 1]
+            times = frame_times(n_vol, TR, reference=0.5 * TR)
             rate = align_run(onsets, np.full(len(onsets), 0.3), np.ones((len(onsets), 1)),
                              times, TR)[:, 0]
-            frame = _confounds(rng, n_volumes)
+            frame = _confounds(rng, n_vol)
             func.mkdir(parents=True, exist_ok=True)
+            if varying:
+                frame, meta = _run_specific(frame, sidecar, n_vol, 3 + (r - 1) % 3)
+                _json(func / f"{stem}_desc-confounds_timeseries.json", meta)
+            else:
+                shutil.copy(nilearn_confounds_file().with_suffix(".json"),
+                            func / f"{stem}_desc-confounds_timeseries.json")
             frame.to_csv(func / f"{stem}_desc-confounds_timeseries.tsv", sep="\t", index=False,
                          na_rep="n/a")
-            shutil.copy(nilearn_confounds_file().with_suffix(".json"),
-                        func / f"{stem}_desc-confounds_timeseries.json")
             motion = frame[ARTEFACT].to_numpy()
-            motion = (motion - motion.mean()) / motion.std()
+            # runs of different lengths: the artefact follows the motion in mm, one coupling for
+            # every run (as head motion moves the signal); equal runs: the motion z-scored per run
+            motion = (motion - motion.mean()) / (MOTION_SCALE if varying else motion.std())
             for kind, grid in grids.items():
                 n = grid["n"]
-                noise = rng.standard_normal((n_volumes, n)).astype(np.float32)
+                noise = rng.standard_normal((n_vol, n)).astype(np.float32)
                 data = noise + artefact * motion[:, None]
                 data[:, grid["planted"]] += snr * rate[:, None]
                 data[:2] += 8.0  # non-steady-state volumes: bright

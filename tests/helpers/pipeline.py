@@ -43,7 +43,8 @@ def run_steps(bids: Path, spec, out: Path, work: Path, *, space: str | None = No
     dict
         ``result`` (EncodingResult), ``written`` (output files, maps first), ``runs``,
         ``mask`` (mask file), ``info`` (bold_info.json content), ``bold`` (cleaned
-        runs) and ``designs`` (design files).
+        runs), ``designs`` (design files), ``runs_json``, ``word_tables`` and the
+        ``encoding`` settings of the fit.
     """
     from bids_app.encoding.engine import EncodingResult
     from bids_app.io.bids import make_derivative_layouts, make_layout
@@ -69,8 +70,11 @@ def run_steps(bids: Path, spec, out: Path, work: Path, *, space: str | None = No
         features.append(str(path))
     designs = build_designs(subject.runs_json, subject.word_tables, features, plan.story_names,
                             0, dataclasses.asdict(spec.alignment), bold_spec, str(work / "x"))
+    from bids_app.config import trim_volumes
+
     encoding = {**dataclasses.asdict(spec.encoding), "alphas": [1.0, 10.0, 100.0, 1000.0],
-                "inner_folds": 2}
+                "inner_folds": 2,
+                "trim_edges": trim_volumes(spec.encoding, min(r.tr for r in subject.runs))}
     result_file = fit_encoding(designs, bold_files, encoding, "numpy", str(work / "res.npz"))
     runs = load_runs(subject.runs_json)
     write_dataset_description(out, bids, {"Name": "synthetic stories"})
@@ -80,4 +84,5 @@ def run_steps(bids: Path, spec, out: Path, work: Path, *, space: str | None = No
                                     {"variant": "test"})
     return {"result": EncodingResult.load(result_file), "written": written, "runs": runs,
             "mask": mask, "info": json.loads(Path(info).read_text(encoding="utf-8")),
-            "bold": bold_files, "designs": designs}
+            "bold": bold_files, "designs": designs, "runs_json": subject.runs_json,
+            "word_tables": subject.word_tables, "encoding": encoding}

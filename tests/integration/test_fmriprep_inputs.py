@@ -184,4 +184,7 @@ def test_fold_mode_cleans_run_specific_confounds_within_their_run(synthetic, tmp
     planted = synthetic.planted["volume"]
     r_fold, r_run = fold["result"].r, run["result"].r
     assert auc(r_fold, planted) >= auc(r_run, planted) - 0.01
-    assert r_fold[planted].mean() >= r_run[planted].mean() - 0.02
+    # mean r is not compared: 'run' mode projects design and BOLD of the scored run off its
+    # ~30 confound columns, which removes that much noise from the scored run and raises r
+    assert r_fold[planted].mean() > 0.5
+    assert (r_fold[planted] > np.percentile(r_fold[~planted], 95)).mean() > 0.97

@@ -73,8 +73,9 @@ def test_streamed_batches_give_the_whole_result(pb_extra, tmp_path):
     assert streamed.info["voxel_batch"] == 5
     assert calls[-1] == (3, 4, 23, 23) and len(calls) == 4 * 5  # 4 folds x 5 batches
     np.testing.assert_array_equal(streamed.alpha_folds, whole.alpha_folds)
-    np.testing.assert_allclose(streamed.r_folds, whole.r_folds, atol=1e-5)
-    np.testing.assert_allclose(streamed.r2_split, whole.r2_split, atol=1e-5)
+    # float32 kernels of differently laid out (but equal) arrays: rounding only
+    np.testing.assert_allclose(streamed.r_folds, whole.r_folds, atol=3e-5)
+    np.testing.assert_allclose(streamed.r2_split, whole.r2_split, atol=3e-5)
 
 
 def test_banded_batch_size_follows_the_memory_budget():

@@ -179,23 +179,48 @@ def test_progress_log_reports_fold_voxels_and_time_left(caplog):
 
 
 def test_alpha_grid_edge_warns_records_and_reaches_the_report(tmp_path):
-    """A grid whose top is too small: > 5 % of voxels pick it, so the fit warns."""
+    """A grid whose top is too small for the voxels the model predicts: the fit warns."""
     from bids_app.encoding.maps import result_maps
     from bids_app.encoding.scoring import alpha_edge_message, alpha_grid_edges
 
     rng = np.random.default_rng(0)
-    Xs = [rng.normal(size=(60, 30)).astype(np.float32) for _ in range(3)]
-    Ys = [rng.normal(size=(60, 40)).astype(np.float32) for _ in range(3)]  # pure noise
-    with pytest.warns(RuntimeWarning, match="chose the largest alpha .* extend 'encoding.alphas'"):
-        res = cross_validate(Xs, Ys, [0.1, 1.0, 10.0], backend="numpy", inner_folds=2)
+    Xs = [rng.normal(size=(80, 30)).astype(np.float32) for _ in range(3)]
+    W = np.zeros((30, 60))
+    W[:, :30] = 0.15 * rng.normal(size=(30, 30))  # weak, spread weights: a large best alpha
+    Ys = [(x @ W + rng.normal(size=(80, 60))).astype(np.float32) for x in Xs]
+    with pytest.warns(RuntimeWarning, match="% of the 30 voxels with r above 3 times the spread "
+                      "of the negative r values chose the largest alpha .* extend "
+                      "'encoding.alphas'"):
+        res = cross_validate(Xs, Ys, [0.01, 0.1, 1.0, 10.0], backend="numpy", inner_folds=2)
     edges = res.info["alpha_grid_edges"]
-    assert edges["largest"] > 0.5 and edges["grid"] == pytest.approx([0.1, 10.0])
+    assert edges["n_voxels"] == 30 and res.r[:30].min() > res.r[30:].max()
+    assert edges["largest"] > 0.5 and edges["grid"] == pytest.approx([0.01, 10.0])
     sidecar = dict((s, f) for s, _, f in result_maps(res))["alpha"]
     assert sidecar["AlphaGridEdgeShare"]["largest"] == edges["largest"]
+    assert sidecar["AlphaGridEdgeShare"]["n_voxels"] == 30
     # a grid that brackets the choices stays silent
     assert alpha_edge_message(alpha_grid_edges(np.full((2, 10), 5.0), [1.0, 5.0, 25.0])) is None
     low = alpha_edge_message(alpha_grid_edges(np.full((2, 10), 1.0), [1.0, 5.0, 25.0]))
-    assert "100.0 % of voxels chose the smallest alpha (1)" in low
+    assert "100.0 % of the 10 voxels chose the smallest alpha (1)" in low
+
+
+def test_alpha_grid_edge_is_silent_on_noise_only_maps():
+    """Pure noise: every voxel rightly picks the largest alpha, and nothing is predicted."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    Xs = [rng.normal(size=(60, 30)).astype(np.float32) for _ in range(3)]
+    Ys = [rng.normal(size=(60, 200)).astype(np.float32) for _ in range(3)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        res = cross_validate(Xs, Ys, [0.1, 1.0, 10.0], backend="numpy", inner_folds=2)
+        permuted = cross_validate(Xs, Ys, [0.1, 1.0, 10.0], backend="numpy", inner_folds=2,
+                                  n_permutations=50)
+    assert (res.alpha_folds == 10.0).mean() > 0.5  # the top of the grid, as it should be
+    assert res.info["alpha_grid_edges"]["n_voxels"] < 10
+    # no q < .05 on noise: the r rule counts the voxels, and too few of them to warn
+    assert permuted.info["alpha_grid_edges"]["among"].startswith("voxels with r above")
+    assert permuted.info["alpha_grid_edges"]["n_voxels"] < 10
 
 
 def test_top_voxel_summary_does_not_select_and_score_on_the_same_map():

@@ -160,7 +160,9 @@ def test_rewrites_are_byte_identical_and_float32_is_exact(ceiling_run, tmp_path)
                    clean_bold_dtype="float32")["01"]
     values = np.asanyarray(nib.load(exact[1]).dataobj).reshape(-1, N_TIME + DUMMY)
     assert values.dtype == np.float32
-    np.testing.assert_array_equal(values[ceiling_run.mask, DUMMY:].T, sub["01"][2][1])
+    kept = np.asarray(sub["01"][2][1], dtype=np.float32)  # the writer centres the kept volumes
+    kept = kept - kept.mean(axis=0, dtype=np.float64).astype(np.float32)
+    np.testing.assert_array_equal(values[ceiling_run.mask, DUMMY:].T, kept)
     assert _write(tmp_path / "none", ceiling_run.root, ceiling_run.mask_file, sub,
                   noise_ceiling=False)["01"] == []
 
@@ -185,8 +187,8 @@ def test_heldout_runs_equal_the_encoding_heldout_bold(tmp_path, outer_cv):
     Xs = [rng.standard_normal((n, 4)).astype(np.float32) for n in lengths]
     Cs = [rng.standard_normal((n, 3)).astype(np.float32) for n in lengths]
     Ys = [(x @ rng.standard_normal((4, v)) + c @ rng.standard_normal((3, v)) * 3
-           + rng.standard_normal((n, v))).astype(np.float32)
-          for x, c, n in zip(Xs, Cs, lengths, strict=True)]
+           + rng.standard_normal((n, v)) + 2.0 * i).astype(np.float32)  # off zero mean
+          for i, (x, c, n) in enumerate(zip(Xs, Cs, lengths, strict=True))]
     bold, conf = [], []
     for i, (y, c) in enumerate(zip(Ys, Cs, strict=True)):
         np.save(tmp_path / f"run{i:03d}_bold.npy", y)
@@ -204,6 +206,17 @@ def test_heldout_runs_equal_the_encoding_heldout_bold(tmp_path, outer_cv):
     # the confounds are gone from the held-out runs
     kept = np.concatenate([c[trim[0]:len(c) - trim[1]] for c in Cs])
     assert np.abs(np.corrcoef(kept.T, ours.T)[:3, 3:]).mean() < 0.1
+    # every run's kept volumes are centred, with confounds and without
+    for piece in pieces.values():
+        np.testing.assert_allclose(piece.mean(0), 0.0, atol=1e-4)
+    plain = np.zeros_like(heldout)
+    cross_validate(Xs, Ys, [1.0, 10.0], outer_cv=outer_cv, inner_folds=2, backend="numpy",
+                   trim=trim, heldout=plain)
+    pieces = {i: data for i, _, data in heldout_runs(bold, None, trim=trim)}
+    np.testing.assert_allclose(np.concatenate([pieces[i] for i in range(len(lengths))]), plain,
+                               atol=1e-5)
+    for piece in pieces.values():
+        np.testing.assert_allclose(piece.mean(0), 0.0, atol=1e-4)
 
 
 def test_spec_checks_the_storage_type():
