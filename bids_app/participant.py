@@ -346,10 +346,12 @@ def fit_encoding(design_files: list[str], bold_files: list[str], encoding: dict,
                                       mode="w+", dtype=np.float32,
                                       shape=(n_kept, Ys[0].shape[1]))
     nuisance = encoding.get("nuisance_bands") if sidecars[0].get("bands") else None
+    joint = {}
     if nuisance and not encoding.get("banded"):  # joint fit, see bids_app.unique_variance
-        from .unique_variance import nuisance_candidates
+        from .unique_variance import joint_estimator
 
-        Xs = nuisance_candidates(Xs, sidecars[0]["bands"], nuisance)
+        joint["estimator"] = joint_estimator(sidecars[0]["bands"], nuisance,
+                                             encoding["alphas"], backend)
     if encoding.get("banded"):
         from .encoding.banded import banded_cross_validate
 
@@ -366,7 +368,7 @@ def fit_encoding(design_files: list[str], bold_files: list[str], encoding: dict,
         result = cross_validate(
             Xs, Ys, encoding["alphas"],
             random_state=encoding.get("seed", 0), **_heldout_test(stats),
-            **arrays, **common, **extra)
+            **arrays, **common, **extra, **joint)
     for array in arrays.values():
         array.flush()
     arrays.clear()

@@ -262,6 +262,81 @@ class EncodingRidgeCV(RunFoldsRegressor):
         self.intercept_ = float(intercept[0]) if ravel else intercept
         return self
 
+    def fit_heldout(self, X, y, X_heldout, groups=None) -> np.ndarray:
+        """Fit as :meth:`fit` and predict ``X_heldout``, without forming the weights.
+
+        What the outer cross-validation loop calls on each training split: with the
+        ``'eigen'`` solver, no intercept and inner folds that partition the samples,
+        the predictions come from the decomposition of ``X`` (hat matrices of the
+        held-out rows, or the training eigenbasis), which costs less than weights
+        when there are more features than held-out volumes. The decomposition is
+        kept, so that further calls with the same ``X``, ``X_heldout`` and folds
+        (e.g. the next batch of voxels) only do the per-voxel products. Otherwise
+        it is ``fit(X, y, groups).predict(X_heldout)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples, n_targets)
+        X_heldout : array-like of shape (n_heldout, n_features)
+        groups : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        ndarray of shape (n_heldout, n_targets)
+            float32. ``best_alphas_`` and ``cv_scores_`` are set; ``coef_`` is set
+            only on the fallback path.
+        """
+        X, Y, groups, splits, _ = self._prepare(X, y, groups)
+        n = X.shape[0]
+        shared = self.solver == "eigen" and not self.fit_intercept and all(
+            len(tr) + len(va) == n and len(np.union1d(tr, va)) == n for tr, va in splits)
+        if not shared:
+            pred = self.fit(X, y, groups).predict(X_heldout)
+            return np.asarray(pred, dtype=np.float32).reshape(len(pred), -1)
+        X_heldout = np.array(X_heldout, dtype=np.float32)  # a copy: the cache key
+        alphas = check_alphas(self.alphas)
+        params = dict(self.solver_params or {})
+        with backend_scope(self.backend) as be:
+            plan = self._heldout_plan(X.astype(np.float32), X_heldout, alphas, splits, be,
+                                      params.get("hat_budget_bytes", 2e9))
+            Yb = be.asarray(np.ascontiguousarray(Y, dtype=np.float32))
+            scores = plan.cv_scores(Yb)
+            index = plan.select(scores)
+            pred = np.asarray(be.to_numpy(plan.predict(Yb, index)), dtype=np.float32)
+            best_scores = np.asarray(be.to_numpy(be.max(scores, 0)))
+            index = np.asarray(be.to_numpy(index))
+        for name in ("coef_", "intercept_"):
+            self.__dict__.pop(name, None)
+        self.best_alphas_ = alphas[index]
+        self.best_alpha_index_ = index
+        self.cv_scores_ = best_scores.astype(np.float32)
+        self.cv_scores_float64_ = best_scores.astype(np.float64)
+        self.n_flops_per_target_ = float(plan.n_flops)
+        return pred
+
+    def _heldout_plan(self, X, X_heldout, alphas, splits, be, budget) -> RidgePlan:
+        """The decomposition of ``X`` for ``X_heldout``, reused while its inputs are unchanged."""
+        cached = getattr(self, "_plan_cache", None)
+        if cached is not None:
+            keys, plan = cached
+            same = (keys[0] == be.name and np.array_equal(keys[1], alphas)
+                    and keys[2].shape == X.shape and keys[3].shape == X_heldout.shape
+                    and len(keys[4]) == len(splits)
+                    and all(np.array_equal(a, c) and np.array_equal(b, d)
+                            for (a, b), (c, d) in zip(keys[4], splits, strict=True))
+                    and np.array_equal(keys[2], X) and np.array_equal(keys[3], X_heldout))
+            if same:
+                return plan
+        plan = RidgePlan(X, X_heldout, alphas, splits, be, hat_budget_bytes=budget)
+        self._plan_cache = ((be.name, alphas, X, X_heldout, splits), plan)
+        return plan
+
+    def __getstate__(self) -> dict:
+        state = dict(super().__getstate__())
+        state.pop("_plan_cache", None)  # backend arrays: rebuilt on the next call
+        return state
+
     def _check_params(self) -> None:
         if self.solver not in SOLVERS:
             raise ValueError(f"'solver' must be one of {set(SOLVERS)}; got {self.solver!r}")
