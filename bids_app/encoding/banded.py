@@ -17,8 +17,8 @@ import numpy as np
 
 from .backend import use_backend
 from .banded_estimator import EncodingBandedRidgeCV
-from .bands import band_slices
 from .engine import EncodingResult
+from .estimator_base import band_slices
 from .outer_loop import OuterLoop, check_inputs
 
 

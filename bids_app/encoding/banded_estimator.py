@@ -15,8 +15,13 @@ import numbers
 import numpy as np
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .bands import band_slices
-from .estimators import RunFoldsRegressor, backend_scope, check_alphas, voxel_scores
+from .estimator_base import (
+    RunFoldsRegressor,
+    backend_scope,
+    band_slices,
+    check_alphas,
+    voxel_scores,
+)
 
 __all__ = ["EncodingBandedRidgeCV"]
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .bands import band_slices
-from .estimators import EncodingRidgeCV, RunFoldsRegressor, voxel_scores
+from .estimator_base import RunFoldsRegressor, band_slices, voxel_scores
+from .estimators import EncodingRidgeCV
 
 __all__ = ["EncodingJointRidgeCV"]
 
@@ -161,9 +161,8 @@ class EncodingJointRidgeCV(RunFoldsRegressor):
             self._model_cache = models
         return models
 
-    def _choose(self, models: list[EncodingRidgeCV], float64: bool) -> np.ndarray:
-        scores = [m.cv_scores_float64_ if float64 else m.cv_scores_ for m in models]
-        best = choose_candidates(scores)
+    def _choose(self, models: list[EncodingRidgeCV]) -> np.ndarray:
+        best = choose_candidates([m.cv_scores_float64_ for m in models])
         pick = np.arange(len(best))
         self.best_candidate_ = best
         self.best_weights_ = np.asarray(self.weights, dtype=np.float32)[best]
@@ -191,7 +190,7 @@ class EncodingJointRidgeCV(RunFoldsRegressor):
         models = self._models()
         for model, Xw in zip(models, self._weighted(X, columns), strict=True):
             model.fit(Xw, Y, groups=groups)
-        best = self._choose(models, float64=False)
+        best = self._choose(models)
         pick = np.arange(len(best))
         coef = np.stack([m.coef_ for m in models])[best, :, pick].T
         coef[columns] *= self.best_weights_[None, :]
@@ -219,7 +218,7 @@ class EncodingJointRidgeCV(RunFoldsRegressor):
         heldout = self._weighted(np.asarray(X_heldout), columns)
         preds = [model.fit_heldout(Xw, Y, Xh, groups=groups) for model, Xw, Xh in zip(
             models, self._weighted(X, columns), heldout, strict=True)]
-        best = self._choose(models, float64=True)
+        best = self._choose(models)
         pred = preds[0]
         for index in range(1, len(preds)):
             chosen = best == index
