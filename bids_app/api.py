@@ -36,6 +36,7 @@ from .io.fmriprep import make_derivative_layouts, parse_derivatives
 from .participant import build_designs, prepare_bold, read_design_sidecar
 from .plan import make_plan
 from .tuning import tune_extractor
+from .unique_variance import joint_estimator
 from .variants import plan_variants
 
 __all__ = ["EncodingData", "encoding_from_bids"]
@@ -65,9 +66,13 @@ class EncodingData:
     bands : dict of str -> dict or None
         Per variant, the design's feature bands ``{name: [start, stop]}`` (None for one band).
     estimators : dict of str -> estimator
-        Per variant, an unfitted :class:`~bids_app.encoding.EncodingRidgeCV` (or
-        :class:`~bids_app.encoding.EncodingBandedRidgeCV` for banded variants)
-        with the spec's alphas, inner folds and backend.
+        Per variant, the unfitted model the CLI fits on each training split:
+        :class:`~bids_app.encoding.EncodingJointRidgeCV` when the design holds
+        nuisance bands (the default word-rate band), with the same bands and
+        weights; :class:`~bids_app.encoding.EncodingBandedRidgeCV` for banded
+        variants; :class:`~bids_app.encoding.EncodingRidgeCV` otherwise; with the
+        spec's alphas, inner folds and backend. Like the CLI they fit no
+        intercept (the BOLD is z-scored per run).
     confounds : list of ndarray or None
         Per run, the confounds the spec regresses out within folds (None when none).
     spec : ExperimentSpec
@@ -318,12 +323,22 @@ def _stories_of(design_file: str) -> str:
 
 
 def _estimator(spec, bands: dict | None, backend: str, seed: int, *, banded: bool = False):
-    """The spec's encoding model: banded ridge when asked for (or ``banded``) and with bands."""
+    """The model the CLI fits on each training split of this variant.
+
+    Banded ridge when asked for (or ``banded``: bands of several extractors); the
+    joint fit (:class:`~bids_app.encoding.EncodingJointRidgeCV`) when the design
+    holds nuisance bands; plain ridge otherwise. As in the CLI, no intercept is
+    fitted: the BOLD is z-scored per run.
+    """
     encoding = spec.encoding
     common = {"alphas": tuple(float(a) for a in encoding.alphas), "cv": encoding.inner_folds,
-              "backend": backend, "n_targets_batch": encoding.n_targets_batch or None}
+              "backend": backend, "n_targets_batch": encoding.n_targets_batch or None,
+              "fit_intercept": False}
     if bands and (encoding.banded or banded):
         return EncodingBandedRidgeCV(bands={k: tuple(v) for k, v in bands.items()},
                                      n_iter=encoding.banded_iterations, random_state=seed,
                                      **common)
+    nuisance = [name for name in spec.features.nuisance if name in (bands or {})]
+    if nuisance:
+        return joint_estimator(bands, nuisance, common["alphas"], backend).set_params(**common)
     return EncodingRidgeCV(**common)

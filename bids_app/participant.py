@@ -27,7 +27,11 @@ from .featurization import story_nuisance
 from .io.bold import analysis_mask, clean_confounds, clean_design, clean_run, load_run_data
 from .io.confounds import run_samples, split_confounds
 from .io.runs import BoldRun, kept_volumes
-from .unique_variance import nuisance_candidates, unique_variance, unique_variance_file
+from .unique_variance import (
+    joint_estimator,
+    unique_variance,
+    unique_variance_file,
+)
 
 
 def load_runs(runs_json: str) -> list[BoldRun]:
@@ -334,9 +338,11 @@ def fit_encoding(design_files: list[str], bold_files: list[str], encoding: dict,
                                       mode="w+", dtype=np.float32,
                                       shape=(n_kept, Ys[0].shape[1]))
     nuisance = encoding.get("nuisance_bands") if sidecars[0].get("bands") else None
+    joint = {}
     if nuisance and not encoding.get("banded"):  # joint fit, see bids_app.unique_variance
 
-        Xs = nuisance_candidates(Xs, sidecars[0]["bands"], nuisance)
+        joint["estimator"] = joint_estimator(sidecars[0]["bands"], nuisance,
+                                             encoding["alphas"], backend)
     if encoding.get("banded"):
         bands = sidecars[0].get("bands")
         if not bands:
@@ -351,7 +357,7 @@ def fit_encoding(design_files: list[str], bold_files: list[str], encoding: dict,
         result = cross_validate(
             Xs, Ys, encoding["alphas"],
             random_state=encoding.get("seed", 0), **_heldout_test(stats),
-            **arrays, **common, **extra)
+            **arrays, **common, **extra, **joint)
     for array in arrays.values():
         array.flush()
     arrays.clear()

@@ -5,7 +5,7 @@ bands are fitted jointly with one penalty per band: the nuisance columns are
 weighted by each of :data:`NUISANCE_WEIGHTS` in turn (a weight w divides that
 band's ridge penalty by w²) and the weight and the overall alpha are chosen per
 voxel on the inner folds (banded ridge by grid search, on the plain ridge
-solver, so that the held-out test of r applies unchanged). The full model is
+solver: :class:`~bids_app.encoding.EncodingJointRidgeCV`). The full model is
 compared with the model of the nuisance bands alone, cross-validated the same
 way (same outer folds, trimming and confounds). The language bands' unique
 variance per voxel is
@@ -25,12 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from .encoding.engine import cross_validate
+from .encoding.joint_estimator import NUISANCE_WEIGHTS, EncodingJointRidgeCV
 
 #: Suffix of the file beside an encoding result holding the unique variance.
 SUFFIX = "_r2unique.npy"
-#: Weights of the nuisance columns tried per voxel (relative penalties 1, 1e-2, 1e-4): one
-#: word-rate column beside hundreds of language columns needs a far smaller penalty.
-NUISANCE_WEIGHTS = (1.0, 10.0, 100.0)
 
 
 def nuisance_candidates(Xs: list[np.ndarray], bands: dict, nuisance: list[str],
@@ -64,6 +62,32 @@ def nuisance_candidates(Xs: list[np.ndarray], bands: dict, nuisance: list[str],
             designs.append(X)
         candidates.append(designs)
     return candidates
+
+
+def joint_estimator(bands: dict, nuisance: list[str], alphas,
+                    backend: str = "torch") -> EncodingJointRidgeCV:
+    """The joint model the CLI fits on each training split (data centred per run, no intercept).
+
+    Parameters
+    ----------
+    bands : dict of str -> (int, int)
+        Column range of each band (the design sidecar's ``bands``).
+    nuisance : list of str
+        Names of the nuisance bands.
+    alphas : sequence of float
+        Candidate overall regularisation strengths.
+    backend : str
+        himalaya backend.
+
+    Returns
+    -------
+    EncodingJointRidgeCV
+        Unfitted; the nuisance columns weighted by each of :data:`NUISANCE_WEIGHTS`.
+    """
+    return EncodingJointRidgeCV(bands={k: tuple(int(x) for x in v) for k, v in bands.items()},
+                                nuisance=tuple(n for n in nuisance if n in bands),
+                                weights=NUISANCE_WEIGHTS,
+                                alphas=alphas, fit_intercept=False, backend=backend)
 
 
 def unique_variance_file(result_file: str | Path) -> Path:

@@ -2,12 +2,13 @@
 
 The estimators are imported on first use, so that importing this package stays cheap::
 
-    from bids_app.encoding import EncodingRidgeCV, EncodingBandedRidgeCV
+    from bids_app.encoding import EncodingRidgeCV, EncodingBandedRidgeCV, EncodingJointRidgeCV
 """
 
-__all__ = ["EncodingBandedRidgeCV", "EncodingRidgeCV"]
+__all__ = ["EncodingBandedRidgeCV", "EncodingJointRidgeCV", "EncodingRidgeCV"]
 
-_LAZY = {"EncodingRidgeCV": "estimators", "EncodingBandedRidgeCV": "banded_estimator"}
+_LAZY = {"EncodingRidgeCV": "estimators", "EncodingBandedRidgeCV": "banded_estimator",
+         "EncodingJointRidgeCV": "joint_estimator"}
 
 
 def __getattr__(name: str):

@@ -16,66 +16,11 @@ import time
 import numpy as np
 
 from .backend import use_backend
-from .confounds import FoldConfoundRegressor, centre_runs, residualize_design, stack_confounds
-from .cv import check_runs, inner_splits, outer_splits, trim_mask
-from .engine import EncodingResult, column_reader
-from .heldout import HeldoutTest
-from .scoring import check_alpha_edges, pearson_r, r2_score
-
-
-def band_slices(bands: dict, n_features: int) -> list[tuple[str, slice]]:
-    """Check ``{name: [start, stop]}`` column ranges and return them in column order.
-
-    Raises
-    ------
-    ValueError
-        When bands overlap, leave columns out or exceed the design.
-    """
-    if not bands:
-        raise ValueError("banded ridge needs at least one band")
-    items = sorted(((str(k), slice(int(v[0]), int(v[1]))) for k, v in bands.items()),
-                   key=lambda kv: kv[1].start)
-    position = 0
-    for name, sl in items:
-        if sl.start != position or sl.stop <= sl.start:
-            raise ValueError(f"band '{name}' covers columns [{sl.start}, {sl.stop}); bands must "
-                             f"tile the {n_features} design columns in order without gaps")
-        position = sl.stop
-    if position != n_features:
-        raise ValueError(f"bands cover {position} columns but the design has {n_features}")
-    return items
-
-
-def _fold_inputs(Xtr, Xte, slices):
-    """What every voxel batch of one outer fold shares: band designs or linear kernels."""
-    if Xtr.shape[0] >= Xtr.shape[1]:
-        return "primal", [Xtr[:, s] for s in slices], [Xte[:, s] for s in slices]
-    Ks = np.stack([Xtr[:, s] @ Xtr[:, s].T for s in slices])
-    Ks_test = np.stack([Xte[:, s] @ Xtr[:, s].T for s in slices])
-    return "kernel", Ks, Ks_test
-
-
-def _fit_fold(inputs, Ytr, alphas, cv, n_iter, random_state, batch):
-    """Fit one voxel batch of one outer fold; split predictions (n_bands, n_test, v), alphas."""
-    from himalaya.kernel_ridge import MultipleKernelRidgeCV
-    from himalaya.ridge import BandedRidgeCV
-
-    params = {"alphas": np.asarray(alphas, dtype=np.float32), "n_iter": n_iter,
-              "progress_bar": False, "n_targets_batch": batch, "n_targets_batch_refit": batch}
-    kind, train, test = inputs
-    if kind == "primal":
-        model = BandedRidgeCV(groups="input", solver_params={**params, "warn": False}, cv=cv,
-                              random_state=random_state)
-    else:
-        model = MultipleKernelRidgeCV(kernels="precomputed", solver_params=params, cv=cv,
-                                      random_state=random_state)
-    model.fit(train, Ytr)
-    return model.predict(test, split=True), model.best_alphas_
-
-
-def _rows_after(pred: np.ndarray, n_test: int):
-    """Predictions of the training rows that follow the held-out ones (None when absent)."""
-    return pred[n_test:] if len(pred) > n_test else None
+from .banded_estimator import EncodingBandedRidgeCV
+from .engine import EncodingResult
+from .estimator_base import band_slices
+from .outer_loop import OuterLoop, check_inputs
+from .scoring import check_alpha_edges
 
 
 def banded_batch_size(n_voxels: int, n_train: int, n_test: int, n_bands: int, n_alphas: int,
@@ -143,95 +88,43 @@ def banded_cross_validate(Xs, Ys, bands: dict, alphas, *, outer_cv: str = "leave
         With ``r2_split`` of shape (n_bands, n_voxels) (mean over outer folds) and
         ``info['bands']`` the band names in that order.
     """
-    from himalaya.scoring import r2_score_split
-
     started = time.perf_counter()
-    check_runs(Xs, Ys)
-    be = use_backend(backend)
-    keep = trim_mask([len(y) for y in Ys], trim)
-    groups = np.concatenate([np.full(len(x), i) for i, x in enumerate(Xs)])[keep]
-    # every run's kept volumes are centred (BOLD, design, confounds), as in the plain fit
-    X = centre_runs(np.concatenate(Xs)[keep], groups)
-    y_cols = column_reader(Ys, keep, mem_gb)
-    C = None
-    if confounds is not None:
-        C = centre_runs(stack_confounds(confounds, [len(y) for y in Ys])[keep], groups)
-    names_slices = band_slices(bands, X.shape[1])
-    names = [n for n, _ in names_slices]
-    slices = [s for _, s in names_slices]
-    splits = outer_splits(groups, outer_cv, labels=run_labels)
-    n_folds, v = len(splits), Ys[0].shape[1]
-    r_folds = np.zeros((n_folds, v), np.float32)
-    r2_folds = np.zeros_like(r_folds)
-    alpha_folds = np.zeros_like(r_folds)
-    split_folds = np.zeros((n_folds, len(slices), v), np.float32)
-    test_runs, batch = [], 0
-    significance = (HeldoutTest(n_folds, v, n_permutations, method=permutation,
-                                block_length=block_length, p_value=heldout_p,
-                                random_state=random_state) if n_permutations else None)
-    Y_null = significance.pseudo_null(y_cols, groups) if significance is not None else None
-    for k, (train, test) in enumerate(splits):
-        cv = inner_splits(groups[train], inner_folds, labels=run_labels)
-        # the mismatched null also needs the refitted model's predictions of its training rows
-        rows = (np.concatenate([test, train]) if significance is not None
-                and significance.needs_training_predictions else test)
-        # the design gets the shared-confound regression the BOLD gets in this fold
-        inputs = _fold_inputs(*(residualize_design(C, X, train, rows) if C is not None
-                                else (X[train], X[rows])), slices)
-        batch = n_targets_batch or banded_batch_size(
-            v, len(train), len(test), len(slices), len(alphas),
-            max(len(c[1]) for c in cv), mem_gb)
-        for begin in range(0, v, batch):
-            cols = slice(begin, min(begin + batch, v))
-            Yb = y_cols(cols)
-            Ytr, Yte = Yb[train], Yb[test]
-            if C is not None:
-                regressor = FoldConfoundRegressor().fit(C[train], Ytr)
-                Ytr, Yte = regressor.transform(C[train], Ytr), regressor.transform(C[test], Yte)
-            split, best_alphas = _fit_fold(inputs, Ytr, alphas, cv, n_iter, random_state,
-                                           n_targets_batch)
-            pred_all = np.asarray(be.to_numpy(be.sum(split, 0)), dtype=np.float32)
-            split, pred = split[:, :len(test)], pred_all[:len(test)]
-            if significance is not None:
-                significance.add(k, cols, Yte, pred, _rows_after(pred_all, len(test)))
-            if predictions is not None:
-                predictions[test, cols] = pred
-            if heldout is not None:
-                heldout[test, cols] = Yte
-            r_folds[k, cols] = pearson_r(Yte, pred)
-            r2_folds[k, cols] = r2_score(Yte, pred)
-            split_folds[k, :, cols] = np.asarray(be.to_numpy(r2_score_split(
-                be.asarray(Yte), be.asarray(split))), dtype=np.float32)
-            alpha_folds[k, cols] = np.asarray(be.to_numpy(best_alphas), dtype=np.float32)
-            if progress is not None:
-                progress(k, n_folds, cols.stop, v)
-        if significance is not None:
-            Ytr, Yte = Y_null[train], Y_null[test]
-            if C is not None:
-                regressor = FoldConfoundRegressor().fit(C[train], Ytr)
-                Ytr, Yte = regressor.transform(C[train], Ytr), regressor.transform(C[test], Yte)
-            split_null, _ = _fit_fold(inputs, Ytr, alphas, cv, n_iter, random_state,
-                                      n_targets_batch)
-            pred_null = np.asarray(be.to_numpy(be.sum(split_null, 0)), dtype=np.float32)
-            significance.add_null(k, Yte, pred_null[:len(test)], _rows_after(pred_null, len(test)))
-        test_runs.append(sorted(int(g) for g in np.unique(groups[test])))
+    check_inputs(Xs, Ys)
+    use_backend(backend)
+    estimator = EncodingBandedRidgeCV(
+        bands=bands, alphas=alphas, n_iter=n_iter, random_state=random_state,
+        fit_intercept=False, backend=backend, n_targets_batch=n_targets_batch)
+    band_slices(bands, Xs[0].shape[1])  # checked before any fit
+    loop = OuterLoop([Xs], Ys, estimator, outer_cv=outer_cv, inner_folds=inner_folds,
+                     backend=backend, run_labels=run_labels, confounds=confounds, trim=trim,
+                     mem_gb=mem_gb, n_permutations=n_permutations, permutation=permutation,
+                     block_length=block_length, random_state=random_state,
+                     heldout_p=heldout_p)
+
+    def batch_size(v, n_train, n_test, n_val):
+        return banded_batch_size(v, n_train, n_test, len(bands), len(alphas), n_val, mem_gb)
+
+    folds = loop.run(n_targets_batch, batch_size=batch_size, predictions=predictions,
+                     heldout=heldout, progress=progress)
     p = q = None
     stats_info = {"n_permutations": 0}
-    if significance is not None:
-        p, q, stats_info = significance.finish()
-    r = r_folds.mean(0)
-    edges = check_alpha_edges(alpha_folds, alphas, r, q, model="banded ridge: ")
+    if loop.significance is not None:
+        p, q, stats_info = loop.significance.finish()
+    X = loop.designs[0]
+    r = folds["r"].mean(0)
+    edges = check_alpha_edges(folds["alpha"], alphas, r, q, model="banded ridge: ")
     return EncodingResult(
-        r=r, r2=r2_folds.mean(0),
-        alpha=np.exp(np.log(alpha_folds).mean(0)).astype(np.float32),
-        r_folds=r_folds, r2_folds=r2_folds, alpha_folds=alpha_folds, test_runs=test_runs,
+        r=r, r2=folds["r2"].mean(0),
+        alpha=np.exp(np.log(folds["alpha"]).mean(0)).astype(np.float32),
+        r_folds=folds["r"], r2_folds=folds["r2"], alpha_folds=folds["alpha"],
+        test_runs=loop.test_runs,
         info={"backend": backend, "solver": "himalaya banded ridge (random search)",
-              "bands": names, "n_iter": int(n_iter), "n_samples": int(X.shape[0]),
-              "n_features": int(X.shape[1]), "n_voxels": int(v), "n_outer_folds": n_folds,
-              "voxel_batch": int(batch),
+              "bands": loop.band_names, "n_iter": int(n_iter), "n_samples": int(X.shape[0]),
+              "n_features": int(X.shape[1]), "n_voxels": int(loop.n_voxels),
+              "n_outer_folds": len(loop.splits), "voxel_batch": int(loop.batch_used),
               "trim": [int(t) for t in (trim or (0, 0))], "alpha_grid_edges": edges,
-              "run_lengths": np.bincount(groups, minlength=len(Ys)).tolist(),
+              "run_lengths": np.bincount(loop.groups, minlength=len(Ys)).tolist(),
               "seconds": round(time.perf_counter() - started, 3), **stats_info},
-        r2_split=split_folds.mean(0), p=p, q=q,
-        z=significance.score if significance is not None else None,
+        r2_split=folds["split"].mean(0), p=p, q=q,
+        z=loop.significance.score if loop.significance is not None else None,
     )

@@ -15,8 +15,13 @@ import numbers
 import numpy as np
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .banded import band_slices
-from .estimators import RunFoldsRegressor, backend_scope, check_alphas, voxel_scores
+from .estimator_base import (
+    RunFoldsRegressor,
+    backend_scope,
+    band_slices,
+    check_alphas,
+    voxel_scores,
+)
 
 __all__ = ["EncodingBandedRidgeCV"]
 
@@ -148,6 +153,84 @@ class EncodingBandedRidgeCV(RunFoldsRegressor):
         self.coef_ = coef[:, 0] if ravel else coef
         self.intercept_ = float(intercept[0]) if ravel else intercept
         return self
+
+    def fit_heldout(self, X, y, X_heldout, groups=None, split: bool = False) -> np.ndarray:
+        """Fit without intercept on the inner folds and predict ``X_heldout``, band by band.
+
+        What the outer cross-validation loop calls on each training split. With
+        more samples than features it is himalaya's ``BandedRidgeCV`` on the bands'
+        columns; otherwise ``MultipleKernelRidgeCV`` on the bands' linear kernels
+        (the same model, solved in the dual). The band designs or kernels are kept,
+        so that further calls with the same ``X`` and ``X_heldout`` (the next batch
+        of voxels) do not recompute them. ``fit_intercept`` must be False (centre
+        the data beforehand); ``coef_`` is not formed.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples, n_targets)
+        X_heldout : array-like of shape (n_heldout, n_features)
+        groups : array-like of shape (n_samples,), optional
+        split : bool, default=False
+            Return each band's part of the predictions.
+
+        Returns
+        -------
+        ndarray of shape (n_heldout, n_targets), or (n_bands, n_heldout, n_targets) when split
+            float32; ``best_alphas_``, ``deltas_`` and ``band_names_`` are set.
+        """
+        from himalaya.kernel_ridge import MultipleKernelRidgeCV
+        from himalaya.ridge import BandedRidgeCV
+
+        if self.fit_intercept:
+            raise ValueError("'fit_intercept' must be False for fit_heldout; got True")
+        X, Y, groups, splits, _ = self._prepare(X, y, groups)
+        bands = self.bands if self.bands is not None else {"all": (0, X.shape[1])}
+        named = band_slices(bands, X.shape[1])
+        X_heldout = np.array(X_heldout, dtype=np.float32)
+        params = {"alphas": check_alphas(self.alphas), "n_iter": int(self.n_iter),
+                  "progress_bar": False, "n_targets_batch": self.n_targets_batch,
+                  "n_targets_batch_refit": self.n_targets_batch, **(self.solver_params or {})}
+        with backend_scope(self.backend) as be:
+            kind, train, test = self._band_inputs(X.astype(np.float32), X_heldout,
+                                                  [columns for _, columns in named])
+            if kind == "primal":
+                model = BandedRidgeCV(groups="input", solver_params={**params, "warn": False},
+                                      cv=splits, random_state=self.random_state)
+            else:
+                model = MultipleKernelRidgeCV(kernels="precomputed", solver_params=params,
+                                              cv=splits, random_state=self.random_state)
+            model.fit(train, Y.astype(np.float32))
+            parts = model.predict(test, split=True)
+            total = None if split else be.sum(parts, 0)
+            parts = np.asarray(be.to_numpy(parts if split else total), dtype=np.float32)
+            self.deltas_ = np.asarray(be.to_numpy(model.deltas_), dtype=np.float32)
+            self.best_alphas_ = np.asarray(be.to_numpy(model.best_alphas_), dtype=np.float32)
+        for name in ("coef_", "intercept_"):
+            self.__dict__.pop(name, None)
+        self.band_names_ = [name for name, _ in named]
+        self.band_slices_ = [columns for _, columns in named]
+        return parts
+
+    def _band_inputs(self, X, X_heldout, slices):
+        """Band designs (primal) or linear kernels (dual) of ``X``, reused while it is unchanged."""
+        cached = getattr(self, "_input_cache", None)
+        if (cached is not None and cached[0] == slices and cached[1].shape == X.shape
+                and cached[2].shape == X_heldout.shape and np.array_equal(cached[1], X)
+                and np.array_equal(cached[2], X_heldout)):
+            return cached[3]
+        if X.shape[0] >= X.shape[1]:
+            inputs = "primal", [X[:, s] for s in slices], [X_heldout[:, s] for s in slices]
+        else:
+            inputs = ("kernel", np.stack([X[:, s] @ X[:, s].T for s in slices]),
+                      np.stack([X_heldout[:, s] @ X[:, s].T for s in slices]))
+        self._input_cache = (slices, X, X_heldout, inputs)
+        return inputs
+
+    def __getstate__(self) -> dict:
+        state = dict(super().__getstate__())
+        state.pop("_input_cache", None)
+        return state
 
     def predict(self, X, split: bool = False) -> np.ndarray:
         """Predictions of the refitted model, or each band's part of them.

@@ -8,149 +8,32 @@ averaged over folds, ties toward larger alphas), with less arithmetic. It
 follows scikit-learn's estimator API (``clone``, ``cross_val_score``,
 pipelines) and always returns numpy arrays, whatever the compute backend.
 
-The helpers :func:`run_splits` and :func:`backend_scope` are shared with the
-banded sibling, :class:`bids_app.encoding.banded_estimator.EncodingBandedRidgeCV`.
+The helpers the encoding estimators share (input checks, run-wise inner folds,
+the scoped backend) are in :mod:`bids_app.encoding.estimator_base`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import numbers
 
 import numpy as np
-from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..config import DEFAULT_ALPHAS
-from .backend import BACKENDS, choose_backend
-from .cv import inner_splits
-from .scoring import pearson_r, r2_score
+from .estimator_base import (  # noqa: F401 - shared helpers, public here as before
+    SCORINGS,
+    RunFoldsRegressor,
+    backend_scope,
+    check_alphas,
+    check_groups,
+    run_splits,
+    voxel_scores,
+)
 from .solver import RidgePlan, batch_size_for
 
-#: The exported estimator; the helpers below are shared with the banded sibling.
+#: The exported estimator.
 __all__ = ["EncodingRidgeCV"]
 
 SOLVERS = ("eigen", "himalaya")
-SCORINGS = ("r2", "r")
-
-
-def check_alphas(alphas) -> np.ndarray:
-    """Candidate regularisation strengths as a float32 vector (the default when None).
-
-    Raises
-    ------
-    ValueError
-        When ``alphas`` is empty or holds a value that is not a positive number.
-    """
-    values = np.asarray(DEFAULT_ALPHAS if alphas is None else alphas, dtype=np.float64).ravel()
-    if values.size == 0 or not np.all(np.isfinite(values)) or np.any(values <= 0):
-        raise ValueError(f"'alphas' must be a non-empty list of positive numbers; got {alphas!r}")
-    return values.astype(np.float32)
-
-
-def run_splits(cv, X, Y, groups=None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Inner folds as ``(train, validation)`` index arrays.
-
-    Parameters
-    ----------
-    cv : int, scikit-learn splitter or iterable of (train, validation)
-        An int K gives at most K folds of whole runs when ``groups`` is given
-        (:func:`bids_app.encoding.cv.inner_splits`), and K contiguous blocks of
-        samples otherwise (scikit-learn's ``KFold`` without shuffling, as himalaya).
-    X : ndarray of shape (n_samples, n_features)
-    Y : ndarray of shape (n_samples, n_targets)
-    groups : ndarray of shape (n_samples,), optional
-        Run of every sample.
-
-    Returns
-    -------
-    list of (ndarray, ndarray)
-    """
-    if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
-        if cv < 2:
-            raise ValueError(f"'cv' must be at least 2 folds; got {cv}")
-        if groups is not None:
-            return inner_splits(groups, int(cv))
-        from sklearn.model_selection import KFold
-
-        return list(KFold(int(cv)).split(X))
-    if hasattr(cv, "split"):
-        return [(np.asarray(a), np.asarray(b)) for a, b in cv.split(X, Y, groups)]
-    try:
-        folds = [(np.asarray(a), np.asarray(b)) for a, b in cv]
-    except (TypeError, ValueError):
-        raise ValueError("'cv' must be an int, a scikit-learn splitter or a list of "
-                         f"(train, validation) index arrays; got {cv!r}") from None
-    if not folds:
-        raise ValueError("'cv' must give at least one (train, validation) split; got none")
-    return folds
-
-
-def check_groups(groups, n_samples: int) -> np.ndarray | None:
-    """``groups`` as an array of one run label per sample (or None)."""
-    if groups is None:
-        return None
-    groups = np.asarray(groups).ravel()
-    if len(groups) != n_samples:
-        raise ValueError(f"'groups' must give the run of each of the {n_samples} samples; "
-                         f"got {len(groups)} values")
-    return np.unique(groups, return_inverse=True)[1]
-
-
-@contextlib.contextmanager
-def backend_scope(name: str):
-    """Activate himalaya's backend ``name`` (or the one ``'auto'`` picks) for a block.
-
-    The backend that was active before is restored afterwards, so that fitting an
-    estimator does not change the backend of other himalaya code in the session.
-
-    Yields
-    ------
-    module
-        The active himalaya backend.
-    """
-    from himalaya.backend import get_backend, set_backend
-
-    if name not in BACKENDS:
-        raise ValueError(f"'backend' must be one of {set(BACKENDS)}; got {name!r}")
-    previous = get_backend().name
-    backend = set_backend(choose_backend(name), on_error="raise")
-    try:
-        yield backend
-    finally:
-        set_backend(previous, on_error="raise")
-
-
-def voxel_scores(y_true: np.ndarray, y_pred: np.ndarray, scoring: str) -> np.ndarray:
-    """Per-column ``'r2'`` (coefficient of determination) or ``'r'`` (Pearson r), float32."""
-    if scoring not in SCORINGS:
-        raise ValueError(f"'scoring' must be one of {set(SCORINGS)}; got {scoring!r}")
-    return (r2_score if scoring == "r2" else pearson_r)(y_true, y_pred)
-
-
-class RunFoldsRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
-    """What the encoding estimators share: input checks and inner folds of whole runs.
-
-    Subclasses define ``cv`` and may override :meth:`_check_params`.
-    """
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        return tags
-
-    def _check_params(self) -> None:
-        """Check the estimator's own parameters (after the data, before the folds)."""
-
-    def _prepare(self, X, y, groups):
-        """Validated design, 2-D targets, run labels, inner folds and whether y was 1-D."""
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
-                             dtype=[np.float64, np.float32])
-        self._check_params()
-        groups = check_groups(groups, X.shape[0])
-        ravel = y.ndim == 1
-        Y = y[:, None] if ravel else y
-        return X, Y, groups, run_splits(self.cv, X, Y, groups), ravel
 
 
 class EncodingRidgeCV(RunFoldsRegressor):
@@ -196,6 +79,9 @@ class EncodingRidgeCV(RunFoldsRegressor):
         Regularisation chosen per target.
     cv_scores_ : ndarray of shape (n_targets,)
         Negative mean squared validation error of the chosen alpha, averaged over folds.
+    cv_scores_float64_ : ndarray of shape (n_targets,)
+        The same in float64 (how :class:`~bids_app.encoding.EncodingJointRidgeCV` and
+        the outer loop compare candidate designs).
     n_features_in_ : int
         Number of columns of ``X`` seen in ``fit``.
 
@@ -257,10 +143,86 @@ class EncodingRidgeCV(RunFoldsRegressor):
             coef, best, cv_scores = fit(X32, Y32, alphas, splits, be)
         self.best_alphas_ = best.astype(np.float32)
         self.cv_scores_ = cv_scores.astype(np.float32)
+        self.cv_scores_float64_ = cv_scores.astype(np.float64)
         intercept = (y_mean - x_mean @ coef).astype(np.float32)
         self.coef_ = coef[:, 0] if ravel else coef
         self.intercept_ = float(intercept[0]) if ravel else intercept
         return self
+
+    def fit_heldout(self, X, y, X_heldout, groups=None) -> np.ndarray:
+        """Fit as :meth:`fit` and predict ``X_heldout``, without forming the weights.
+
+        What the outer cross-validation loop calls on each training split: with the
+        ``'eigen'`` solver, no intercept and inner folds that partition the samples,
+        the predictions come from the decomposition of ``X`` (hat matrices of the
+        held-out rows, or the training eigenbasis), which costs less than weights
+        when there are more features than held-out volumes. The decomposition is
+        kept, so that further calls with the same ``X``, ``X_heldout`` and folds
+        (e.g. the next batch of voxels) only do the per-voxel products. Otherwise
+        it is ``fit(X, y, groups).predict(X_heldout)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples, n_targets)
+        X_heldout : array-like of shape (n_heldout, n_features)
+        groups : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        ndarray of shape (n_heldout, n_targets)
+            float32. ``best_alphas_`` and ``cv_scores_`` are set; ``coef_`` is set
+            only on the fallback path.
+        """
+        X, Y, groups, splits, _ = self._prepare(X, y, groups)
+        n = X.shape[0]
+        shared = self.solver == "eigen" and not self.fit_intercept and all(
+            len(tr) + len(va) == n and len(np.union1d(tr, va)) == n for tr, va in splits)
+        if not shared:
+            pred = self.fit(X, y, groups).predict(X_heldout)
+            return np.asarray(pred, dtype=np.float32).reshape(len(pred), -1)
+        X_heldout = np.array(X_heldout, dtype=np.float32)  # a copy: the cache key
+        alphas = check_alphas(self.alphas)
+        params = dict(self.solver_params or {})
+        with backend_scope(self.backend) as be:
+            plan = self._heldout_plan(X.astype(np.float32), X_heldout, alphas, splits, be,
+                                      params.get("hat_budget_bytes", 2e9))
+            Yb = be.asarray(np.ascontiguousarray(Y, dtype=np.float32))
+            scores = plan.cv_scores(Yb)
+            index = plan.select(scores)
+            pred = np.asarray(be.to_numpy(plan.predict(Yb, index)), dtype=np.float32)
+            best_scores = np.asarray(be.to_numpy(be.max(scores, 0)))
+            index = np.asarray(be.to_numpy(index))
+        for name in ("coef_", "intercept_"):
+            self.__dict__.pop(name, None)
+        self.best_alphas_ = alphas[index]
+        self.best_alpha_index_ = index
+        self.cv_scores_ = best_scores.astype(np.float32)
+        self.cv_scores_float64_ = best_scores.astype(np.float64)
+        self.n_flops_per_target_ = float(plan.n_flops)
+        return pred
+
+    def _heldout_plan(self, X, X_heldout, alphas, splits, be, budget) -> RidgePlan:
+        """The decomposition of ``X`` for ``X_heldout``, reused while its inputs are unchanged."""
+        cached = getattr(self, "_plan_cache", None)
+        if cached is not None:
+            keys, plan = cached
+            same = (keys[0] == be.name and np.array_equal(keys[1], alphas)
+                    and keys[2].shape == X.shape and keys[3].shape == X_heldout.shape
+                    and len(keys[4]) == len(splits)
+                    and all(np.array_equal(a, c) and np.array_equal(b, d)
+                            for (a, b), (c, d) in zip(keys[4], splits, strict=True))
+                    and np.array_equal(keys[2], X) and np.array_equal(keys[3], X_heldout))
+            if same:
+                return plan
+        plan = RidgePlan(X, X_heldout, alphas, splits, be, hat_budget_bytes=budget)
+        self._plan_cache = ((be.name, alphas, X, X_heldout, splits), plan)
+        return plan
+
+    def __getstate__(self) -> dict:
+        state = dict(super().__getstate__())
+        state.pop("_plan_cache", None)  # backend arrays: rebuilt on the next call
+        return state
 
     def _check_params(self) -> None:
         if self.solver not in SOLVERS:
@@ -305,7 +267,7 @@ class EncodingRidgeCV(RunFoldsRegressor):
             v, n, 0, max(len(val) for _, val in splits), len(alphas), params.get("mem_gb"))
         coef = np.zeros((X.shape[1], v), np.float32)
         best = np.zeros(v, np.float32)
-        cv_scores = np.zeros(v, np.float32)
+        cv_scores = np.zeros(v, np.float64)  # float64: candidate designs are compared on it
         for start in range(0, v, batch):
             cols = slice(start, min(start + batch, v))
             Yn = np.ascontiguousarray(Y[:, cols])

@@ -22,6 +22,8 @@ def test_example_runs_and_recovers_the_planted_voxels(tmp_path):
     for variant in summary["variants"]:
         assert summary["mean_r_planted"][variant] > summary["mean_r_other"][variant] + 0.2
         assert abs(summary["mean_r_other"][variant]) < 0.05
+    assert summary["estimator"] == "EncodingJointRidgeCV"  # the CLI's fit of the word-rate band
+    assert summary["loop_mean_r_planted"] > summary["loop_mean_r_other"] + 0.2
     figure = Path(summary["figure"])
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.stat().st_size > 10_000
     assert "planted voxels" in done.stdout and "minilmfrozenL3" in done.stdout

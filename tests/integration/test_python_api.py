@@ -67,6 +67,58 @@ def test_estimator_follows_the_spec(demo):
     assert not hasattr(model, "coef_")
 
 
+@pytest.fixture(scope="module")
+def cli_maps(demo):
+    """The CLI's participant r and alpha maps of the same demo participant, over its mask."""
+    import nibabel as nib
+
+    from bids_app.cli import main
+
+    bids, root, _ = demo
+    out = root / "cli_out"
+    assert main([str(bids), str(out), "participant", "-w", str(root / "cli_work"),
+                 "--nprocs", "1"]) == 0
+    func = out / "sub-01" / "func"
+    mask = np.asanyarray(nib.load(next(func.glob("*_desc-brain_mask.nii.gz"))).dataobj) > 0
+    maps = {stat: np.asanyarray(nib.load(next(func.glob(
+        f"*_stat-{stat}_desc-minilmfrozenL3_statmap.nii.gz"))).dataobj)[mask]
+        for stat in ("r", "alpha")}
+    return mask, maps
+
+
+def test_the_estimator_is_the_cli_joint_fit_and_reproduces_its_participant_map(demo, cli_maps):
+    """Fitted run by run on the returned arrays, the estimator gives the CLI's r per voxel."""
+    from sklearn.base import clone
+
+    from bids_app.encoding import EncodingJointRidgeCV
+    from bids_app.unique_variance import NUISANCE_WEIGHTS
+
+    _, _, data = demo
+    mask, maps = cli_maps
+    np.testing.assert_array_equal(mask, data.mask)
+    model = data.estimator()
+    bands = data.bands["minilmfrozenL3"]
+    assert isinstance(model, EncodingJointRidgeCV)
+    assert model.nuisance == ("word_rate",) and tuple(model.weights) == NUISANCE_WEIGHTS
+    assert {k: list(v) for k, v in model.bands.items()} == {k: list(v) for k, v in bands.items()}
+    assert model.fit_intercept is False
+    r_folds, alphas = [], []
+    for run in range(3):  # the CLI's leave-one-run-out folds, on the CLI's backend (CPU: torch)
+        train = data.groups != run
+        fitted = clone(model).set_params(scoring="r", backend="torch").fit(
+            data.X()[train], data.Y()[train], groups=data.groups[train])
+        r_folds.append(fitted.score(data.X()[~train], data.Y()[~train]))
+        alphas.append(fitted.best_alphas_)
+        assert set(np.unique(fitted.best_weights_)) <= set(NUISANCE_WEIGHTS)
+    # weights from the refit instead of the CLI's hat matrices: float32 rounding, which can
+    # turn a near-tie between two weights or alphas of a voxel (0.08 % of voxels when this
+    # fit ran on the numpy backend)
+    gap = np.abs(np.mean(r_folds, 0) - maps["r"])
+    assert np.mean(gap < 1e-3) > 0.999 and np.median(gap) < 1e-5, np.sort(gap)[-5:]
+    alpha = np.exp(np.log(np.stack(alphas)).mean(0))
+    assert np.mean(np.isclose(alpha, maps["alpha"], rtol=1e-3)) > 0.99
+
+
 def test_features_are_those_featurize_words_gives(demo):
     """The designs are built from the features featurize_words computes for each story."""
     from bids_app.config import default_spec

@@ -9,6 +9,7 @@ import pytest
 
 #: Modules whose docstring examples are run here (the public Python API).
 API_MODULES = ["bids_app.encoding.estimators", "bids_app.encoding.banded_estimator",
+               "bids_app.encoding.joint_estimator",
                "stimuli_models.word_features", "bids_app.api"]
 #: Packages whose ``__all__`` is the public API.
 API_PACKAGES = ["bids_app", "bids_app.encoding", "stimuli_models"]
