@@ -17,9 +17,10 @@ import numpy as np
 
 from .backend import use_backend
 from .banded_estimator import EncodingBandedRidgeCV
+from .cv import check_runs
 from .engine import EncodingResult
 from .estimator_base import band_slices
-from .outer_loop import OuterLoop, check_inputs
+from .outer_loop import OuterLoop
 from .scoring import check_alpha_edges
 
 
@@ -89,7 +90,7 @@ def banded_cross_validate(Xs, Ys, bands: dict, alphas, *, outer_cv: str = "leave
         ``info['bands']`` the band names in that order.
     """
     started = time.perf_counter()
-    check_inputs(Xs, Ys)
+    check_runs(Xs, Ys)
     use_backend(backend)
     estimator = EncodingBandedRidgeCV(
         bands=bands, alphas=alphas, n_iter=n_iter, random_state=random_state,

@@ -24,9 +24,9 @@ import numpy as np
 from stimuli_models.cache import atomic_file
 
 from .backend import use_backend
-from .cv import inner_splits
+from .cv import check_runs, inner_splits
 from .estimators import EncodingRidgeCV
-from .outer_loop import OuterLoop, check_inputs, column_reader  # noqa: F401 - public here too
+from .outer_loop import OuterLoop, column_reader  # noqa: F401 - public here too
 from .scoring import check_alpha_edges
 
 _OPTIONAL = ("p", "q", "layer_folds", "r2_split", "z")
@@ -191,7 +191,7 @@ def cross_validate(Xs, Ys, alphas, *, outer_cv: str = "leave-one-run-out",
     started = time.perf_counter()
     candidates = [Xs] if not isinstance(Xs[0], (list, tuple)) else list(Xs)
     for cand in candidates:
-        check_inputs(cand, Ys)
+        check_runs(cand, Ys)
     use_backend(backend)
     alphas_np = np.asarray(alphas, dtype=np.float32)
     if estimator is None:

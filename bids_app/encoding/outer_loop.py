@@ -18,28 +18,12 @@ import inspect
 import numpy as np
 from sklearn.base import clone
 
-from ..alignment import edge_mask
 from .confounds import FoldConfoundRegressor, centre_runs, residualize_design, stack_confounds
-from .cv import inner_splits, outer_splits
+from .cv import inner_splits, outer_splits, trim_mask
 from .heldout import HeldoutTest
 from .joint_estimator import choose_candidates
 from .scoring import pearson_r, r2_score
 from .solver import batch_size_for
-
-
-def trim_mask(lengths: list[int], trim) -> np.ndarray:
-    """Volumes kept after leaving ``trim = (start, end)`` out of every run, concatenated."""
-    start, end = (int(t) for t in (trim or (0, 0)))
-    return np.concatenate([edge_mask(n, start, end) for n in lengths])
-
-
-def check_inputs(Xs, Ys) -> None:
-    """One design per BOLD run, with as many rows as the run has volumes."""
-    if len(Xs) != len(Ys):
-        raise ValueError("one design matrix per BOLD run is needed")
-    for i, (x, y) in enumerate(zip(Xs, Ys, strict=True)):
-        if x.shape[0] != y.shape[0]:
-            raise ValueError(f"run {i}: design has {x.shape[0]} rows, BOLD {y.shape[0]} volumes")
 
 
 def column_reader(Ys, keep, mem_gb: float | None):
