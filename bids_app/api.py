@@ -25,7 +25,8 @@ import numpy as np
 from stimuli_models.errors import StimuliModelsError
 from stimuli_models.models import resolve_torch_device
 
-from .config import ExperimentSpec, load_spec, validate_spec
+from .alignment import edge_mask
+from .config import ExperimentSpec, load_spec, trim_volumes, validate_spec
 from .encoding.backend import choose_backend
 from .encoding.banded_estimator import EncodingBandedRidgeCV
 from .encoding.estimators import EncodingRidgeCV
@@ -55,9 +56,12 @@ class EncodingData:
     stories : list of str
         Story (or stories joined by ``+``) heard in each run.
     designs : dict of str -> list of ndarray of shape (n_volumes_i, n_features)
-        Per variant label, the design of each run (features aligned to the volumes).
+        Per variant label, the design of each run (features aligned to the volumes),
+        over the volumes the CLI scores: run edges trimmed (``info["trim"]``, from
+        ``[encoding] trim_edges`` or ``trim_seconds``) and every run centred.
     bold : list of ndarray of shape (n_volumes_i, n_voxels)
-        Masked, cleaned and z-scored BOLD of each run (float32).
+        Masked, cleaned and z-scored BOLD of each run (float32), over the same
+        volumes and centred in the same way.
     mask_img : nibabel image or None
         Brain mask of the voxels in ``bold`` (None for surface or CIFTI data,
         whose mask is ``mask`` over vertices or grayordinates).
@@ -74,7 +78,8 @@ class EncodingData:
         spec's alphas, inner folds and backend. Like the CLI they fit no
         intercept (the BOLD is z-scored per run).
     confounds : list of ndarray or None
-        Per run, the confounds the spec regresses out within folds (None when none).
+        Per run, the confounds the spec regresses out within folds (None when none),
+        over the same volumes.
     spec : ExperimentSpec
     work_dir : Path
     info : dict
@@ -250,13 +255,29 @@ def encoding_from_bids(bids_dir: str | os.PathLike, participant: str, spec=None,
                               work / f"sub-{subject}")
     bold, mask_img, mask, confounds, info = _bold(subject_plan, spec, work / f"sub-{subject}")
     stories = [_stories_of(path) for path in designs[variants[0].label]]
+    # the volumes the CLI scores: run edges trimmed as the workflow trims them (at the
+    # shortest TR), then every run centred (the ridge has no intercept)
+    trim = trim_volumes(spec.encoding, min(run.tr for run in subject_plan.runs))
+    keep = [edge_mask(len(y), *trim) for y in bold]
+    info = {**info, "trim": trim}
     return EncodingData(
         participant=subject, runs=[run.name for run in subject_plan.runs], stories=stories,
-        designs={label: [np.load(p) for p in paths] for label, paths in designs.items()},
-        bold=bold, mask_img=mask_img, mask=mask, bands=bands,
+        designs={label: _kept([np.load(p) for p in paths], keep)
+                 for label, paths in designs.items()},
+        bold=_kept(bold, keep), mask_img=mask_img, mask=mask, bands=bands,
         estimators={v.label: _estimator(spec, bands[v.label], backend, seed,
                                         banded=bool(v.with_extractors)) for v in variants},
-        confounds=confounds, spec=spec, work_dir=work, info=info)
+        confounds=_kept(confounds, keep) if confounds is not None else None, spec=spec,
+        work_dir=work, info=info)
+
+
+def _kept(runs: list, keep: list) -> list:
+    """Each run's kept volumes, every column centred within the run (float32)."""
+    out = []
+    for values, kept in zip(runs, keep, strict=True):
+        values = np.asarray(values, dtype=np.float32)[kept]
+        out.append(values - values.mean(axis=0, dtype=np.float64).astype(np.float32))
+    return out
 
 
 def _as_list(value) -> list | None:

@@ -34,9 +34,12 @@ def test_runs_designs_and_bold_line_up(demo):
     assert all(x.shape[1] == 385 for x in designs)
     assert data.X().shape[0] == data.Y().shape[0] == len(data.groups)
     assert data.Y().shape[1] == int(data.mask.sum())
-    # cleaned BOLD is z-scored per run
+    # cleaned BOLD is z-scored per run, then the run edges are trimmed (as the CLI scores it)
+    # and the kept volumes centred
+    assert data.info["trim"] == [10, 5]  # 20 s and 10 s at the demo's TR of 2 s
     np.testing.assert_allclose(data.bold[0].mean(0), 0, atol=1e-4)
-    np.testing.assert_allclose(data.bold[0].std(0, ddof=1), 1, atol=1e-3)
+    np.testing.assert_allclose(np.median(data.bold[0].std(0, ddof=1)), 1, atol=0.05)
+    np.testing.assert_allclose(data.X().mean(0), 0, atol=1e-3)
     assert len(set(data.stories)) == 3
 
 
@@ -189,7 +192,8 @@ def test_fmriprep_derivatives_space_and_in_fold_confounds(fmriprep, tmp_path, ki
                               work_dir=tmp_path / "work", backend="numpy")
     planted = fmriprep.planted[kind]
     assert data.Y().shape[1] == len(planted)
-    kept = [90 - run["removed_volumes"] for run in data.info["runs"]]  # non-steady state out
+    # non-steady-state volumes out, then the run edges the CLI trims
+    kept = [90 - run["removed_volumes"] - sum(data.info["trim"]) for run in data.info["runs"]]
     assert [len(c) for c in data.confounds] == [len(y) for y in data.bold] == kept
     assert [len(x) for x in data.designs[data.variants[0]]] == kept and max(kept) < 90
     train = data.groups < 2
