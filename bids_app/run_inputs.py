@@ -27,7 +27,12 @@ from .errors import (
     UsageError,
     from_library_error,
 )
-from .io.bids import entity_values, make_derivative_layouts, parse_derivatives
+from .io.bids import (
+    check_bids_folder,
+    entity_values,
+    make_derivative_layouts,
+    parse_derivatives,
+)
 from .spec_paths import check_spec_paths
 
 
@@ -85,14 +90,7 @@ def check_paths(options, *, create: bool = True) -> None:
     existing folder must be writable.
     """
     bids_dir, output_dir = options.bids_dir, options.output_dir
-    if not bids_dir.exists():
-        raise UsageError(f"the BIDS directory '{bids_dir}' does not exist; check the first "
-                         "argument.")
-    if not bids_dir.is_dir():
-        raise UsageError(f"'{bids_dir}' is not a directory; give the root folder of a BIDS "
-                         "dataset.")
-    if not os.access(bids_dir, os.R_OK | os.X_OK):
-        raise UsageError(f"the BIDS directory '{bids_dir}' is not readable; fix its permissions.")
+    check_bids_folder(bids_dir)
     resolved_in, resolved_out = bids_dir.resolve(), output_dir.resolve()
     if resolved_out == resolved_in:
         raise UsageError("OUTPUT_DIR must differ from BIDS_DIR (the input dataset is never "

@@ -24,8 +24,20 @@ from .fmriprep import (
 from .hcp import collect_hcp_runs, hcp_root
 from .runs import BoldRun, find_events, pybids_layout, tr_of
 
-__all__ = ["BoldRun", "check_dataset", "collect_runs", "entity_values", "find_events",
+__all__ = ["BoldRun", "check_bids_folder", "check_dataset", "collect_runs", "entity_values", "find_events",
            "make_derivative_layouts", "make_layout", "parse_derivatives", "select_subjects"]
+
+
+def check_bids_folder(bids_dir: Path) -> None:
+    """Refuse a BIDS_DIR that is missing, not a folder or unreadable (UsageError, exit 2)."""
+    if not bids_dir.exists():
+        raise UsageError(f"the BIDS directory '{bids_dir}' does not exist; check the first "
+                         "argument.")
+    if not bids_dir.is_dir():
+        raise UsageError(f"'{bids_dir}' is not a directory; give the root folder of a BIDS "
+                         "dataset.")
+    if not os.access(bids_dir, os.R_OK | os.X_OK):
+        raise UsageError(f"the BIDS directory '{bids_dir}' is not readable; fix its permissions.")
 
 
 def check_dataset(bids_dir: Path) -> dict:
@@ -36,14 +48,7 @@ def check_dataset(bids_dir: Path) -> dict:
     DatasetError
         When the folder is missing, unreadable, or has no usable dataset_description.json.
     """
-    if not bids_dir.exists():
-        raise UsageError(f"the BIDS directory '{bids_dir}' does not exist; check the first "
-                         "argument.")
-    if not bids_dir.is_dir():
-        raise UsageError(f"'{bids_dir}' is not a directory; give the root folder of a BIDS "
-                         "dataset.")
-    if not os.access(bids_dir, os.R_OK | os.X_OK):
-        raise UsageError(f"the BIDS directory '{bids_dir}' is not readable; fix its permissions.")
+    check_bids_folder(bids_dir)
     description = bids_dir / "dataset_description.json"
     if not description.is_file():
         raise DatasetError(

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bids_app.config import ExperimentSpec
 from bids_app.encoding.engine import cross_validate
-from tests.helpers.nulls import binomial_upper, null_fits, null_story_data
+from tests.helpers.nulls import binomial_upper, default_settings, null_fits, null_story_data
 
 N_DATASETS = 12
 
@@ -27,12 +26,7 @@ def _one_thread():
 
 
 def _defaults() -> dict:
-    spec = ExperimentSpec()
-    enc, stats = spec.encoding, spec.statistics
-    return {"alphas": enc.alphas, "outer_cv": enc.outer_cv, "inner_folds": enc.inner_folds,
-            "trim": enc.trim_edges, "n_permutations": stats.heldout_permutations,
-            "permutation": stats.permutation, "block_length": stats.block_length,
-            "heldout_p": stats.heldout_p}
+    return default_settings()
 
 
 def _null_maps(phi: float, **overrides):
