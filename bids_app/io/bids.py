@@ -25,7 +25,8 @@ from .hcp import collect_hcp_runs, hcp_root
 from .runs import BoldRun, find_events, pybids_layout, tr_of
 
 __all__ = ["BoldRun", "check_bids_folder", "check_dataset", "collect_runs", "entity_values",
-           "find_events", "make_derivative_layouts", "make_layout", "parse_derivatives", "select_subjects"]
+           "find_events", "make_derivative_layouts", "make_layout", "parse_derivatives",
+           "select_subjects"]
 
 
 def check_bids_folder(bids_dir: Path) -> None:
