@@ -26,13 +26,13 @@ from typing import Literal
 
 from stimuli_models.errors import SettingsError
 from stimuli_models.features import FeatureSettings
-from stimuli_models.nuisance import NUISANCE_BANDS
 from stimuli_models.training import TrainingSettings
 
 from .errors import UsageError
-from .io.confounds import REGRESSION_MODES
-from .spec_checks import LABEL_PATTERN, MAX_ALPHA, validate_spec, with_settings
+from .spec_checks import MAX_ALPHA, validate_spec, with_settings
+from .spec_choices import HrfModel, NuisanceBand, OuterCV, TaskType, TuningMethodName
 from .spec_files import save_spec, spec_with_absolute_paths
+from .spec_inputs import AnnotationConfig, BoldConfig, InputsConfig
 from .spec_types import build_section, setting
 
 if sys.version_info >= (3, 11):
@@ -40,21 +40,14 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["DEFAULT_ALPHAS", "MAX_ALPHA", "SAVED_SPEC_NAME", "AlignmentConfig", "AnnotationConfig",
-           "BoldConfig", "EncodingConfig", "ExperimentSpec", "FeatureConfig", "InputsConfig",
-           "ModelEntry", "StatisticsConfig", "TaskEntry", "TrainingConfig", "VariantEntry",
-           "default_spec", "load_spec", "save_spec", "spec_from_dict", "spec_with_absolute_paths",
-           "validate_spec", "with_settings"]
+__all__ = ["DEFAULT_ALPHAS", "MAX_ALPHA", "SAVED_SPEC_NAME", "AlignmentConfig", "EncodingConfig",
+           "ExperimentSpec", "FeatureConfig", "ModelEntry", "StatisticsConfig", "TaskEntry",
+           "TrainingConfig", "VariantEntry", "default_spec", "load_spec", "save_spec",
+           "spec_from_dict", "spec_with_absolute_paths", "validate_spec", "with_settings"]
 
-_LABEL = LABEL_PATTERN
 DEFAULT_ALPHAS = [10.0 ** (k / 2) for k in range(0, 13)]  # 1 ... 1e6, 13 values
 #: Name of the resolved spec a participant run saves in OUTPUT_DIR.
 SAVED_SPEC_NAME = "experiment_spec.toml"
-#: Low-level nuisance bands (``stimuli_models.nuisance.NUISANCE_BANDS``).
-NuisanceBand = Literal[NUISANCE_BANDS]  # type: ignore[valid-type]
-#: HRF models (the names of ``bids_app.alignment.HRF_MODELS``, which a test keeps equal).
-HrfModel = Literal["glover", "glover + derivative", "glover + derivative + dispersion", "spm",
-                   "spm + derivative", "spm + derivative + dispersion"]
 #: ``[training]`` is the training loop's own settings.
 TrainingConfig = TrainingSettings
 
@@ -76,8 +69,8 @@ class TaskEntry:
     """An NLU task to tune on (its options are read by ``stimuli_models.tasks``)."""
 
     name: str = setting("", help="Name the variants refer to.")
-    type: str = setting("", help="Task type (sequence-classification, token-classification, "
-                        "...); a known 'hub' benchmark gives it.")
+    type: TaskType = setting("", help="Task type; empty: the type of the known 'hub' "
+                             "benchmark the entry names.")
     options: dict = setting(default_factory=dict, help="Every other key of the [[tasks]] table "
                             "(files, columns, hub, config, ...).")
 
@@ -87,8 +80,8 @@ class VariantEntry:
     """One model variant: a model tuned by a method on a task (one spec line)."""
 
     model: str = setting("minilm", help="Name of one of the [[models]].")
-    method: str = setting("frozen", help="Tuning method (frozen, full, partial, bitfit, lora, "
-                          "adapter, ia3, prompt, prefix, ptuning-v2, scratch).")
+    method: TuningMethodName = setting("frozen", help="Tuning method (the table under Tuning "
+                                       "says what each one trains and its settings).")
     task: str = setting("", help="Name of one of the [[tasks]] (tuned methods).")
     settings: dict = setting(default_factory=dict, help="Settings of the tuning method.")
     label: str = setting("", help="Label in file names (default: model, method, settings "
@@ -163,104 +156,6 @@ class FeatureConfig:
 
 
 @dataclass
-class AnnotationConfig:
-    """How word timings are read from the dataset (see ``bids_app.io.stimuli``)."""
-
-    text_column: str = setting("word", help="Column of events.tsv holding the words.")
-    separator: str = setting("auto", help="How words are joined into text: the separator "
-                             "itself, or 'auto' (none for languages written without spaces, "
-                             "else a space).")
-    lowercase: bool = setting(False, help="Lowercase the words.")
-    strip_punctuation: bool = setting(False, help="Remove punctuation from the words.")
-    numbers: Literal["keep", "spell", "drop"] = setting(
-        "keep", help="'spell' writes digits as English words, 'drop' removes number words.")
-    stimuli_dir: str = setting("stimuli", help="Folder of the mapped files (relative to "
-                               "BIDS_DIR, or absolute).")
-    mapping: dict = setting(default_factory=dict, help="Run selector → file pattern(s) of "
-                            "word timings kept outside BIDS (see above).")
-    tier: str | int = setting("", help="TextGrid tier of the words, by name or 1-based index "
-                              "(empty: the tier named like 'words').")
-    drop_labels: list[str] = setting(default_factory=lambda: [
-        "", "sp", "sil", "sil.", "spn", "pau", "silence", "#", "<s>", "</s>", "<sil>", "<unk>",
-        "{SL}", "{LG}", "{NS}", "{BR}", "{CG}", "{LS}"], help="TextGrid labels that are "
-        "silences (as is any label in {}, <> or []).")
-    label_separator: str = setting(" / ", help="A TextGrid label keeps the text "
-                                 "before it ('YOU / 1.2' reads 'YOU').")
-    interpolate_unaligned: bool = setting(True, help="Words Gentle could not align "
-                                          "get interpolated times (false: they are dropped).")
-    time_reference: Literal["auto", "story", "run"] = setting(
-        "auto", help="Whether annotation times count from the story's start (the story onset "
-        "is added) or the run's; 'auto': 'run' for .mat files, 'story' otherwise.")
-    clock: Literal["events", "scanner"] = setting(
-        "events", help="'scanner': times count from the scanner's first (discarded) volume, "
-        "so NumberOfVolumesDiscardedByScanner x TR is subtracted.")
-    language: str = setting("", help="Language code; zh, ja, th … join words without "
-                            "spaces.")
-    segmentation: Literal["none", "characters", "file", "dictionary"] = setting(
-        "none", help="'characters' (one word per character), 'file' (segmentation_file: a "
-        "pattern like mapping, e.g. SMN4Lang's word-level file beside the character-level one) "
-        "or 'dictionary' (forward maximum matching on dictionary, unknown characters stay "
-        "single): character timings are pooled into words (first onset, last offset).")
-    segmentation_file: str = setting("", help="Pattern of the word-level file (segmentation = "
-                                     "'file').")
-    dictionary: str = setting("", help="Word list, one word per line (segmentation = "
-                              "'dictionary').")
-    end_tolerance: float = setting(5.0, help="Seconds a story may end after its run; words "
-                                   "after the run are reported, more than this is an error.",
-                                   minimum=0)
-    strict: bool = setting(False, help="Refuse an annotation with a known defect (below) "
-                           "instead of repairing it.")
-    sentence_column: str = setting("", help="Column of events.tsv (one word per row) "
-                                   "whose value changes where a sentence starts.")
-    sentence_tier: str = setting("", help="TextGrid tier of sentences (empty: one named like "
-                                 "'sentence', 'phrase' or 'utterance').")
-    transcript: str = setting("", help="Punctuated transcript (a pattern under stimuli_dir, "
-                              "placeholders as in mapping).")
-    sentence_fallback: Literal["none", "pause", "chunks"] = setting(
-        "none", help="Only when asked, sentences where no source has them: 'pause' (a "
-        "sentence ends at a silence ≥ sentence_gap s) or 'chunks' (sentence_chunk words each).")
-    sentence_gap: float = setting(0.5, help="Silence (s) that ends a sentence (sentence_fallback "
-                                  "= 'pause').")
-    sentence_chunk: int = setting(12, help="Words per sentence (sentence_fallback = 'chunks').")
-
-
-@dataclass
-class BoldConfig:
-    """BOLD preparation: cleaning and timing of the volumes."""
-
-    detrend: bool = setting(True, help="Remove a linear trend from each run.")
-    standardize: bool = setting(True, help="Z-score each voxel within each run.")
-    high_pass: float = setting(0.0, help="High-pass cut-off in Hz (0 disables).")
-    dummy_scans: int = setting(0, help="Non-steady-state volumes to drop at the start of each "
-                               "run.", minimum=0)
-    slice_time_ref: float = setting(0.5, help="When a volume is sampled within its TR, as a "
-                                    "fraction of the TR, where the sidecar has no StartTime.")
-    confounds: str = setting("", help="fMRIPrep confound strategy (simple, scrubbing, compcor, "
-                             "ica_aroma, custom); empty: none.")
-    confound_options: dict = setting(default_factory=dict, help="Options of the confound "
-                                     "strategy (nilearn's load_confounds_strategy).")
-    confound_regression: Literal[REGRESSION_MODES] = setting(  # type: ignore[valid-type]
-        "fold", help="'fold': motion and tissue confounds share coefficients fitted on the "
-        "training runs; 'run': every confound regressed within its own run.")
-    voxel_batch: int = setting(20000, help="Voxels cleaned at a time.")
-
-
-@dataclass
-class InputsConfig:
-    """Where preprocessed BOLD is found when it is not BIDS-Derivatives (HCP pipelines)."""
-
-    layout: Literal["bids", "hcp"] = setting("bids", help="'hcp': read the path patterns below.")
-    root: str = setting("derivatives/preprocessed_data", help="Folder of the patterns "
-                        "(relative to BIDS_DIR; -d hcp=PATH overrides it).")
-    volume: str = setting("", help="Pattern of volumetric BOLD files.")
-    cifti: str = setting("", help="Pattern of CIFTI dtseries files.")
-    mask: str = setting("", help="Pattern of brain masks.")
-    space: str = setting("MNI152NLin6Asym", help="Template space of the volumes.")
-    resolution: str = setting("", help="Resolution label of the volumes.")
-    density: str = setting("91k", help="Density of the CIFTI files.")
-
-
-@dataclass
 class AlignmentConfig:
     """From word-level features to the volume grid."""
 
@@ -280,8 +175,9 @@ class EncodingConfig:
 
     alphas: list[float] = setting(default_factory=lambda: list(DEFAULT_ALPHAS),
                                   help="Ridge penalties tried per voxel (at most 1e12).")
-    outer_cv: str = setting("leave-one-run-out", help="'leave-one-run-out', "
-                            "'leave-one-story-out' or '<K>-fold' (K >= 2).")
+    outer_cv: OuterCV = setting("leave-one-run-out", help="Held-out runs of each outer fold: "
+                                "one run, one story (all its runs), or K blocks of "
+                                "consecutive runs.")
     inner_folds: int = setting(5, help="Folds choosing alpha within the training runs "
                                "(at least 2).")
     backend: Literal["auto", "numpy", "torch", "torch_cuda"] = setting(

@@ -3,8 +3,8 @@
 Each field's type, choices and range are checked from its annotation
 (:func:`bids_app.spec_types.check_fields`). This module adds what involves
 several fields or other parts of the app: names and cross-references of models,
-tasks and variants, tuning methods and their settings, cross-validation schemes,
-confound strategies and path patterns. It does not import the spec's
+tasks and variants, the settings of tuning methods and task types, confound
+options and path patterns. It does not import the spec's
 module (:mod:`bids_app.config` imports it), so it reads the spec by attribute.
 """
 
@@ -147,7 +147,7 @@ def _check_names(spec: Any) -> None:
 
 
 def _check_encoding(spec: Any) -> None:
-    """Check alphas, cross-validation, trimming and banded ridge settings."""
+    """Check alphas, inner folds, trimming and banded ridge settings."""
     encoding = spec.encoding
     if not encoding.alphas or any(not 0 < a <= MAX_ALPHA for a in encoding.alphas):
         raise UsageError(f"'encoding.alphas' must be a list of positive numbers up to "
@@ -155,11 +155,6 @@ def _check_encoding(spec: Any) -> None:
                          f"got {encoding.alphas!r}.")
     if encoding.inner_folds < 2:
         raise UsageError(f"'encoding.inner_folds' must be at least 2; got {encoding.inner_folds}.")
-    outer_schemes = ("leave-one-run-out", "leave-one-story-out")
-    folds = re.fullmatch(r"(\d+)-fold", encoding.outer_cv)
-    if encoding.outer_cv not in outer_schemes and not (folds and int(folds.group(1)) >= 2):
-        raise UsageError("'encoding.outer_cv' must be 'leave-one-run-out', 'leave-one-story-out' "
-                         f"or '<K>-fold' with K at least 2; got {encoding.outer_cv!r}.")
     trim = encoding.trim_edges
     if trim and (len(trim) != 2 or any(t < 0 for t in trim)):
         raise UsageError("'encoding.trim_edges' must be two non-negative integers (volumes at "

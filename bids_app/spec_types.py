@@ -3,28 +3,78 @@
 Every setting of the experiment spec is a dataclass field whose ``metadata``
 holds its help text (``"help"``) and, for numbers, its range (``"minimum"``,
 ``"maximum"``, ``"above"``: an exclusive lower bound). Choices are
-:data:`typing.Literal` annotations. :func:`check_value` checks one value against
-its annotation (choices, element types of lists, numbers) and
-:func:`check_range` against the field's range, both with nilearn-style messages
-("'<name>' must be one of {...}; got '<value>'") raised as
-:class:`~bids_app.errors.UsageError` (exit code 2). This module imports nothing
-of the project but its errors, so the spec, the command line and the
-documentation generator can all use it.
+:data:`typing.Literal` annotations; a choice with a parameter (``'<K>-fold'``) is
+``Annotated[str, Pattern(...)]``, alone or in a union with a ``Literal``.
+:func:`check_value` checks a value against its annotation and :func:`check_range`
+against the field's range, with nilearn-style messages ("'<name>' must be one of
+{...}; got '<value>'") raised as :class:`~bids_app.errors.UsageError` (exit 2).
+This module imports nothing of the project but its errors.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 from stimuli_models.errors import SettingsError
 
 from .errors import UsageError
 
 _UNIONS = (typing.Union, types.UnionType)
+
+
+@dataclass(frozen=True)
+class Pattern:
+    r"""A choice with an integer parameter, as ``Annotated[str, Pattern(...)]``.
+
+    Parameters
+    ----------
+    shown : str
+        How the choice reads in messages and tables (``'<K>-fold'``).
+    regex : str
+        Full-match regular expression whose first group is the parameter
+        (``r"(\d+)-fold"``).
+    minimum : int
+        Smallest parameter allowed.
+
+    Examples
+    --------
+    >>> folds = Pattern("<K>-fold", r"(\d+)-fold", minimum=2)
+    >>> folds.parameter("5-fold"), folds.parameter("1-fold"), folds.parameter("fold")
+    (5, None, None)
+    """
+
+    shown: str
+    regex: str
+    minimum: int = 0
+
+    def parameter(self, value: Any) -> int | None:
+        """The parameter of ``value`` when it matches and is in range, else None."""
+        match = re.fullmatch(self.regex, value) if isinstance(value, str) else None
+        if match is None or int(match.group(1)) < self.minimum:
+            return None
+        return int(match.group(1))
+
+    def condition(self) -> str:
+        """``K at least 2``: the range of the parameter, named as in :attr:`shown`."""
+        letter = re.search(r"<(\w+)>", self.shown)
+        return f"{letter.group(1) if letter else 'the number'} at least {self.minimum}"
+
+    def describe(self) -> str:
+        """``'<K>-fold' (K at least 2)``: the choice and the range of its parameter."""
+        return f"{self.shown!r} ({self.condition()})"
+
+
+def _patterns(hint: Any) -> tuple:
+    """The :class:`Pattern` marks of an ``Annotated`` hint (() for other hints)."""
+    if typing.get_origin(hint) is not Annotated:
+        return ()
+    return tuple(m for m in hint.__metadata__ if isinstance(m, Pattern))
 
 
 def setting(default: Any = dataclasses.MISSING, *, help: str,  # noqa: A002  (dataclass style)
@@ -66,20 +116,13 @@ def field_help(cls: type, name: str) -> str:
     raise KeyError(name)
 
 
-def choices_of(hint: Any) -> tuple:
-    """The values of a ``Literal`` annotation (also inside ``list[...]``); () otherwise."""
-    if typing.get_origin(hint) is Literal:
-        return typing.get_args(hint)
-    if typing.get_origin(hint) in (list, tuple) or typing.get_origin(hint) in _UNIONS:
-        return tuple(c for arg in typing.get_args(hint) for c in choices_of(arg))
-    return ()
-
-
 def type_name(hint: Any) -> str:
     """Readable name of an annotation (``int``, ``list of float``, ``'a' or 'b'``)."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is Literal:
         return " or ".join(repr(a) for a in args)
+    if _patterns(hint):
+        return " or ".join(p.describe() for p in _patterns(hint))
     if origin in _UNIONS:
         return " or ".join(type_name(a) for a in args if a is not type(None))
     if origin in (list, tuple):
@@ -133,6 +176,16 @@ def check_value(where: str, value: Any, hint: Any) -> None:
         if value not in args or isinstance(value, bool):
             raise UsageError(f"'{where}' must be one of {_shown(args)}; got {value!r}.")
         return
+    if origin is Annotated:
+        marks = _patterns(hint)
+        if marks and not any(p.parameter(value) is not None for p in marks):
+            raise UsageError(f"'{where}' must be {' or '.join(p.describe() for p in marks)}; "
+                             f"got {value!r}.")
+        check_value(where, value, args[0])
+        return
+    if origin in _UNIONS and all(typing.get_origin(a) is Literal or _patterns(a) for a in args):
+        _check_choice(where, value, args)
+        return
     if origin in _UNIONS:
         # the member of the value's kind decides the message (a list's element, a choice)
         members = [a for a in args if _kind(a) in (_kind_of(value), "any")]
@@ -172,11 +225,26 @@ def check_value(where: str, value: Any, hint: Any) -> None:
         raise UsageError(f"'{where}' must be of type {type_name(hint)}; got {value!r}.")
 
 
+def _check_choice(where: str, value: Any, members: tuple) -> None:
+    """Check ``value`` against a union of ``Literal`` choices and :class:`Pattern` choices."""
+    literals = tuple(c for m in members for c in typing.get_args(m)
+                     if typing.get_origin(m) is Literal)
+    marks = tuple(p for m in members for p in _patterns(m))
+    if isinstance(value, bool) or not (
+            value in literals or any(p.parameter(value) is not None for p in marks)):
+        ranges = " and ".join(p.condition() for p in marks)
+        raise UsageError(f"'{where}' must be one of "
+                         f"{_shown(literals + tuple(p.shown for p in marks))} with {ranges}; "
+                         f"got {value!r}.")
+
+
 def _kind(hint: Any) -> str:
     """Kind of value an annotation accepts: 'list', 'number', 'str', 'bool', 'dict', ..."""
     origin = typing.get_origin(hint)
     if origin is Literal:
         return _kind_of(typing.get_args(hint)[0])
+    if origin is Annotated:
+        return _kind(typing.get_args(hint)[0])
     if origin in (list, tuple) or hint in (list, tuple):
         return "list"
     if hint in (int, float):
@@ -248,7 +316,7 @@ def check_fields(obj: Any, where: str) -> None:
         For the first field whose value is of the wrong type, not among its
         choices or out of range.
     """
-    hints = typing.get_type_hints(type(obj))
+    hints = typing.get_type_hints(type(obj), include_extras=True)
     for item in dataclasses.fields(obj):
         value = getattr(obj, item.name)
         if dataclasses.is_dataclass(value):
@@ -263,7 +331,7 @@ def section_fields(cls: type) -> list[tuple[dataclasses.Field, typing.Any]]:
 
     The nested ``FeatureSettings`` of ``[features]`` contributes its own fields.
     """
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     out = []
     for item in dataclasses.fields(cls):
         if dataclasses.is_dataclass(hints[item.name]):

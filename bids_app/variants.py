@@ -26,6 +26,7 @@ from stimuli_models.tuning import get_method
 
 from .config import ExperimentSpec, ModelEntry, TaskEntry, VariantEntry
 from .errors import UsageError, from_library_error
+from .spec_choices import TuningMethodName
 from .variant_labels import check_bands_with, entry_label, settings_tag
 
 __all__ = ["Extractor", "Variant", "check_bands_with", "entry_label", "has_untrained_control",
@@ -39,7 +40,7 @@ class Extractor:
     label: str
     model: ModelEntry
     model_dir: str
-    method: str
+    method: TuningMethodName
     settings: dict = field(default_factory=dict)
     task: TaskEntry | None = None
     layers: list = field(default_factory=list)

@@ -14,7 +14,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from bids_app.config import InputsConfig, default_spec
+from bids_app.config import default_spec
+from bids_app.spec_inputs import InputsConfig
 from tests.helpers.hcp import CIFTI, VOLUME, hcp_spec_text, make_hcp_dataset
 from tests.helpers.pipeline import auc, run_steps
 from tests.helpers.validation import sidecar_errors, validate

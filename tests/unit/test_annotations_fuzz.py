@@ -143,9 +143,9 @@ def test_segmentation_and_dictionary_text_fuzz(tmp_path, data):
                                                 "x.png", "c.unknown", ""])),
                      max_size=4))
 def test_events_story_rows_fuzz(tmp_path, rows):
-    from bids_app.config import AnnotationConfig
     from bids_app.io.annotations import StoryRegistry, annotate_run
     from bids_app.io.bids import BoldRun
+    from bids_app.spec_inputs import AnnotationConfig
 
     (tmp_path / "stimuli").mkdir(exist_ok=True)
     (tmp_path / "stimuli" / "a.TextGrid").write_bytes(VALID_GRID)

@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bids_app.config import AnnotationConfig
 from bids_app.errors import DatasetError
 from bids_app.io.annotations import StoryRegistry, annotate_run
 from bids_app.io.stimuli import read_annotation
 from bids_app.plan import check_phones
+from bids_app.spec_inputs import AnnotationConfig
 from stimuli_models.nuisance import phone_events
 from tests.helpers.stimuli import word_intervals, write_textgrid
 from tests.unit.test_annotations_runs import DURS, ONSETS, WORDS, make_run

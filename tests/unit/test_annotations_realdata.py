@@ -14,10 +14,10 @@ import re
 import numpy as np
 import pytest
 
-from bids_app.config import AnnotationConfig
 from bids_app.errors import DatasetError
 from bids_app.io.annotations import StoryRegistry, annotate_run
 from bids_app.io.bids import BoldRun
+from bids_app.spec_inputs import AnnotationConfig
 from tests.helpers.stimuli import word_intervals, write_mat, write_textgrid
 
 pytestmark = pytest.mark.realdata

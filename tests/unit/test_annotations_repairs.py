@@ -299,11 +299,12 @@ def test_every_real_textgrid_reads_and_strict_agrees(shared_data, tmp_path, numb
 def test_repairs_reach_warnings_sidecar_and_report(shared_data, tmp_path):
     import json
 
-    from bids_app.config import AnnotationConfig, default_spec
+    from bids_app.config import default_spec
     from bids_app.io.annotations import StoryRegistry, annotate_run
     from bids_app.io.bids import BoldRun
     from bids_app.io.stimuli.tables import write_story_table
     from bids_app.reports.stimuli import stimuli_section
+    from bids_app.spec_inputs import AnnotationConfig
 
     source, lines = _real_copy(shared_data, tmp_path, 6)
     stimuli = tmp_path / "bids" / "stimuli"

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bids_app.config import AnnotationConfig
 from bids_app.errors import DatasetError, UsageError
 from bids_app.io.annotations import StoryRegistry, annotate_run
 from bids_app.io.bids import BoldRun
 from bids_app.io.stimuli.tables import write_story_table
+from bids_app.spec_inputs import AnnotationConfig
 from tests.helpers.stimuli import word_intervals, write_mat, write_textgrid
 
 WORDS = ["the", "keeper", "lit", "the", "lamp", "at", "dusk"]

@@ -49,7 +49,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("io", ("bids_app.io",)),
     ("spec", ("bids_app.config", "bids_app.variants", "bids_app.spec_paths",
               "bids_app.spec_types", "bids_app.spec_checks", "bids_app.spec_files",
-              "bids_app.variant_labels")),
+              "bids_app.variant_labels", "bids_app.spec_choices", "bids_app.spec_inputs")),
     ("analysis", ("bids_app.alignment", "bids_app.encoding", "bids_app.featurization",
                   "bids_app.tuning", "bids_app.unique_variance", "bids_app.band_events")),
     ("stages", ("bids_app.participant", "bids_app.plan", "bids_app.outputs",

@@ -9,10 +9,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from bids_app.config import InputsConfig, spec_from_dict
+from bids_app.config import spec_from_dict
 from bids_app.errors import NoMatchError, UsageError
 from bids_app.io.bids import collect_runs, make_layout
 from bids_app.io.hcp import find_mapped_files, pattern_regex
+from bids_app.spec_inputs import InputsConfig
 
 VOLUME = "sub-{subject}/MNI/sub-{subject}_task-{task}_run-{run}_bold.nii.gz"
 CIFTI = "sub-{subject}/CIFTI/sub-{subject}_task-{task}_run-{run}_bold.dtseries.nii"

@@ -9,7 +9,6 @@ import re
 import numpy as np
 import pytest
 
-from bids_app.config import AnnotationConfig
 from bids_app.errors import EXIT_DATASET, DatasetError, UsageError
 from bids_app.io.annotations import StoryRegistry, annotate_run
 from bids_app.io.stimuli import read_annotation
@@ -22,6 +21,7 @@ from bids_app.io.stimuli.sentences import (
     story_sentences,
 )
 from bids_app.plan import check_sentences
+from bids_app.spec_inputs import AnnotationConfig
 from tests.helpers.stimuli import word_intervals, write_textgrid
 from tests.unit.test_annotations_runs import make_run
 

@@ -12,7 +12,8 @@ PACKAGES = ("bids_app", "stimuli_models")
 #: Modules of the spec and the command line.
 SPEC_MODULES = ["bids_app.config", "bids_app.variants", "bids_app.variant_labels",
                 "bids_app.spec_types", "bids_app.spec_checks", "bids_app.spec_files",
-                "bids_app.spec_paths", "bids_app.spec_docs", "bids_app.cli",
+                "bids_app.spec_paths", "bids_app.spec_docs", "bids_app.spec_choices",
+                "bids_app.spec_inputs", "bids_app.cli",
                 "bids_app.cli.options", "bids_app.cli.spec_help"]
 #: Function-local project imports kept on purpose, each with its reason.
 ALLOWED_LOCAL = {

@@ -30,8 +30,9 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 #: Every (section, field, annotation) of the spec as written in TOML.
 ALL_FIELDS = [(name, item, hint) for name, cls in {**SECTIONS, **ENTRIES}.items()
               for item, hint in section_fields(cls)]
+#: Literal fields of the tables ([[models]], [[tasks]] and [[variants]]: test_spec_literals.py).
 CHOICE_FIELDS = [(section, item.name, typing.get_args(hint)) for section, item, hint in ALL_FIELDS
-                 if typing.get_origin(hint) is typing.Literal]
+                 if typing.get_origin(hint) is typing.Literal and section in SECTIONS]
 
 
 # --- each setting defined once -------------------------------------------------------------
@@ -99,6 +100,8 @@ def test_choices_come_from_the_annotation(section, key, choices):
             data[section]["volume"] = "sub-{subject}/x_run-{run}_bold.nii.gz"
         if (section, key, choice) == ("alignment", "method", "fir"):
             data[section]["delays"] = [1]
+        if (section, key, choice) == ("bold", "confounds", "custom"):
+            data[section]["confound_options"] = {"strategy": ["motion"]}
         assert getattr(getattr(spec_from_dict(data), section), key) == choice
     shown = "{" + ", ".join(repr(c) for c in sorted(choices)) + "}"
     with pytest.raises(UsageError) as info:
@@ -108,7 +111,7 @@ def test_choices_come_from_the_annotation(section, key, choices):
 
 def test_hrf_model_choices_are_those_alignment_computes():
     from bids_app.alignment import HRF_MODELS
-    from bids_app.config import HrfModel
+    from bids_app.spec_choices import HrfModel
 
     assert set(typing.get_args(HrfModel)) == set(HRF_MODELS)
 
@@ -281,7 +284,7 @@ def test_help_of_an_option_that_sets_a_setting_is_the_field_help():
     from click.testing import CliRunner
 
     from bids_app.cli import command
-    from bids_app.config import BoldConfig
+    from bids_app.spec_inputs import BoldConfig
 
     result = CliRunner().invoke(command, ["--help"], terminal_width=200)
     text = " ".join(result.output.split())

@@ -127,10 +127,10 @@ def test_smn4lang_example_matches_its_layout_and_events(shared_data, tmp_path):
 
 
 def test_lepetitprince_word_information_rows_equal_section_textgrids(tmp_path):
-    from bids_app.config import AnnotationConfig
     from bids_app.errors import DatasetError
     from bids_app.io.annotations import StoryRegistry, annotate_run
     from bids_app.io.bids import BoldRun
+    from bids_app.spec_inputs import AnnotationConfig
 
     bids = lepetitprince.make_lepetitprince(tmp_path / "lpp", scale=0.15, sections=2)
     by_csv, by_grid = {}, {}
