@@ -9,10 +9,13 @@ story files, each a band of its own in every design.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from stimuli_models.cache import locked
 from stimuli_models.errors import StimuliModelsError
 from stimuli_models.features import FeatureSettings, resolve_dtype
 from stimuli_models.nuisance import (
@@ -21,17 +24,58 @@ from stimuli_models.nuisance import (
     read_frequency_file,
     unigram_counts,
 )
-from stimuli_models.story_features import Story, featurize_stories
+from stimuli_models.story_features import (
+    Story,
+    feature_file_name,
+    feature_key,
+    featurize_stories,
+)
 from stimuli_models.tuning import get_method
 
 from .config import FeatureConfig
 from .errors import DatasetError, UsageError, from_library_error
+from .io.store import claim, claimed_copy, copy_staged, publish_files, release
 from .variants import Extractor
+
+#: The features store, relative to OUTPUT_DIR.
+FEATURES = Path("stimuli") / "features"
+
+
+def _feature_job(extractor_json: str, tuning_json: str, *, feature_settings: dict,
+                 device: str) -> tuple[FeatureSettings, str, Callable, dict]:
+    """Settings, model fingerprint, lazy model loader and provenance of one extractor's features."""
+    extractor = Extractor.from_json(extractor_json)
+    tuning = json.loads(Path(tuning_json).read_text(encoding="utf-8"))
+    settings: FeatureSettings = FeatureConfig.from_dict(feature_settings).settings()
+    try:
+        dtype = resolve_dtype(settings.dtype, device)
+        method = get_method(extractor.method, **extractor.settings)
+    except StimuliModelsError as exc:
+        raise from_library_error(exc) from None
+    # the resolved dtype is part of the cache key: GPU (bf16) and CPU features differ
+    settings = FeatureSettings(**{**settings.to_dict(), "layers": tuple(extractor.layers),
+                                  "dtype": dtype})
+    loaded = []
+
+    def load():  # at most once per step, and only on a miss
+        if not loaded:
+            loaded.append(method.load_for_features(
+                Path(extractor.model_dir),
+                Path(tuning["variant_dir"]) if tuning.get("variant_dir") else None,
+                device=device, dtype=dtype, allow_pickle=extractor.model.allow_pickle,
+                trust_remote_code=extractor.model.trust_remote_code))
+        return loaded[0]
+
+    metadata = {"extractor": extractor.label, "method": extractor.method}
+    return settings, tuning["fingerprint"], load, metadata
 
 
 def featurize_extractor(extractor_json: str, tuning_json: str, story_files: list[str],
                         output_dir: str, *, feature_settings: dict, device: str) -> list[str]:
-    """Compute (or reuse) the features of all stories for one extractor.
+    """Compute (or reuse) the features of all stories for one extractor, in the store.
+
+    This is the path of :mod:`bids_app.api` (a notebook's cache folder); the
+    workflow stages features in its node folder instead (:func:`stage_features`).
 
     Parameters
     ----------
@@ -53,37 +97,101 @@ def featurize_extractor(extractor_json: str, tuning_json: str, story_files: list
     list of str
         One ``.npy`` per story, shape (n_layers, n_words, n_features).
     """
-    extractor = Extractor.from_json(extractor_json)
-    tuning = json.loads(Path(tuning_json).read_text(encoding="utf-8"))
-    config = FeatureConfig.from_dict(feature_settings)
-    settings: FeatureSettings = config.settings()
+    settings, fingerprint, load, metadata = _feature_job(
+        extractor_json, tuning_json, feature_settings=feature_settings, device=device)
     try:
-        dtype = resolve_dtype(settings.dtype, device)
-    except StimuliModelsError as exc:
-        raise from_library_error(exc) from None
-    # the resolved dtype is part of the cache key: GPU (bf16) and CPU features differ
-    settings = FeatureSettings(**{**settings.to_dict(), "layers": tuple(extractor.layers),
-                                  "dtype": dtype})
-    stories = [Story.from_json(path) for path in story_files]
-    try:
-        method = get_method(extractor.method, **extractor.settings)
-
-        def load():
-            return method.load_for_features(
-                Path(extractor.model_dir),
-                Path(tuning["variant_dir"]) if tuning.get("variant_dir") else None,
-                device=device, dtype=dtype, allow_pickle=extractor.model.allow_pickle,
-                trust_remote_code=extractor.model.trust_remote_code,
-            )
-
         paths = featurize_stories(
-            stories, load=load, model_fingerprint=tuning["fingerprint"], settings=settings,
-            cache_dir=Path(output_dir) / "stimuli" / "features", device=device,
-            metadata={"extractor": extractor.label, "method": extractor.method},
-        )
+            [Story.from_json(path) for path in story_files], load=load,
+            model_fingerprint=fingerprint, settings=settings,
+            cache_dir=Path(output_dir) / FEATURES, device=device, metadata=metadata)
     except StimuliModelsError as exc:
         raise from_library_error(exc) from None
     return [str(p) for p in paths]
+
+
+def stage_features(extractor_json: str, tuning_json: str, story_files: list[str],
+                   output_dir: str, stage_root: str | os.PathLike, *, feature_settings: dict,
+                   device: str) -> tuple[list[str], list[str]]:
+    """Stage in a node folder the story features the store lacks.
+
+    The store (``OUTPUT_DIR/stimuli/features``) is only read. A story whose
+    features it lacks is featurized into ``<stage_root>/stimuli/features`` (or
+    copied from a concurrent job's finished staged copy, see
+    :mod:`bids_app.io.store`); :func:`publish_features` publishes them.
+
+    Parameters
+    ----------
+    extractor_json, tuning_json, story_files, feature_settings, device
+        As for :func:`featurize_extractor`.
+    output_dir : str
+        The BIDS-App's OUTPUT_DIR (holding the store).
+    stage_root : path
+        The node's staging folder (shaped like OUTPUT_DIR).
+
+    Returns
+    -------
+    feature_files : list of str
+        One store path per story (``.npy`` of shape (n_layers, n_words, n_features)),
+        as published.
+    staged : list of str
+        The staged ``.npy`` files (their ``.json`` sidecars beside them).
+    """
+    settings, fingerprint, load, metadata = _feature_job(
+        extractor_json, tuning_json, feature_settings=feature_settings, device=device)
+    store, stage = Path(output_dir) / FEATURES, Path(stage_root) / FEATURES
+    finals, staged = [], []
+    try:
+        for path in story_files:
+            story = Story.from_json(path)
+            key = feature_key(fingerprint, settings, story)
+            final = store / feature_file_name(key)
+            finals.append(str(final))
+            with locked(final):
+                if final.exists():
+                    continue
+                other = claimed_copy(final, key)
+                if other is not None:  # finished by a concurrent job, not yet published
+                    copy_staged(other.with_suffix(".json"), stage / f"{final.stem}.json")
+                    target = copy_staged(other, stage / final.name)
+                else:
+                    [target] = featurize_stories([story], load=load,
+                                                 model_fingerprint=fingerprint,
+                                                 settings=settings, cache_dir=stage,
+                                                 device=device, metadata=metadata)
+                claim(final, target, key)
+                staged.append(str(target))
+    except StimuliModelsError as exc:
+        raise from_library_error(exc) from None
+    return finals, staged
+
+
+def publish_features(staged: list[str], stage_root: str | os.PathLike,
+                     output_dir: str | os.PathLike) -> int:
+    """Publish features staged by :func:`stage_features` (an entry present is kept).
+
+    Parameters
+    ----------
+    staged : list of str
+        Staged ``.npy`` files under ``<stage_root>/stimuli/features``.
+    stage_root : path
+        The staging folder of the step that staged them.
+    output_dir : path
+        OUTPUT_DIR.
+
+    Returns
+    -------
+    int
+        Features written (an entry already in the store is kept: first wins).
+    """
+    written = 0
+    for path in map(Path, staged):
+        final = Path(output_dir) / path.relative_to(stage_root)
+        with locked(final):
+            # the sidecar first: a present .npy means a complete entry
+            written += publish_files([path.with_suffix(".json"), path],
+                                     [final.with_suffix(".json"), final]) > 0
+            release(final)
+    return written
 
 
 def nuisance_settings(spec) -> dict:

@@ -80,6 +80,17 @@ def feature_key(model_fingerprint: str, settings: FeatureSettings, story: Story)
     )
 
 
+def feature_file_name(key: str) -> str:
+    """Name of the features file of a :func:`feature_key` in a cache folder.
+
+    Examples
+    --------
+    >>> feature_file_name("0123456789abcdef0123456789abcdef")
+    '0123456789abcdef01234567.npy'
+    """
+    return f"{key[:24]}.npy"
+
+
 def featurize_stories(
     stories: Sequence[Story],
     *,
@@ -119,7 +130,7 @@ def featurize_stories(
     paths = []
     for story in stories:
         key = feature_key(model_fingerprint, settings, story)
-        target = cache_dir / f"{key[:24]}.npy"
+        target = cache_dir / feature_file_name(key)
         paths.append(target)
         if target.exists():
             continue

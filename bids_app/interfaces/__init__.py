@@ -4,8 +4,8 @@
 - :mod:`.encoding`: clean BOLD, build designs, fit and compare encoding models;
 - :mod:`.derivatives`: render maps, sidecars and cleaned BOLD in the node folder;
 - :mod:`.reports`: render the participant report in the node folder;
-- :mod:`.sinks`: :class:`DerivativesSink`, the only step that writes derivatives
-  to OUTPUT_DIR.
+- :mod:`.sinks`: :class:`DerivativesSink` and :class:`StoreSink`, the only steps
+  that write derivatives to OUTPUT_DIR.
 
 Each interface passes typed file paths and values; the work is done by plain
 functions that can be called and tested without nipype. Interfaces that may use
@@ -18,7 +18,7 @@ from .base import FAILURE_RECORD, BrainencInterface, read_failure, write_setting
 from .derivatives import WriteCleanBold, WriteComparison, WriteVariant
 from .encoding import BuildDesigns, CompareVariants, FitEncoding, PrepareBold
 from .reports import ParticipantReport
-from .sinks import DerivativesSink
+from .sinks import DerivativesSink, StoreSink
 from .stimuli import FeaturizeStories, TuneModel
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "FitEncoding",
     "ParticipantReport",
     "PrepareBold",
+    "StoreSink",
     "TuneModel",
     "WriteCleanBold",
     "WriteComparison",

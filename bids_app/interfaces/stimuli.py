@@ -1,10 +1,10 @@
 """Interfaces of the subject-independent stage: tune each model, featurize each story.
 
-These two steps keep their results in OUTPUT_DIR's content-addressed stores
-(``models/<label>`` and ``stimuli/features``), published atomically under a lock:
-every participant job that shares OUTPUT_DIR reuses one tuned model and one set
-of features instead of computing its own. Their node folders hold only the
-paths to those stores.
+Their results belong to OUTPUT_DIR's content-addressed stores (``models/<label>``
+and ``stimuli/features``, see :mod:`bids_app.io.store`), which every participant job
+sharing OUTPUT_DIR reuses. These steps only read the stores: what a store lacks
+is built in the node folder (``<node folder>/derivatives``, shaped like
+OUTPUT_DIR) and a :class:`~bids_app.interfaces.sinks.StoreSink` publishes it.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from ..featurization import featurize_extractor
-from ..tuning import tune_extractor
+from ..featurization import stage_features
+from ..tuning import stage_tuned
 from ..variants import Extractor
-from .base import BrainencInterface, read_settings
+from .base import BrainencInterface, read_settings, staged_dir
 
 
 def _extractor(path: str) -> Extractor:
@@ -32,7 +32,8 @@ def _extractor(path: str) -> Extractor:
 
 class _TuneInput(BaseInterfaceInputSpec):
     extractor_file = File(exists=True, mandatory=True, desc="extractor (JSON, see Extractor)")
-    output_dir = Directory(mandatory=True, desc="OUTPUT_DIR (models/<label> store)")
+    store_dir = Directory(mandatory=True,
+                          desc="OUTPUT_DIR (its models/ store is read; locks and claims only)")
     seed = traits.Int(0, usedefault=True, desc="random seed of the tuning")
     device = traits.Enum("cpu", "cuda", usedefault=True, desc="torch device")
     training_file = File(exists=True, mandatory=True, desc="[training] of the spec")
@@ -44,22 +45,26 @@ class _TuneInput(BaseInterfaceInputSpec):
 
 
 class _TuneOutput(TraitedSpec):
-    tuning_json = File(exists=True, desc="tuning record of the extractor")
+    entries = traits.List(traits.Str, desc="the tuning record in the store (once published)")
+    staged_dir = Directory(exists=True, desc="what the store lacks, shaped like OUTPUT_DIR")
+    out_files = traits.List(File(exists=True), desc="the staged files (may be none)")
 
 
 class TuneModel(BrainencInterface):
-    """Tune (or reuse) one extractor's model: :func:`bids_app.tuning.tune_extractor`."""
+    """Stage an extractor's tuned model unless stored: :func:`bids_app.tuning.stage_tuned`."""
 
     input_spec = _TuneInput
     output_spec = _TuneOutput
 
     def _compute(self, runtime) -> None:
-        self._results["tuning_json"] = tune_extractor(
+        folder = staged_dir(runtime)
+        record, staged = stage_tuned(
             Path(self.inputs.extractor_file).read_text(encoding="utf-8"),
-            self.inputs.output_dir, seed=self.inputs.seed, device=self.inputs.device,
+            self.inputs.store_dir, folder, seed=self.inputs.seed, device=self.inputs.device,
             training=read_settings(self.inputs.training_file),
             story_files=list(self.inputs.story_files or []),
             feature_settings=read_settings(self.inputs.features_file))
+        self._results.update(entries=[record], staged_dir=str(folder), out_files=staged)
 
     def methods(self) -> str:
         """Model, tuning method, task and the training settings that matter."""
@@ -78,30 +83,35 @@ class TuneModel(BrainencInterface):
 
 class _FeaturizeInput(BaseInterfaceInputSpec):
     extractor_file = File(exists=True, mandatory=True, desc="extractor (JSON, see Extractor)")
-    tuning_json = File(exists=True, mandatory=True, desc="tuning record of the extractor")
+    tuning_json = File(exists=True, mandatory=True, desc="published tuning record of the extractor")
     story_files = InputMultiObject(File(exists=True), mandatory=True, desc="story files")
-    output_dir = Directory(mandatory=True, desc="OUTPUT_DIR (stimuli/features store)")
+    store_dir = Directory(mandatory=True,
+                          desc="OUTPUT_DIR (its features store is read; locks and claims only)")
     features_file = File(exists=True, mandatory=True, desc="[features] of the spec")
     device = traits.Enum("cpu", "cuda", usedefault=True, desc="torch device")
     use_gpu = traits.Bool(False, usedefault=True, desc="run in MultiProc's GPU slot")
 
 
 class _FeaturizeOutput(TraitedSpec):
-    feature_files = traits.List(File(exists=True), desc="features of each story (.npy)")
+    entries = traits.List(traits.Str, desc="features of each story in the store (.npy)")
+    staged_dir = Directory(exists=True, desc="what the store lacks, shaped like OUTPUT_DIR")
+    out_files = traits.List(File(exists=True), desc="the staged features (may be none)")
 
 
 class FeaturizeStories(BrainencInterface):
-    """Features of every story: :func:`bids_app.featurization.featurize_extractor`."""
+    """Stage the story features the store lacks: :func:`bids_app.featurization.stage_features`."""
 
     input_spec = _FeaturizeInput
     output_spec = _FeaturizeOutput
 
     def _compute(self, runtime) -> None:
-        self._results["feature_files"] = featurize_extractor(
+        folder = staged_dir(runtime)
+        finals, staged = stage_features(
             Path(self.inputs.extractor_file).read_text(encoding="utf-8"),
-            self.inputs.tuning_json, list(self.inputs.story_files), self.inputs.output_dir,
-            feature_settings=read_settings(self.inputs.features_file),
+            self.inputs.tuning_json, list(self.inputs.story_files), self.inputs.store_dir,
+            folder, feature_settings=read_settings(self.inputs.features_file),
             device=self.inputs.device)
+        self._results.update(entries=finals, staged_dir=str(folder), out_files=staged)
 
     def methods(self) -> str:
         """Units, pooling, context and layers of the word features."""

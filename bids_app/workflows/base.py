@@ -1,7 +1,9 @@
 """Workflow factories of the participant level (``init_*_wf``).
 
 Subject-independent work (tuning, featurization) gets one node per extractor
-in the top workflow; every participant's sub-workflow reads those nodes' outputs.
+in the top workflow, each followed by a ``ds_*`` :class:`StoreSink` publishing
+what it staged in OUTPUT_DIR's shared stores; every participant's sub-workflow
+reads the published entries.
 Inside a participant's workflow, steps compute and render in their node folders
 and ``ds_*`` sink nodes publish the rendered derivatives in OUTPUT_DIR; the
 report's Methods text is generated from the steps (:mod:`.methods`).
@@ -27,6 +29,7 @@ from ..interfaces import (
     FitEncoding,
     ParticipantReport,
     PrepareBold,
+    StoreSink,
     TuneModel,
     WriteCleanBold,
     WriteComparison,
@@ -84,6 +87,14 @@ def _sink(workflow, source, name: str, output_dir: str) -> pe.Node:
     return sink
 
 
+def _store_sink(workflow, source, store: str, name: str, output_dir: str) -> pe.Node:
+    """A :class:`StoreSink` publishing what ``source`` staged for ``store``."""
+    sink = pe.Node(StoreSink(store=store, output_dir=output_dir), name=name)
+    workflow.connect([(source, sink, [("staged_dir", "staged_dir"), ("out_files", "in_files"),
+                                      ("entries", "entries")])])
+    return sink
+
+
 def init_brainenc_wf(*, plan, extractors, variants, spec, spec_file: str, output_dir: str,
                      bids_dir: str, work_dir: str, seed: int, device: str, backend: str,
                      omp_nthreads: int = 0, mem_gb_per_fit: float = 2.0) -> pe.Workflow:
@@ -126,18 +137,21 @@ def init_brainenc_wf(*, plan, extractors, variants, spec, spec_file: str, output
         name = _node_name(extractor.label)
         extractor_file = write_settings(settings_dir / f"extractor-{extractor.label}.json",
                                         json.loads(extractor.to_json()))
-        tune = pe.Node(TuneModel(extractor_file=extractor_file, output_dir=output_dir,
+        tune = pe.Node(TuneModel(extractor_file=extractor_file, store_dir=output_dir,
                                  seed=seed, device=device, training_file=sections["training"],
                                  use_gpu=use_gpu, story_files=plan.story_files,
                                  features_file=sections["features"]),
                        name=f"tune_{name}")
         featurize = pe.Node(FeaturizeStories(
             extractor_file=extractor_file, story_files=plan.story_files,
-            output_dir=output_dir, features_file=sections["features"],
+            store_dir=output_dir, features_file=sections["features"],
             device=device, use_gpu=use_gpu), name=f"featurize_{name}")
-        workflow.connect(tune, "tuning_json", featurize, "tuning_json")
-        tune_nodes[extractor.label] = tune
-        feature_nodes[extractor.label] = featurize
+        ds_model = _store_sink(workflow, tune, "models", f"ds_model_{name}", output_dir)
+        ds_features = _store_sink(workflow, featurize, "features", f"ds_features_{name}",
+                                  output_dir)
+        workflow.connect(ds_model, "out_file", featurize, "tuning_json")
+        tune_nodes[extractor.label] = (tune, ds_model)
+        feature_nodes[extractor.label] = (featurize, ds_features)
     for subject_plan in plan.subjects:
         subject_wf = init_single_subject_wf(
             subject_plan=subject_plan, extractors=extractors, variants=variants, spec=spec,
@@ -147,14 +161,15 @@ def init_brainenc_wf(*, plan, extractors, variants, spec, spec_file: str, output
             mem_gb_per_fit=mem_gb_per_fit, use_gpu=backend == "torch_cuda",
             sections=sections, settings_dir=str(settings_dir),
             upstream=[node for extractor in extractors
-                      for node in (tune_nodes[extractor.label], feature_nodes[extractor.label])])
+                      for node in (tune_nodes[extractor.label][0],
+                                   feature_nodes[extractor.label][0])])
         for extractor in extractors:
             name = _node_name(extractor.label)
             workflow.connect([
-                (feature_nodes[extractor.label], subject_wf,
-                 [("feature_files", f"inputnode.features_{name}")]),
-                (tune_nodes[extractor.label], subject_wf,
-                 [("tuning_json", f"inputnode.tuning_{name}")]),
+                (feature_nodes[extractor.label][1], subject_wf,
+                 [("out_files", f"inputnode.features_{name}")]),
+                (tune_nodes[extractor.label][1], subject_wf,
+                 [("out_file", f"inputnode.tuning_{name}")]),
             ])
     return workflow
 

@@ -123,15 +123,28 @@ def test_only_sinks_write_to_output_dir(tmp_path):
     graph = workflow._create_flat_graph()
     writers = {type(n.interface).__name__ for n in graph.nodes()
                if "output_dir" in n.inputs.copyable_trait_names()}
-    # the two shared stores (tuned models, features) and the report, which only reads logs
-    assert writers == {"DerivativesSink", "TuneModel", "FeaturizeStories", "ParticipantReport"}
+    # the sinks, and the report, which only reads logs
+    assert writers == {"DerivativesSink", "StoreSink", "ParticipantReport"}
+    sink_of = {"WriteVariant": "DerivativesSink", "WriteCleanBold": "DerivativesSink",
+               "ParticipantReport": "DerivativesSink", "TuneModel": "StoreSink",
+               "FeaturizeStories": "StoreSink"}
+    seen = set()
     for node in graph.nodes():
-        if type(node.interface).__name__ in ("WriteVariant", "WriteCleanBold", "ParticipantReport"):
+        kind = type(node.interface).__name__
+        if kind in sink_of:
+            seen.add(kind)
             sinks = [s for s in graph.successors(node)
-                     if type(s.interface).__name__ == "DerivativesSink"]
+                     if type(s.interface).__name__ == sink_of[kind]]
             assert len(sinks) == 1, node.fullname
             fed = graph.get_edge_data(node, sinks[0])["connect"]
             assert ("out_files", "in_files") in fed, node.fullname
+            assert ("staged_dir", "staged_dir") in fed, node.fullname
+    assert seen >= {"WriteVariant", "ParticipantReport", "TuneModel", "FeaturizeStories"}
+    # what reads a store entry reads it once published
+    for node in graph.nodes():
+        if type(node.interface).__name__ in ("FeaturizeStories", "BuildDesigns", "WriteVariant"):
+            feeders = {type(p.interface).__name__ for p in graph.predecessors(node)}
+            assert "TuneModel" not in feeders and "FeaturizeStories" not in feeders, feeders
 
 
 # ---- failures --------------------------------------------------------------------------
