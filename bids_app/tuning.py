@@ -84,7 +84,7 @@ def tuning_key(extractor: Extractor, *, seed: int, training: dict | None = None)
     """
     method = get_method(extractor.method, **extractor.settings)
     settings = TrainingSettings.from_dict(training)
-    task = _load_task(extractor, seed) if method.needs_task else None
+    task = _load_task(extractor, seed) if method.needs_task and extractor.task else None
     model_hash = hash_model_dir(Path(extractor.model_dir))
     key = stable_hash({"model": model_hash, "method": method.name, "settings": method.settings,
                        "task": task.fingerprint if task else None, "seed": seed,
@@ -113,7 +113,7 @@ def ensure_tuned(extractor_json: str, output_dir: str, *, seed: int, device: str
     model_dir = Path(extractor.model_dir)
     folder = Path(output_dir) / "models" / extractor.label
     method = get_method(extractor.method, **extractor.settings)
-    if method.needs_task and extractor.task is None:
+    if method.depends_on_task and extractor.task is None:
         raise UsageError(f"variant '{extractor.label}' uses tuning method '{method.name}', which "
                          "trains on a task; give it a 'task' from the spec's [[tasks]].")
     settings = TrainingSettings.from_dict(training)
