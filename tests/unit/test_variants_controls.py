@@ -153,3 +153,24 @@ def test_the_paper_design_plans_each_task_free_control_once(tmp_path, layers):
     assert len(extractors) == 14
     assert len(variants) == 14 * (2 if layers else 1)
     assert identical_by_construction(variants) == {}
+
+
+def test_methods_text_names_a_task_free_control_as_such(tmp_path):
+    from bids_app.interfaces.stimuli import TuneModel
+
+    spec = _two_tasks(VariantEntry(method="ptuning-v2", task="sst"),
+                      VariantEntry(method="ptuning-v2", task="ner"))
+    extractors, _ = plan_variants(spec)
+    texts = {}
+    for ex in extractors:
+        (tmp_path / f"{ex.label}.json").write_text(ex.to_json(), encoding="utf-8")
+        (tmp_path / "training.json").write_text("{}", encoding="utf-8")
+        node = TuneModel(extractor_file=str(tmp_path / f"{ex.label}.json"),
+                         output_dir=str(tmp_path), seed=7,
+                         training_file=str(tmp_path / "training.json"),
+                         features_file=str(tmp_path / "training.json"))
+        texts[ex.label] = node.methods()
+    control = texts["minilmptuningv2untrained"]
+    assert "untrained ptuning-v2 control" in control and "the same for every task" in control
+    assert "random seed 7" in control and "without tuning" not in control
+    assert "tuned with ptuning-v2 on the" in texts["minilmptuningv2sst"]
