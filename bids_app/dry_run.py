@@ -181,7 +181,8 @@ def _print_variants(options, spec, extractors, variants, plan, device) -> dict:
         elif cached:
             state = "tuned model cached"
         elif untrained:
-            state = f"untrained control (initialised for '{task.name}', not trained)"
+            state = ("untrained control (" + (f"initialised for '{task.name}'" if task else
+                                              "the same for every task") + ", not trained)")
         else:
             state = f"to train on '{task.name}' ({len(task.train)} train / {len(task.dev)} dev)"
         click.echo(f"  {extractor.label} [{method.name}]: {state}; features "

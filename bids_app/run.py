@@ -12,7 +12,7 @@ from stimuli_models.cache import remove_stale_temporaries
 
 from .config import SAVED_SPEC_NAME, load_spec, save_spec
 from .dry_run import run_dry
-from .encoding.design_checks import partial_warnings
+from .encoding.design_checks import identical_warnings
 from .errors import (
     EXIT_OK,
     NoMatchError,
@@ -98,7 +98,7 @@ def run_participant_level(options, spec) -> int:
     description = check_dataset(options.bids_dir) if not options.skip_bids_validation else {}
     extractors, variants = plan_variants(spec)
 
-    for warning in partial_warnings(variants):
+    for warning in identical_warnings(variants):
         LOGGER.warning(warning)
     filters = load_filters(options.bids_filter_file)
     layout = make_layout(options.bids_dir, database_dir=options.bids_database_dir)

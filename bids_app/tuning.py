@@ -81,7 +81,7 @@ def tuning_key(extractor: Extractor, *, seed: int, training: dict | None = None)
     """
     method = get_method(extractor.method, **extractor.settings)
     settings = TrainingSettings.from_dict(training)
-    task = _load_task(extractor, seed) if method.needs_task else None
+    task = _load_task(extractor, seed) if method.needs_task and extractor.task else None
     model_hash = hash_model_dir(Path(extractor.model_dir))
     key = stable_hash({"model": model_hash, "method": method.name, "settings": method.settings,
                        "task": task.fingerprint if task else None, "seed": seed,
@@ -99,7 +99,7 @@ def _check_extractor(extractor_json: str):
     """The extractor, its tuning method, and the task check every path shares."""
     extractor = Extractor.from_json(extractor_json)
     method = get_method(extractor.method, **extractor.settings)
-    if method.needs_task and extractor.task is None:
+    if method.depends_on_task and extractor.task is None:
         raise UsageError(f"variant '{extractor.label}' uses tuning method '{method.name}', which "
                          "trains on a task; give it a 'task' from the spec's [[tasks]].")
     return extractor, method

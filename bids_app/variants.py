@@ -8,9 +8,14 @@ the extractors of the variants named there, at the same layers, each layer of
 each extractor a band of its design (banded ridge partitions the variance).
 
 Every prompt-family extractor (soft prompts, prefixes, deep prompts) gets an
-*untrained control*: the same virtual tokens at their initialisation, not trained
-(label ``<extractor>untrained``), read at the same layers, so that the tuning
-effect can be told apart from the shift the virtual tokens cause by themselves.
+*untrained control*: the same virtual tokens at their initialisation, not trained,
+read at the same layers, so that the tuning effect can be told apart from the
+shift the virtual tokens cause by themselves. A control whose initialisation reads
+nothing of the task (it starts from the seed) is the same for every task: it is
+planned once per model, method and settings, with no task (label
+``<model><method><settings>untrained``), and controls the variants of every task.
+Only a control that starts from the task (``prompt`` with ``init = 'labels'``) is
+planned per extractor (label ``<extractor>untrained``).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from stimuli_models.tuning import get_method
 from .config import ExperimentSpec, ModelEntry, TaskEntry, VariantEntry
 from .errors import UsageError, from_library_error
 from .spec_choices import TuningMethodName
-from .variant_labels import check_bands_with, entry_label, settings_tag
+from .variant_labels import alnum, check_bands_with, entry_label, settings_tag
 
 __all__ = ["Extractor", "Variant", "check_bands_with", "entry_label", "has_untrained_control",
            "plan_variants", "settings_tag"]
@@ -109,7 +114,8 @@ class Variant:
         if ex.settings.get("untrained"):
             method = (f"untrained {ex.method} control (virtual tokens at their "
                       "initialisation, not trained)")
-            task = f" set up for task '{ex.task.name}'" if ex.task else ""
+            task = (f" set up for task '{ex.task.name}'" if ex.task
+                    else ", the same for every task")
         where = (f"hidden layers {', '.join(map(str, self.band_layers))} as bands"
                  if self.band_layers else f"hidden layer {self.layer}")
         line = (f"Encoding model of {method} '{ex.model.name}' ({ex.model.source}){task}, "
@@ -169,8 +175,7 @@ def plan_variants(spec: ExperimentSpec) -> tuple[list[Extractor], list[Variant]]
         elif owners[label] != _identity(entry):
             raise UsageError(f"two variants are both labelled '{label}'; give them distinct "
                              "'label's in the spec.")
-    controls = {label: _control(ex, extractors) for label, ex in extractors.items()}
-    extractors.update({c.label: c for c in controls.values() if c is not None})
+    controls = _controls(extractors)
     variants, labels = [], set()
     for i, entry in enumerate(spec.variants):
         extractor = extractors[entry_label(entry)]
@@ -207,18 +212,46 @@ def has_untrained_control(method: str, settings: dict) -> bool:
 
 
 def _control(extractor: Extractor, extractors: dict) -> Extractor | None:
-    """The untrained control of a prompt-family extractor (None for other methods)."""
+    """The untrained control of a prompt-family extractor (None for other methods).
+
+    The control has no task (and a label without one) when its initialisation does
+    not read the task; ``extractors`` holds the spec's own lines, whose labels win.
+    """
+    settings = {**extractor.settings, "untrained": True}
     try:
         if not has_untrained_control(extractor.method, extractor.settings):
             return None
+        per_task = get_method(extractor.method, **settings).depends_on_task
     except StimuliModelsError as exc:
         raise from_library_error(exc) from None
-    label = f"{extractor.label}untrained"
+    label = (f"{extractor.label}untrained" if per_task or extractor.task is None else
+             alnum(extractor.model.name + extractor.method + settings_tag(extractor.settings))
+             + "untrained")
     if label in extractors:
         return None
     return Extractor(label=label, model=extractor.model, model_dir=extractor.model_dir,
-                     method=extractor.method, settings={**extractor.settings, "untrained": True},
-                     task=extractor.task, layers=list(extractor.layers))
+                     method=extractor.method, settings=settings,
+                     task=extractor.task if per_task else None, layers=list(extractor.layers))
+
+
+def _controls(extractors: dict) -> dict:
+    """Add the untrained controls to ``extractors``; return extractor label -> its control.
+
+    Extractors of several tasks share one task-independent control.
+    """
+    controls, shared = {}, {}
+    for label, extractor in list(extractors.items()):
+        control = _control(extractor, extractors)
+        if control is None:
+            continue
+        first = shared.setdefault(control.label, control)
+        if first.to_json() != control.to_json():
+            raise UsageError(f"the untrained controls of variants '{label}' and of another "
+                             f"model or settings would both be labelled '{control.label}'; give "
+                             "the spec's [[models]] names that differ in letters or digits.")
+        controls[label] = first
+    extractors.update(shared)
+    return controls
 
 
 def _layer_variants(spec: ExperimentSpec, base: str, extractor: Extractor) -> list[Variant]:

@@ -4,19 +4,24 @@ Per run: columns with zero variance, numerical rank, share of volumes with words
 A degenerate design (rank below 2 in a run, or every column constant within
 every run) measures nothing but the word rate, or nothing at all, so the fit of
 that participant stops with a clear message. Across variants: a variant whose
-features are identical to another's by construction (e.g. a layer below the top
-``k`` layers that ``partial`` tunes) is flagged in the reports and kept out of
-comparisons, and the spec check warns about it.
+features are identical to another's by construction (a layer below the top ``k``
+layers that ``partial`` tunes; a second untrained control of the same model,
+method and settings whose virtual tokens start from the seed, whatever its task)
+is flagged in the reports and kept out of comparisons, and the spec check warns
+about it. The controls the planner adds are never such duplicates: one
+task-independent control serves every task (:mod:`bids_app.variants`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 
 from stimuli_models.errors import StimuliModelsError
 from stimuli_models.models import check_model_dir, model_n_layers
+from stimuli_models.tuning import get_method
 
 from ..errors import DatasetError
 
@@ -147,6 +152,36 @@ def untrained_layer(variant, n_layers: int | None) -> bool:
     return max(layers) <= n_layers - k
 
 
+def duplicate_controls(variants) -> dict[str, str]:
+    """Untrained controls identical to an earlier one whatever the task they name.
+
+    A control whose initialisation reads nothing of the task (it starts from the
+    seed) gives the same features for every task: spec lines that differ only in
+    the task of such a control duplicate the first of them.
+
+    Returns
+    -------
+    dict
+        Label -> label of the first control of the same model, method, settings and
+        layer(s).
+    """
+    first, out = {}, {}
+    for variant in variants:
+        ex = variant.extractor
+        if not (ex.settings or {}).get("untrained") or variant.with_extractors:
+            continue
+        try:
+            if get_method(ex.method, **ex.settings).depends_on_task:
+                continue
+        except StimuliModelsError:
+            continue
+        key = json.dumps([ex.model_dir, ex.method, ex.settings,
+                          variant.band_layers or [variant.layer]], sort_keys=True, default=str)
+        if first.setdefault(key, variant.label) != variant.label:
+            out[variant.label] = first[key]
+    return out
+
+
 def identical_by_construction(variants) -> dict[str, str]:
     """Variants whose features equal another's by construction.
 
@@ -154,7 +189,9 @@ def identical_by_construction(variants) -> dict[str, str]:
     -------
     dict
         Label -> label of the frozen variant of the same model and layer(s), or
-        ``'pretrained <model> L<layer>'`` when the spec has no such variant.
+        ``'pretrained <model> L<layer>'`` when the spec has no such variant (a
+        ``partial`` variant read below its tuned layers); or -> label of the first
+        of duplicate untrained controls (:func:`duplicate_controls`).
     """
     cache: dict = {}
     frozen = {}
@@ -174,12 +211,17 @@ def identical_by_construction(variants) -> dict[str, str]:
             out[variant.label] = frozen.get(
                 (ex.model.source, layers),
                 f"pretrained {ex.model.name} L{'-'.join(map(str, layers))}")
-    return out
+    return {**out, **duplicate_controls(variants)}
 
 
-def partial_warnings(variants) -> list[str]:
-    """One warning per ``partial`` variant read at a layer its tuning does not reach."""
-    return [f"variant '{label}' reads a layer below the top layers that 'partial' tunes, so its "
+def identical_warnings(variants) -> list[str]:
+    """One warning per variant identical to another by construction, saying why."""
+    controls = duplicate_controls(variants)
+    return [f"variant '{label}' is an untrained control whose virtual tokens start from the "
+            f"seed whatever the task, so its features are identical to {other!r} by "
+            "construction; it is kept out of comparisons (drop the line: every prompt-family "
+            "variant gets its untrained control without one)." if label in controls else
+            f"variant '{label}' reads a layer below the top layers that 'partial' tunes, so its "
             f"features are identical to {other!r} by construction; it is kept out of "
             "comparisons (raise 'k' or choose deeper [features] layers to compare tuning)."
             for label, other in identical_by_construction(variants).items()]

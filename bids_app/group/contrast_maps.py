@@ -67,8 +67,10 @@ def resolve_pairs(requested: list, summaries: list[dict]) -> list[tuple[str, str
             if _method(summary) not in ("", "frozen") and reference:
                 pairs.append((summary["variant"], reference))
         controls = {_control_key(s): s["variant"] for s in summaries if _is_control(s)}
-        for summary in summaries:
-            control = None if _is_control(summary) else controls.get(_control_key(summary))
+        for summary in summaries:  # a control set up without a task serves every task
+            control = None if _is_control(summary) else (
+                controls.get(_control_key(summary))
+                or controls.get(_control_key(summary, any_task=True)))
             if control:
                 pairs.append((summary["variant"], control))
     same = identical_variants(summaries)
@@ -110,14 +112,15 @@ def _is_control(summary: dict) -> bool:
     return isinstance(settings, dict) and bool(settings.get("untrained"))
 
 
-def _control_key(summary: dict) -> str:
-    """Model, layer, method, task and settings other than ``untrained``."""
+def _control_key(summary: dict, *, any_task: bool = False) -> str:
+    """Model, layer, method, task (None with ``any_task``) and settings but ``untrained``."""
     import json
 
     meta = summary.get("metadata", {})
     settings = {k: v for k, v in (meta.get("TuningSettings") or {}).items() if k != "untrained"}
-    return json.dumps([_model_layer(summary), _method(summary), meta.get("TaskName"),
-                       settings], sort_keys=True, default=str)
+    task = None if any_task else meta.get("TaskName")
+    return json.dumps([_model_layer(summary), _method(summary), task, settings],
+                      sort_keys=True, default=str)
 
 
 def compare_pair(a, b, output_dir, *, fdr_alpha: float, n_permutations: int,

@@ -67,6 +67,35 @@ def nlu_task(meta: dict) -> str:
     return str(name) if name else "none"
 
 
+def untrained_control(meta: dict) -> bool:
+    """Whether a sidecar describes an untrained control (``TuningSettings.untrained``)."""
+    settings = meta.get("TuningSettings")
+    return isinstance(settings, dict) and bool(settings.get("untrained"))
+
+
+def _control_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Controls as rows ``<method> untrained`` of the matrix.
+
+    A control set up without a task (``nlu_task`` 'none') serves every task its
+    method was tuned on, so its value is shown in each of those task columns.
+    """
+    if "untrained_control" not in frame:
+        return frame
+    control = frame["untrained_control"].fillna(False).astype(bool)
+    tuned = frame[~control & (frame["nlu_task"] != "none")]
+    rows = []
+    for _, row in frame[control].iterrows():
+        tasks = [row["nlu_task"]]
+        if row["nlu_task"] == "none":
+            same = tuned[(tuned["model"] == row["model"]) & (tuned["layer"] == row["layer"])
+                         & (tuned["method"] == row["method"])]
+            tasks = sorted(set(same["nlu_task"])) or tasks
+        rows += [{**row.to_dict(), "nlu_task": task, "method": f"{row['method']} untrained"}
+                 for task in tasks]
+    return pd.concat([frame[~control], pd.DataFrame(rows, columns=frame.columns)],
+                     ignore_index=True)
+
+
 def _score_column(scores: pd.DataFrame, variant: str, column: str) -> float | None:
     if scores.empty or column not in scores or "variant" not in scores:
         return None
@@ -122,6 +151,7 @@ def variant_table(summaries: list[dict], regions: pd.DataFrame, scores: pd.DataF
             "variant": variant, "task": summary.get("task", ""),
             "model": meta.get("ModelName") or meta.get("Model"),
             "method": meta.get("TuningMethod"), "nlu_task": nlu_task(meta),
+            "untrained_control": untrained_control(meta),
             "layer": layer, "dev_metric_name": metric_name, "dev_metric": metric,
             "trainable_share": share, "cka": cka,
             "cka_drift": None if cka is None else 1.0 - cka,
@@ -164,6 +194,9 @@ def variant_table(summaries: list[dict], regions: pd.DataFrame, scores: pd.DataF
 def method_task_matrix(table: pd.DataFrame) -> pd.DataFrame:
     """Mean r as a method x NLU-task matrix, per measure, model and layer.
 
+    Untrained controls have rows of their own (``<method> untrained``), a control set
+    up without a task filled in under every task its method was tuned on.
+
     Returns
     -------
     DataFrame
@@ -179,8 +212,9 @@ def method_task_matrix(table: pd.DataFrame) -> pd.DataFrame:
                             ("mean_r_normalised_language", "language_normalised")):
         if column not in table or table[column].isna().all():
             continue
-        frame = table.assign(model=table["model"].fillna("?"), layer=table["layer"].fillna(-1),
-                             method=table["method"].fillna("?"))
+        frame = _control_rows(table.assign(model=table["model"].fillna("?"),
+                                           layer=table["layer"].fillna(-1),
+                                           method=table["method"].fillna("?")))
         pivot = frame.pivot_table(index=["model", "layer", "method"], columns="nlu_task",
                                   values=column, aggfunc="mean")
         pivot.columns = [str(c) for c in pivot.columns]

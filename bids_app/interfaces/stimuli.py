@@ -70,6 +70,12 @@ class TuneModel(BrainencInterface):
         """Model, tuning method, task and the training settings that matter."""
         extractor = _extractor(self.inputs.extractor_file)
         source = extractor.model.source
+        if extractor.settings.get("untrained"):
+            task = f"set up for task '{extractor.task.name}'" if extractor.task else \
+                "the same for every task"
+            return (f"The untrained {extractor.method} control of {source} "
+                    f"('{extractor.label}', {task}) kept its virtual tokens at their "
+                    f"initialisation (random seed {self.inputs.seed}), without training.")
         if extractor.task is None or extractor.method == "frozen":
             return (f"The pretrained model {source} ('{extractor.label}') was used without "
                     "tuning.")

@@ -75,12 +75,29 @@ class TrainedMethod(TuningMethod):
     #: peft prompt-learning methods ignore token type ids
     prompt_learning = False
 
+    @property
+    def depends_on_task(self) -> bool:
+        """False for an untrained control whose initialisation reads nothing of the task.
+
+        Such a control is the same for every task (same model, settings and seed), so
+        :meth:`tune` accepts ``task=None`` for it.
+        """
+        return not self.settings.get("untrained") or self.initialisation_uses_task()
+
     # -- what subclasses define -------------------------------------------------
+    def initialisation_uses_task(self) -> bool:
+        """Whether the trainable tensors start from something the task gives.
+
+        Default False: they start from the seed (and the pretrained weights) alone.
+        """
+        return False
+
     def prepare(self, backbone, *, model_dir: Path, tokenizer, task=None):
         """Set ``requires_grad`` and change the backbone; return ``(backbone, n_virtual)``.
 
         ``task`` is None when rebuilding for featurization (initialisations that
-        need the task are then irrelevant: trained tensors are loaded over them).
+        need the task are then irrelevant: trained tensors are loaded over them) and
+        when setting up a control that does not depend on the task.
         """
         raise NotImplementedError
 
@@ -101,7 +118,7 @@ class TrainedMethod(TuningMethod):
         """Train on ``task`` and save the trained tensors, head and curve into ``out_dir``."""
         import torch
 
-        if task is None:
+        if task is None and self.depends_on_task:
             raise SettingsError(f"tuning method '{self.name}' needs a task; give the variant "
                                 "a 'task'.")
         settings = training if isinstance(training, TrainingSettings) else \
@@ -125,6 +142,9 @@ class TrainedMethod(TuningMethod):
                                            task=task)
         training_params = count(p for p in backbone.parameters() if p.requires_grad)
         trainable = self.feature_parameter_count(backbone, training_params)
+        if task is None:  # a task-independent untrained control: the initial tensors only
+            return self._save_control(backbone, out_dir, n_virtual, hidden, trainable, total,
+                                      training_params)
         torch.manual_seed(seed)
         model = TaskModel(backbone, task.type, task.n_labels, hidden, n_virtual=n_virtual,
                           use_token_types=use_types).to(device)
@@ -164,6 +184,20 @@ class TrainedMethod(TuningMethod):
                    "head_parameters": count(model.head.parameters()),
                    "training_params": training_params},
         )
+
+    def _save_control(self, backbone, out_dir: Path, n_virtual: int, hidden: int,
+                      trainable: int, total: int, training_params: int) -> TuningResult:
+        """Save an untrained control set up without a task (no head, no training curve)."""
+        _save_tensors({n: p for n, p in backbone.named_parameters() if p.requires_grad},
+                      out_dir / WEIGHTS)
+        with atomic_file(out_dir / CURVE, "w") as handle:
+            handle.write(curve_table(TrainReport()))
+        atomic_write_json(out_dir / METHOD_FILE, {
+            "method": self.name, "settings": self.settings, "n_virtual_tokens": n_virtual,
+            "task_type": None, "labels": None, "hidden_size": hidden, "head_parameters": 0,
+        })
+        return TuningResult(method=self.name, trainable_params=trainable, total_params=total,
+                            extra={"head_parameters": 0, "training_params": training_params})
 
     def feature_parameter_count(self, backbone, trainable: int) -> int:
         """Scalars that define the tuned model at featurization.

@@ -65,6 +65,16 @@ class TuningMethod:
                 )
             self.settings[key] = value
 
+    @property
+    def depends_on_task(self) -> bool:
+        """Whether what :meth:`tune` saves depends on the task (its data, labels or head).
+
+        True for every method that trains; False for ``frozen`` and for an untrained
+        control whose starting point reads nothing of the task (see
+        :meth:`~stimuli_models.tuning._common.TrainedMethod.initialisation_uses_task`).
+        """
+        return self.needs_task
+
     def tune(self, model_dir: Path, task, out_dir: Path, *, seed: int, device: str,
              training=None, allow_pickle: bool = False, trust_remote_code: bool = False,
              log=None) -> TuningResult:

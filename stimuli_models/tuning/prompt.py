@@ -5,7 +5,8 @@
 the vocabulary (``init = 'vocab'``), of the task's label words (``'labels'``;
 vocabulary sampling for tasks without label words) or at random. Featurization
 drops the soft positions before pooling. ``untrained = true`` is the control:
-the same soft prompt at its initialisation, not trained.
+the same soft prompt at its initialisation, not trained; unless ``init = 'labels'``
+it reads nothing of the task, so one control serves every task.
 """
 
 from __future__ import annotations
@@ -32,12 +33,16 @@ class PromptTuning(TrainedMethod):
         check_choice("init", self.settings["init"], INITS)
         n_virtual_default(self.settings)
 
+    def initialisation_uses_task(self) -> bool:
+        """``init = 'labels'`` starts from the task's label words; the others from the seed."""
+        return self.settings["init"] == "labels"
+
     def prepare(self, backbone, *, model_dir, tokenizer, task=None):
-        """Add the soft prompt."""
+        """Add the soft prompt (without a task, ``'labels'`` samples the vocabulary)."""
         from peft import PromptTuningConfig, PromptTuningInit, TaskType
 
         n = self.settings["num_virtual_tokens"]
-        init = self.settings["init"] if task is not None else "random"
+        init = self.settings["init"]
         kwargs = {}
         if init == "labels" and task is not None and task.labels:
             words = " ".join(label.replace("-", " ").replace("_", " ") for label in task.labels)

@@ -132,8 +132,8 @@ def test_untrained_controls_are_planned_without_training_steps(setup, capsys, tm
     assert main([str(setup["bids"]), str(tmp_path / "out"), "participant", "--config-file",
                  str(spec), "--dry-run", "-w", str(tmp_path / "work")]) == EXIT_OK
     text = capsys.readouterr().out
-    assert re.search(r"tinypromptnvt4synthuntrained \[prompt\]: untrained control "
-                     r"\(initialised for 'synth', not trained\)", text)
+    assert re.search(r"tinypromptnvt4untrained \[prompt\]: untrained control "
+                     r"\(the same for every task, not trained\)", text)
     assert re.search(r"tinypromptnvt4synth \[prompt\]: to train on 'synth'", text)
     assert re.search(r"tuning: 1 model\(s\), about \d+ step-equivalents", text)
 

@@ -73,11 +73,14 @@ def test_tuned_variants_end_to_end(tiny_run):
     assert (prompt / "tuned.safetensors").stat().st_size < 10_000  # the soft prompt alone
     curve = pd.read_csv(prompt / "training_curve.tsv", sep="\t")
     assert list(curve["step"]) == [3, 6] and "dev_accuracy" in curve
-    control = json.loads((out / "models" / "tinypromptnvt4synthuntrained" / "tuning.json")
+    control = json.loads((out / "models" / "tinypromptnvt4untrained" / "tuning.json")
                          .read_text())  # the same soft prompt, not trained, fitted beside it
     assert control["steps"] == 0 and control["settings"]["untrained"] is True
+    assert control["task"] is None  # seeded virtual tokens: one control for every task
     assert control["trainable_params"] == record["trainable_params"]
-    assert next(func.glob("*_stat-r_desc-tinypromptnvt4synthuntrainedL2_statmap.nii.gz"))
+    sidecar = json.loads(next(func.glob("*_stat-r_desc-tinypromptnvt4untrainedL2_statmap.json"))
+                         .read_text())
+    assert "TaskName" not in sidecar and sidecar["TuningSettings"]["untrained"] is True
 
 
 def test_second_run_trains_nothing(tiny_run):

@@ -10,7 +10,7 @@ from bids_app.config import ExperimentSpec, FeatureConfig, ModelEntry, VariantEn
 from bids_app.encoding.design_checks import (
     check_designs,
     identical_by_construction,
-    partial_warnings,
+    identical_warnings,
     run_summary,
     volumes_with_words,
 )
@@ -105,7 +105,7 @@ def test_partial_layers_below_the_tuned_ones_are_identical_to_frozen():
     frozen3 = next(lab for lab, v in labels.items()
                    if v.extractor.method == "frozen" and v.layer == 3)
     assert same == {partial3: frozen3}  # layer 6 is tuned with k = 2; layer 3 is not
-    warnings = partial_warnings(variants)
+    warnings = identical_warnings(variants)
     assert len(warnings) == 1 and f"'{partial3}'" in warnings[0]
     assert f"identical to '{frozen3}' by construction" in warnings[0]
     # k = 4 trains layers 3..6, so hidden state 3 (the output of layer 3) changes
