@@ -47,6 +47,17 @@ class GroupMethods:
     entries : list of (str, str or None)
         ``(sentence, scope)`` as added: ``scope`` is the variant a per-variant step
         described, None for a step of the whole group stage.
+
+    Examples
+    --------
+    >>> methods = GroupMethods()
+    >>> methods.add("Maps were checked.")
+    >>> methods.add("r was tested.", "frozen")
+    >>> methods.add("r was tested.", "lora")
+    >>> methods.add("The unique R² was averaged.", "lora")
+    >>> methods.add("")  # a step that did not run says nothing
+    >>> methods.sentences()
+    ['Maps were checked.', 'r was tested.', 'For variant lora: The unique R² was averaged.']
     """
 
     entries: list = field(default_factory=list)

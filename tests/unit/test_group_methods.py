@@ -62,6 +62,15 @@ def test_one_sample_methods_follow_the_permutations_that_ran():
     assert "two-sided" in text and "one-sided" not in text and "maximum |t|" in text
 
 
+def test_the_collector_examples_run():
+    import doctest
+
+    import bids_app.group.methods as module
+
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
+
+
 def test_sentences_shared_by_every_variant_are_written_once():
     methods = GroupMethods()
     methods.add("Checked.")
