@@ -129,6 +129,15 @@ def test_comparison_sentence_only_when_comparisons_ran(tmp_path):
     assert "named in statistics.compare" in compared[0]
 
 
+def test_one_participant_gets_no_test_sentence(tmp_path):
+    out = make_fake_outputs(tmp_path, n_subjects=1, with_alpha=False,
+                            variants={FROZEN: VARIANTS[FROZEN]})
+    text = " ".join(run_group(str(out), statistics=_stats())["methods"])
+    assert "With one participant, no group test was made." in text
+    assert "sign" not in text and "FDR" not in text
+    assert "highest r in the participant's own map (one participant)" in text
+
+
 def test_each_option_changes_only_its_own_sentence(tmp_path):
     out = make_fake_outputs(tmp_path, n_subjects=5, with_alpha=False,
                             variants={FROZEN: VARIANTS[FROZEN]})
