@@ -282,6 +282,7 @@ def run_group(output_dir: str, *, participants: list[str] | None = None,
     skipped += [{"variant": name, "task": "", "reason": "named by the current experiment spec "
                  "but no participant output holds it."} for name in provenance.missing]
     region_cache: dict = {}
+    several_tasks = r_maps["task"].nunique() > 1  # then a Methods scope names the task too
     ceiling_cache: dict = {}
     for key, rows in r_maps.groupby(["desc", "task", "space", "hemi", "kind"], sort=True):
         rows, left_out = readable_maps(rows, _with_outputs(inputs, key))
@@ -302,12 +303,13 @@ def run_group(output_dir: str, *, participants: list[str] | None = None,
             skipped.append({"variant": key[0], "task": key[1], "reason": reason})
             LOGGER.warning("group maps of %s: %s", key[0], reason)
         datasets[key] = data
+        scope = f"{key[0]} (task {key[1]})" if several_tasks else key[0]
         summaries.append(group_variant(data, output_dir, fdr_alpha=fdr_alpha,
                                        n_permutations=n_permutations, seed=seed))
-        methods.add(summaries[-1]["methods"], key[0])
+        methods.add(summaries[-1]["methods"], scope)
         for reason in group_unique_variance(data, output_dir, summaries[-1]):
             skipped.append({"variant": key[0], "task": key[1], "reason": reason})
-        methods.add(summaries[-1].get("r2unique_methods", ""), key[0])
+        methods.add(summaries[-1].get("r2unique_methods", ""), scope)
         shape = geometry(data.paths[0])
         if shape not in region_cache:
             region_cache[shape] = regions_for(data.paths[0], atlas)
@@ -318,12 +320,12 @@ def run_group(output_dir: str, *, participants: list[str] | None = None,
                 ceiling_cache[key_c] = _loso_ceiling(data, output_dir)
             ceiling = ceiling_cache[key_c]
         if ceiling is not None:
-            methods.add(ceiling[1], key[0])
-        methods.add(region_cache[shape].methods(top_percent, len(data.subjects)), key[0])
+            methods.add(ceiling[1], scope)
+        methods.add(region_cache[shape].methods(top_percent, len(data.subjects)), scope)
         region_frames.append(region_rows(data, region_cache[shape], top_percent,
                                          None if ceiling is None else ceiling[0]))
         if ceiling is not None:
-            methods.add(NORMALISED_METHODS, key[0])
+            methods.add(NORMALISED_METHODS, scope)
     folder = output_dir / "group"
     regions = pd.concat(region_frames, ignore_index=True) if region_frames else pd.DataFrame()
     pairs = resolve_pairs(getattr(statistics, "compare", None) or [], summaries)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+import shutil
 from types import SimpleNamespace
 
 import nibabel as nib
@@ -136,6 +137,19 @@ def test_one_participant_gets_no_test_sentence(tmp_path):
     assert "With one participant, no group test was made." in text
     assert "sign" not in text and "FDR" not in text
     assert "highest r in the participant's own map (one participant)" in text
+
+
+def test_sentences_of_one_task_name_the_task(tmp_path):
+    out = make_fake_outputs(tmp_path, n_subjects=5, with_alpha=False,
+                            variants={FROZEN: VARIANTS[FROZEN]})
+    for sub in ("01", "02", "03"):  # three participants also have maps of a second task
+        for path in (out / f"sub-{sub}" / "func").glob("*_stat-r_*"):
+            shutil.copy(path, path.with_name(path.name.replace("task-listening",
+                                                               "task-reading")))
+    methods = run_group(str(out), statistics=_stats())["methods"]
+    listening = next(s for s in methods if s.startswith(f"For variant {FROZEN} (task listening)"))
+    reading = next(s for s in methods if s.startswith(f"For variant {FROZEN} (task reading)"))
+    assert "the 5 participants'" in listening and "the 3 participants'" in reading
 
 
 def test_each_option_changes_only_its_own_sentence(tmp_path):
