@@ -59,6 +59,42 @@ class Ceiling:
     n_volumes: int = 0
     sources: list = field(default_factory=list)
 
+    def methods(self) -> str:
+        """Methods sentence of this ceiling: participants, runs and volumes it used.
+
+        Returns
+        -------
+        str
+        """
+        n_runs = len(self.runs)
+        return (f"A shared-response noise ceiling (stat-ceiling, desc-loso) was computed from "
+                f"the cleaned held-out BOLD (desc-clean_bold) of the {self.values.shape[0]} "
+                f"participants, over the {n_runs} run{'s' if n_runs != 1 else ''} they all "
+                f"share ({self.n_volumes} volumes per participant; volumes any participant "
+                "excluded were left out): each participant's correlation with the mean of the "
+                "others (leave-one-subject-out), corrected with the Spearman-Brown formula for "
+                "the noise left in that mean, so that it estimates the correlation of one "
+                "participant with the response all participants share; a perfect model of "
+                "that response scores 1 whatever the group size.")
+
+
+def participant_ceiling_methods(statistic: str, n_subjects: int) -> str:
+    """Methods sentence of a ceiling read from the participants' own ceiling maps.
+
+    Parameters
+    ----------
+    statistic : str
+        The ``stat-`` entity of those maps (``'ceiling'``, ``'nc'`` or ``'isc'``).
+    n_subjects : int
+        Participants whose maps were read.
+
+    Returns
+    -------
+    str
+    """
+    return (f"The noise ceiling was read from the {n_subjects} participants' own noise-ceiling "
+            f"maps (stat-{statistic}).")
+
 
 def _run_key(path: Path, subject: str) -> str:
     return path.name[len(f"sub-{subject}_"):-len(SUFFIX)]

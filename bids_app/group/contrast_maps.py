@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UsageError
+from .methods import join_labels
 from .one_sample import fisher_z, one_sample_test
 from .variant_maps import GroupData, one_sample_maps, write_group_maps
 
@@ -130,7 +131,8 @@ def compare_pair(a, b, output_dir, *, fdr_alpha: float, n_permutations: int,
     Returns
     -------
     dict or None
-        ``row`` (table row), ``maps`` and ``label``; None when fewer than two
+        ``row`` (table row), ``maps``, ``label`` and ``methods`` (the test, from
+        :meth:`~bids_app.group.one_sample.OneSampleResult.methods`); None when fewer than two
         subjects have both variants or the maps differ in geometry.
     """
     common = [s for s in a.subjects if s in b.subjects]
@@ -169,7 +171,8 @@ def compare_pair(a, b, output_dir, *, fdr_alpha: float, n_permutations: int,
     }
     if result.q_perm is not None:
         row["n_significant_perm"] = int((result.q_perm < fdr_alpha).sum())
-    return {"label": label, "row": row, "maps": written}
+    return {"label": label, "row": row, "maps": written,
+            "methods": result.methods("The differences")}
 
 
 def compare_variants(pairs: list[tuple[str, str]], datasets: dict, output_dir, *,
@@ -189,3 +192,41 @@ def compare_variants(pairs: list[tuple[str, str]], datasets: dict, output_dir, *
             if result is not None:
                 out.append(result)
     return out
+
+
+def comparison_methods(comparisons: list[dict], *, requested: bool) -> str:
+    """Methods sentences of the paired comparisons that ran ('' when none did).
+
+    Parameters
+    ----------
+    comparisons : list of dict
+        From :func:`compare_variants` (``row`` and ``methods`` of each pair).
+    requested : bool
+        True when the pairs came from ``statistics.compare``, False for the default pairs.
+
+    Returns
+    -------
+    str
+        Which pairs, how they were chosen, what was tested, and each distinct test
+        (participants, sign patterns) with the pairs it served.
+    """
+    if not comparisons:
+        return ""
+    origin = ("named in statistics.compare" if requested else
+              "chosen by default: each tuned variant against the frozen variant of the same "
+              "model and layer, and each prompt-family variant against its untrained control")
+    pairs = list(dict.fromkeys(f"{c['row']['variant_a']} minus {c['row']['variant_b']}"
+                               for c in comparisons))
+    text = (f"Paired comparisons of variants ({join_labels(pairs)}; {origin}) tested each "
+            "participant's difference of Fisher-z r between the two variants, on the elements "
+            "analysed in both.")
+    tests: dict[str, list] = {}
+    for comparison in comparisons:
+        row = comparison["row"]
+        pair = f"{row['variant_a']} minus {row['variant_b']}"
+        tests.setdefault(comparison["methods"], [])
+        if pair not in tests[comparison["methods"]]:
+            tests[comparison["methods"]].append(pair)
+    for sentence, served in tests.items():
+        text += " " + (sentence if len(tests) == 1 else f"For {join_labels(served)}: {sentence}")
+    return text

@@ -36,6 +36,19 @@ GROUP_TEST_STATISTICS = {
 }
 
 
+#: Methods text of each test statistic: what the values are, and the subject of the test
+#: sentence (:meth:`OneSampleResult.methods`).
+GROUP_TEST_METHODS = {
+    "heldout_z": ("Each participant's held-out r was scored against that participant's own "
+                  "null (its held-out test), voxel by voxel, as a score with mean 0 and "
+                  "variance 1 under the null (stat-z).", "These scores"),
+    "fisher_z_r": ("Not every participant had a held-out score (stat-z: participant level run "
+                   "with heldout_permutations = 0), so Fisher-z r was tested; its p values "
+                   "assume that fold-averaged r is symmetric about 0 under the null.",
+                   "Fisher-z r values"),
+}
+
+
 def group_test_values(scores: np.ndarray | None, z_r: np.ndarray,
                       valid: np.ndarray) -> tuple[np.ndarray, dict]:
     """Choose the per-participant values the group tests.
@@ -118,7 +131,48 @@ class OneSampleResult:
     p_perm: np.ndarray | None = None   # sign-flip permutation p
     q_perm: np.ndarray | None = None   # FDR of p_perm
     p_fwe: np.ndarray | None = None    # family-wise, from the max-t distribution
-    n_permutations: int = 0
+    n_permutations: int = 0             # sign patterns used, the observed one included
+    n_subjects: int = 0
+    two_sided: bool = False
+    exhaustive: bool = False            # every one of the 2**n_subjects patterns was used
+    seed: int = 0
+    n_requested: int = 0                # random permutations asked for
+
+    def methods(self, values: str) -> str:
+        """Methods sentences of this test, from the parameters it ran with.
+
+        Parameters
+        ----------
+        values : str
+            What was tested (e.g. ``"Fisher-z r"``), the subject of the sentence.
+
+        Returns
+        -------
+        str
+            The t test (sidedness, degrees of freedom), the sign-flip test (how
+            many patterns, exhaustive or random with their seed, max-t FWE) when
+            it ran, and the FDR correction.
+        """
+        n = self.n_subjects
+        side = "two-sided" if self.two_sided else "one-sided"
+        text = (f"{values} were tested across the {n} participants with a {side} one-sample "
+                f"t test (Student's t, {n - 1} degrees of freedom)")
+        if self.p_perm is None:
+            return text + (". No sign-flip permutation test was run (n_permutations = 0). "
+                           "p values were corrected with the Benjamini-Hochberg false "
+                           "discovery rate (FDR).")
+        if self.exhaustive:
+            flips = (f"all {self.n_permutations} (2^{n}) sign patterns of the {n} "
+                     "participants, an exhaustive test since they are no more than the "
+                     f"{self.n_requested} permutations asked for")
+        else:
+            flips = (f"the observed signs and {self.n_permutations - 1} random sign patterns "
+                     f"(seed {self.seed}); not exhaustive, since 2^{n} patterns exist")
+        statistic = "|t|" if self.two_sided else "t"
+        return (text + f" and with a sign-flip permutation test of {statistic} over {flips}; "
+                f"family-wise p values come from the distribution of the maximum {statistic} "
+                "over elements. The t-test and permutation p values were each corrected with "
+                "the Benjamini-Hochberg false discovery rate (FDR).")
 
 
 def one_sample_test(x: np.ndarray, *, two_sided: bool = False, n_permutations: int = 1000,
@@ -153,10 +207,12 @@ def one_sample_test(x: np.ndarray, *, two_sided: bool = False, n_permutations: i
         p = 2 * stats.t.sf(np.abs(t), df=n - 1)
     else:
         p = stats.t.sf(t, df=n - 1)
-    result = OneSampleResult(mean=x.mean(axis=0), t=t, p=p, q=fdr_bh(p))
+    result = OneSampleResult(mean=x.mean(axis=0), t=t, p=p, q=fdr_bh(p), n_subjects=n,
+                             two_sided=two_sided, seed=seed, n_requested=max(n_permutations, 0))
     if n_permutations <= 0 or n < 2:
         return result
     flips = _flips(n, n_permutations, np.random.default_rng(seed))
+    result.exhaustive = len(flips) == 2 ** n and 2 ** n <= n_permutations + 1
     observed = np.abs(t) if two_sided else t
     observed = np.where(np.isfinite(observed), observed, np.inf)
     # t of a flip is recomputed from sums, which can differ from ``t`` by rounding when the

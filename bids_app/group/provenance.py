@@ -39,11 +39,32 @@ class Provenance:
         ``variant``, ``subjects`` and ``reason`` of each set of maps left out.
     missing : list of str
         Variants of the current spec without any participant map.
+    against_spec : bool
+        Whether the maps were checked against a current spec.
     """
 
     maps: pd.DataFrame
     stale: list = field(default_factory=list)
     missing: list = field(default_factory=list)
+    against_spec: bool = False
+
+    def methods(self) -> str:
+        """Methods sentence of the check: what was combined and what was left out.
+
+        Returns
+        -------
+        str
+        """
+        text = ("Participant maps of one variant were combined only when made under the same "
+                "settings (sidecar SettingsHash)")
+        if not self.against_spec:
+            return text + "."
+        text += ", and only maps that the current experiment spec produces were used"
+        if not self.stale:
+            return text + "."
+        labels = sorted({item["variant"] for item in self.stale})
+        return (text + f"; maps of {len(labels)} variant{'s' if len(labels) > 1 else ''} "
+                f"({', '.join(labels)}) were left out as stale.")
 
 
 def expected_hashes(spec, seed: int = 0) -> dict[str, str] | None:
@@ -163,4 +184,5 @@ def check_provenance(maps: pd.DataFrame, expected: dict[str, str] | None) -> Pro
     if missing:
         LOGGER.warning("no participant maps for variant(s) %s of the current experiment spec; "
                        "run the participant level for them.", ", ".join(missing))
-    return Provenance(maps=maps[~drop].reset_index(drop=True), stale=stale, missing=missing)
+    return Provenance(maps=maps[~drop].reset_index(drop=True), stale=stale, missing=missing,
+                      against_spec=expected is not None)

@@ -43,6 +43,30 @@ class RegionSet:
     def __len__(self) -> int:
         return len(self.names)
 
+    def methods(self, top_percent: float, n_subjects: int) -> str:
+        """Methods sentence of the region and top-voxel values computed with these regions.
+
+        Parameters
+        ----------
+        top_percent : float
+            Share (%) of analysed elements in the top-voxel set.
+        n_subjects : int
+            Participants of the variant (one: its own map selects its top elements).
+
+        Returns
+        -------
+        str
+        """
+        where = (f"over the elements of each of {len(self)} regions, {self.source}, and over "
+                 "the whole analysed mask" if len(self) else
+                 f"over the whole analysed mask (no regions: {self.source})")
+        select = ("highest r in the participant's own map (one participant)" if n_subjects < 2
+                  else "highest mean r over the other participants (leave-one-participant-out "
+                  "selection)")
+        return (f"Region values are each participant's mean r {where}; top-voxel values "
+                f"(top{top_percent:g}pct) average, for each participant, the "
+                f"{top_percent:g}% of analysed elements with the {select}.")
+
 
 def language_centres() -> pd.DataFrame:
     """Read the shipped language-network centres (name, hemisphere, x, y, z, radius_mm)."""

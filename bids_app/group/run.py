@@ -23,12 +23,11 @@ from ..config import load_spec
 from ..errors import NoMatchError, UsageError
 from ..io.derivatives import build_name, write_json, write_text
 from ..reports.group import write_group_report
-from .ceiling_maps import loso_ceiling
-from .contrast_maps import compare_variants, resolve_pairs
+from .ceiling_maps import loso_ceiling, participant_ceiling_methods
+from .contrast_maps import compare_variants, comparison_methods, resolve_pairs
 from .maps import (
     corrupt_output,
     geometry,
-    group_unique_variance,
     included_scores,
     load_scores,
     load_values,
@@ -36,9 +35,11 @@ from .maps import (
     readable_maps,
     save_values,
 )
+from .methods import GroupMethods
 from .provenance import check_provenance, expected_hashes
 from .regions import RegionSet, region_means, regions_for, top_voxel_means
-from .tables import method_task_matrix, variant_table
+from .tables import method_task_matrix, variant_table, variant_table_methods
+from .unique_variance_maps import group_unique_variance
 from .variant_maps import (
     EXTENSIONS,
     GroupData,
@@ -126,10 +127,13 @@ def find_inputs(output_dir: Path, participants: list[str] | None = None) -> Grou
                        score_keys)
 
 
-def _ceiling_values(inputs: GroupInputs, data: GroupData) -> np.ndarray | None:
-    """Per-subject noise-ceiling maps matching ``data`` (None unless all subjects have one)."""
+def _ceiling_values(inputs: GroupInputs, data: GroupData) -> tuple[np.ndarray, str] | None:
+    """Per-subject noise-ceiling maps matching ``data`` and their Methods sentence.
+
+    None unless every subject has one.
+    """
     maps = inputs.maps
-    found = []
+    found, stats = [], []
     for subject in data.subjects:
         match = maps[(maps["sub"] == subject) & maps["stat"].isin(CEILING_STATS)
                      & (maps["hemi"] == data.entities["hemi"])
@@ -137,12 +141,19 @@ def _ceiling_values(inputs: GroupInputs, data: GroupData) -> np.ndarray | None:
         if match.empty:
             return None
         found.append(load_values(match["path"].iloc[0]))
+        stats.append(match["stat"].iloc[0])
     values = np.stack(found)
-    return values if values.shape == data.values.shape else None
+    if values.shape != data.values.shape:
+        return None
+    return values, participant_ceiling_methods("/".join(dict.fromkeys(stats)),
+                                               len(data.subjects))
 
 
-def _loso_ceiling(data: GroupData, output_dir: Path) -> np.ndarray | None:
-    """Noise ceiling from the cleaned BOLD in OUTPUT_DIR (mean written as ``stat-ceiling``)."""
+def _loso_ceiling(data: GroupData, output_dir: Path) -> tuple[np.ndarray, str] | None:
+    """Noise ceiling from the cleaned BOLD in OUTPUT_DIR (mean written as ``stat-ceiling``).
+
+    Returns the per-subject ceilings and their Methods sentence; None when none was computed.
+    """
     ceiling = loso_ceiling(output_dir, data.subjects, data.paths[0], data.valid,
                            task=data.entities["task"], space=data.entities["space"])
     if ceiling is None:
@@ -161,11 +172,16 @@ def _loso_ceiling(data: GroupData, output_dir: Path) -> np.ndarray | None:
                        "(Spearman-Brown, equal reliability), over the runs and volumes all "
                        "share. A perfect model of the shared response reads 1 of it.",
         "CeilingType": "shared-response (Spearman-Brown-corrected leave-one-subject-out)"})
-    return ceiling.values
+    return ceiling.values, ceiling.methods()
 
 
 #: Voxels whose group noise ceiling is below this are left out of normalised values.
 MIN_CEILING = 0.1
+#: Methods sentence of the ceiling-normalised values (:func:`_normalise`).
+NORMALISED_METHODS = (
+    "Ceiling-normalised values (columns ceiling and mean_r_normalised*) divide each "
+    "participant's mean r by its mean noise ceiling in the same region, on the elements whose "
+    f"group noise ceiling is at least {MIN_CEILING:g}.")
 
 
 def _normalise(frame: pd.DataFrame, data: GroupData, regions: RegionSet, ceiling: np.ndarray,
@@ -236,7 +252,9 @@ def run_group(output_dir: str, *, participants: list[str] | None = None,
     -------
     dict
         ``variants`` (summaries), ``comparisons``, ``tables``, ``report`` path, ``stale``
-        maps left out and ``missing`` variants.
+        maps left out, ``missing`` variants and ``methods``: the Methods sentences of
+        the steps that ran, in execution order (:class:`~bids_app.group.methods.GroupMethods`),
+        as the report gives them.
     """
     output_dir = Path(output_dir)
     fdr_alpha = getattr(statistics, "fdr_alpha", fdr_alpha)
@@ -247,6 +265,8 @@ def run_group(output_dir: str, *, participants: list[str] | None = None,
     provenance = check_provenance(inputs.maps, None if spec is None
                                   else expected_hashes(spec, seed))
     stale = {(sub, item["variant"]) for item in provenance.stale for sub in item["subjects"]}
+    methods = GroupMethods()  # what each step that runs did, in order
+    methods.add(provenance.methods())
     inputs = replace(inputs, maps=provenance.maps,
                      scores=_current_scores(inputs.scores, provenance.maps),
                      score_keys={k for k in inputs.score_keys if (k[0], k[2]) not in stale})
@@ -262,6 +282,7 @@ def run_group(output_dir: str, *, participants: list[str] | None = None,
     skipped += [{"variant": name, "task": "", "reason": "named by the current experiment spec "
                  "but no participant output holds it."} for name in provenance.missing]
     region_cache: dict = {}
+    several_tasks = r_maps["task"].nunique() > 1  # then a Methods scope names the task too
     ceiling_cache: dict = {}
     for key, rows in r_maps.groupby(["desc", "task", "space", "hemi", "kind"], sort=True):
         rows, left_out = readable_maps(rows, _with_outputs(inputs, key))
@@ -282,10 +303,13 @@ def run_group(output_dir: str, *, participants: list[str] | None = None,
             skipped.append({"variant": key[0], "task": key[1], "reason": reason})
             LOGGER.warning("group maps of %s: %s", key[0], reason)
         datasets[key] = data
+        scope = f"{key[0]} (task {key[1]})" if several_tasks else key[0]
         summaries.append(group_variant(data, output_dir, fdr_alpha=fdr_alpha,
                                        n_permutations=n_permutations, seed=seed))
+        methods.add(summaries[-1]["methods"], scope)
         for reason in group_unique_variance(data, output_dir, summaries[-1]):
             skipped.append({"variant": key[0], "task": key[1], "reason": reason})
+        methods.add(summaries[-1].get("r2unique_methods", ""), scope)
         shape = geometry(data.paths[0])
         if shape not in region_cache:
             region_cache[shape] = regions_for(data.paths[0], atlas)
@@ -295,15 +319,26 @@ def run_group(output_dir: str, *, participants: list[str] | None = None,
             if key_c not in ceiling_cache:
                 ceiling_cache[key_c] = _loso_ceiling(data, output_dir)
             ceiling = ceiling_cache[key_c]
-        region_frames.append(region_rows(data, region_cache[shape], top_percent, ceiling))
+        if ceiling is not None:
+            methods.add(ceiling[1], scope)
+        methods.add(region_cache[shape].methods(top_percent, len(data.subjects)), scope)
+        region_frames.append(region_rows(data, region_cache[shape], top_percent,
+                                         None if ceiling is None else ceiling[0]))
+        if ceiling is not None:
+            methods.add(NORMALISED_METHODS, scope)
     folder = output_dir / "group"
     regions = pd.concat(region_frames, ignore_index=True) if region_frames else pd.DataFrame()
     pairs = resolve_pairs(getattr(statistics, "compare", None) or [], summaries)
     comparisons = compare_variants(pairs, datasets, output_dir, fdr_alpha=fdr_alpha,
                                    n_permutations=n_permutations, seed=seed)
+    methods.add(comparison_methods(comparisons,
+                                   requested=bool(getattr(statistics, "compare", None))))
     inputs.scores = included_scores(inputs.scores, datasets)  # the participants the maps used
     table = variant_table(summaries, regions, inputs.scores, top_percent)
     matrix = method_task_matrix(table)
+    if not table.empty:
+        language = "mean_r_language" in table and bool(table["mean_r_language"].notna().any())
+        methods.add(variant_table_methods(top_percent, language))
     tables = {"group_scores.tsv": inputs.scores, "group_regions.tsv": regions,
               "group_variants.tsv": table, "group_method_task.tsv": matrix,
               "group_comparisons.tsv": pd.DataFrame([c["row"] for c in comparisons])}
@@ -313,9 +348,11 @@ def run_group(output_dir: str, *, participants: list[str] | None = None,
                                                    na_rep="n/a"))
     report = write_group_report(output_dir, summaries=summaries, regions=regions,
                                 table=table, matrix=matrix, comparisons=comparisons,
-                                skipped=skipped, fdr_alpha=fdr_alpha)
+                                skipped=skipped, fdr_alpha=fdr_alpha,
+                                methods=methods.sentences())
     return {"variants": summaries, "comparisons": comparisons, "tables": tables,
-            "report": report, "stale": provenance.stale, "missing": provenance.missing}
+            "report": report, "stale": provenance.stale, "missing": provenance.missing,
+            "methods": methods.sentences()}
 
 
 def _current_scores(scores: pd.DataFrame, maps: pd.DataFrame) -> pd.DataFrame:

@@ -191,6 +191,26 @@ def variant_table(summaries: list[dict], regions: pd.DataFrame, scores: pd.DataF
     return pd.DataFrame(rows)
 
 
+def variant_table_methods(top_percent: float, language: bool) -> str:
+    """Methods sentence of ``group_variants.tsv`` as :func:`variant_table` computes it.
+
+    Parameters
+    ----------
+    top_percent : float
+        Size (%) of the top-voxel set.
+    language : bool
+        Whether language-network values were tabulated.
+
+    Returns
+    -------
+    str
+    """
+    where = "whole mask" + (", language network" if language else "")
+    return (f"In group_variants.tsv, each variant's mean r ({where} and top "
+            f"{top_percent:g}% of elements) is the mean over participants of their region "
+            "values, with a 95% confidence interval from Student's t across participants.")
+
+
 def method_task_matrix(table: pd.DataFrame) -> pd.DataFrame:
     """Mean r as a method x NLU-task matrix, per measure, model and layer.
 

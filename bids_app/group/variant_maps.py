@@ -16,14 +16,16 @@ from ..io.derivatives import build_name, write_json
 from .maps import geometry, load_values, read_sidecar, save_values
 from .one_sample import (
     GROUP_P_MAPS,
+    GROUP_TEST_METHODS,
     GROUP_UNANALYSED_NOTE,
+    OneSampleResult,
     fisher_z,
     group_test_values,
     one_sample_test,
 )
 
 __all__ = ["DESCRIPTIONS", "EXTENSIONS", "GroupData", "group_variant", "load_group_data",
-           "one_sample_maps", "write_group_maps"]
+           "one_sample_maps", "variant_methods", "write_group_maps"]
 
 #: File extension of a map of each kind.
 EXTENSIONS = {"volume": ".nii.gz", "gifti": ".func.gii", "cifti": ".dscalar.nii"}
@@ -123,6 +125,36 @@ def one_sample_maps(result, fdr_alpha: float, *, mean_name: str, mean_values: np
     return maps
 
 
+def variant_methods(n_subjects: int, result: OneSampleResult | None, statistic: str,
+                    fdr_alpha: float) -> str:
+    """Methods sentences of one variant's group maps, as :func:`group_variant` made them.
+
+    Parameters
+    ----------
+    n_subjects : int
+        Participants whose r maps were stacked.
+    result : OneSampleResult or None
+        The one-sample test (None: one participant, no test).
+    statistic : str
+        ``GroupTestStatistic``: ``'heldout_z'`` or ``'fisher_z_r'``.
+    fdr_alpha : float
+        FDR level of the thresholded map and of the significant-element counts.
+
+    Returns
+    -------
+    str
+    """
+    who = "the participant's" if n_subjects == 1 else f"the {n_subjects} participants'"
+    text = (f"The group mean r map (stat-meanr) is the back-transformed mean of {who} "
+            "Fisher z-transformed held-out r (stat-r) over the elements analysed in every "
+            "participant.")
+    if result is None:
+        return text + " With one participant, no group test was made."
+    preamble, values = GROUP_TEST_METHODS[statistic]
+    return (f"{text} {preamble} {result.methods(values)} The thresholded map (stat-tfdr) "
+            f"and the counts of significant elements use q < {fdr_alpha:g}.")
+
+
 def group_variant(data: GroupData, output_dir: Path, *, fdr_alpha: float = 0.05,
                   n_permutations: int = 1000, seed: int = 0) -> dict:
     """Group maps of one variant (mean r, t, p, q, permutation p/q, FWE p, thresholded t).
@@ -130,7 +162,8 @@ def group_variant(data: GroupData, output_dir: Path, *, fdr_alpha: float = 0.05,
     Returns
     -------
     dict
-        ``variant``, ``subjects``, ``n_voxels``, significance counts and the written ``maps``.
+        ``variant``, ``subjects``, ``n_voxels``, significance counts, the written ``maps``
+        and ``methods`` (:func:`variant_methods`).
     """
     if data.scores is not None:
         # elements some participant did not test (constant there) are left out of every map
@@ -141,6 +174,7 @@ def group_variant(data: GroupData, output_dir: Path, *, fdr_alpha: float = 0.05,
                "metadata": data.metadata}
     mean_r = np.tanh(z.mean(axis=0))
     tested, test_fields = group_test_values(data.scores, z, data.valid)
+    result = None
     if len(data.subjects) < 2:
         maps = {"meanr": (mean_r, DESCRIPTIONS["meanr"])}
     else:
@@ -159,4 +193,6 @@ def group_variant(data: GroupData, output_dir: Path, *, fdr_alpha: float = 0.05,
         "Permutations": summary.get("n_permutations", 0), "RandomSeed": seed,
         "GroupTestStatistic": test_fields["GroupTestStatistic"]})
     summary["group_test_statistic"] = test_fields["GroupTestStatistic"]
+    summary["methods"] = variant_methods(len(data.subjects), result,
+                                         test_fields["GroupTestStatistic"], fdr_alpha)
     return summary

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from .._version import __version__
-from ..io.derivatives import write_text
+from ..io.derivatives import software_versions, write_text
 from .brainplots import brain_map
 from .figures import cka_vs_encoding, layer_curves, method_task_bars, share_vs_encoding
 from .html import esc, nav, note, page
@@ -53,40 +53,32 @@ def _region_matrix(regions: pd.DataFrame) -> str:
     return html_table(pivot[order].reset_index(), table_id="table-regions")
 
 
-def _methods(summaries: list[dict], fdr_alpha: float, regions: pd.DataFrame) -> str:
-    n_perm = max([s.get("n_permutations", 0) for s in summaries] or [0])
-    source = ""
-    if "region_source" in regions and regions["region_source"].astype(bool).any():
-        source = regions.loc[regions["region_source"].astype(bool), "region_source"].iloc[0]
-    return (
-        "<div class='methods'><p>Group statistics were computed with brainenc "
-        f"{__version__} from the participants' held-out correlation maps. Correlations were "
-        "Fisher z-transformed; the group mean map is the back-transformed mean. "
-        + ("Each participant's held-out r was scored against that participant's own null "
-           "(its held-out test), voxel by voxel, as a score with mean 0 and variance 1 under "
-           "the null; these scores were "
-           if any(s.get("group_test_statistic") == "heldout_z" for s in summaries) else
-           "Fisher-z r was ")
-        + "tested across participants with a one-sided one-sample t test and with a sign-flip "
-        f"permutation test of the t statistic ({n_perm} sign patterns, exhaustive when "
-        "2^n is smaller; family-wise p values from the maximum-t distribution). p values were "
-        f"corrected with the Benjamini-Hochberg false discovery rate at q &lt; {fdr_alpha}. "
-        "Paired comparisons of variants test the per-participant difference of Fisher-z r "
-        "in the same way (two-sided). Region values are means of r over voxels in "
-        f"{esc(source or 'the regions')}; top-voxel values use, for each participant, the voxels "
-        "with the highest mean r in the other participants (leave-one-participant-out "
-        "selection). Ceiling-normalised values (columns <code>mean_r_normalised*</code>, when "
-        "present) divide r by a shared-response noise ceiling: each participant's correlation "
-        "with the mean of the others (leave-one-subject-out), corrected with the "
-        "Spearman-Brown formula for the noise left in that mean, so that it estimates the "
-        "correlation of one participant with the response all participants share; a perfect "
-        "model of that response scores 1 whatever the group size.</p></div>"
-    )
+def methods_section(steps: list[str]) -> str:
+    """Methods: software versions, then what each group step that ran did.
+
+    Parameters
+    ----------
+    steps : list of str
+        Sentences of the steps that ran, in execution order, each written by the
+        step from the parameters it used (see :mod:`bids_app.group.methods`).
+
+    Returns
+    -------
+    str
+        HTML of the section's body.
+    """
+    versions = software_versions()
+    intro = (f"Group statistics were computed with brainenc {__version__} (Python "
+             f"{versions.get('python')}; numpy {versions.get('numpy')}, scipy "
+             f"{versions.get('scipy')}, nibabel {versions.get('nibabel')}, nilearn "
+             f"{versions.get('nilearn')}) from the participants' held-out correlation maps.")
+    return f"<div class='methods'><p>{esc(' '.join([intro, *steps]))}</p></div>"
 
 
 def write_group_report(output_dir: Path, *, summaries: list[dict], regions: pd.DataFrame,
                        table: pd.DataFrame, matrix: pd.DataFrame, comparisons: list[dict],
-                       skipped: list[dict] | None = None, fdr_alpha: float = 0.05) -> str:
+                       skipped: list[dict] | None = None, fdr_alpha: float = 0.05,
+                       methods: list[str] | None = None) -> str:
     """Write ``OUTPUT_DIR/group/group.html`` and return its path.
 
     Parameters
@@ -107,6 +99,9 @@ def write_group_report(output_dir: Path, *, summaries: list[dict], regions: pd.D
         Variants without group maps and why.
     fdr_alpha : float
         FDR level used.
+    methods : list of str, optional
+        Methods sentences of the steps that ran, in execution order
+        (:func:`bids_app.group.run.run_group` collects them).
 
     Returns
     -------
@@ -164,7 +159,7 @@ def write_group_report(output_dir: Path, *, summaries: list[dict], regions: pd.D
                                   f"Paired t of {comparison['row']['variant_a']} minus "
                                   f"{comparison['row']['variant_b']}.",
                                   f"fig-compare-{comparison['label']}"))
-    body.append("<h2 id='methods'>Methods</h2>" + _methods(summaries, fdr_alpha, regions))
+    body.append("<h2 id='methods'>Methods</h2>" + methods_section(methods or []))
     final = Path(output_dir) / "group" / "group.html"
     write_text(final, page("brainenc group report", "".join(body)))
     return str(final)

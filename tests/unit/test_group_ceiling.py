@@ -175,6 +175,20 @@ def test_no_ceiling_without_three_participants_sharing_runs(ceiling_run, tmp_pat
     result = run_group(str(out), statistics=STATS)
     assert result["tables"]["group_variants.tsv"].filter(like="normalised").empty
     assert not list((out / "group").glob("*_stat-ceiling_*"))
+    # no ceiling ran, so the Methods text says nothing of one
+    assert not any("ceiling" in sentence.lower() for sentence in result["methods"])
+
+
+def test_methods_describe_the_ceiling_that_ran(ceiling_run):
+    methods = ceiling_run.result["methods"]
+    ceiling = next(s for s in methods if "noise ceiling (stat-ceiling" in s)
+    assert "cleaned held-out BOLD (desc-clean_bold) of the 3 participants" in ceiling
+    assert f"over the {N_RUNS} runs they all share ({N_RUNS * N_TIME} volumes" in ceiling
+    assert "leave-one-subject-out" in ceiling and "Spearman-Brown" in ceiling
+    normalised = next(s for s in methods if s.startswith("Ceiling-normalised"))
+    assert "at least 0.1" in normalised
+    # the ceiling is computed before the region values it normalises
+    assert methods.index(ceiling) < methods.index(normalised)
 
 
 @pytest.mark.parametrize("outer_cv", ["leave-one-run-out", "2-fold"])

@@ -113,6 +113,9 @@ def test_group_leaves_out_and_lists_stale_maps(tmp_path):
     assert [s["variant"] for s in found.stale] == ["minilmlorasstL3"]
     assert found.stale[0]["subjects"] == ["01", "02", "03"]
     assert found.missing == ["minilmloranerL6"]
+    assert found.methods().endswith("maps of 1 variant (minilmlorasstL3) were left out as "
+                                    "stale.")
+    assert "current experiment spec" not in check_provenance(maps, None).methods()
     # same label, all participants made under other settings than the current spec: stale
     found = check_provenance(maps, {"minilmfrozenL3": "f" * 12, "minilmlorasstL3": current})
     assert {s["variant"] for s in found.stale} == {"minilmfrozenL3", "minilmlorasstL3"}

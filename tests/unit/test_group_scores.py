@@ -8,6 +8,7 @@ participant has no ``stat-z`` map.
 
 from __future__ import annotations
 
+import html
 import json
 from types import SimpleNamespace
 
@@ -56,15 +57,18 @@ def test_group_tests_the_participants_scores_not_r(tmp_path):
     assert "own null" in sidecar["Description"]
     assert np.median(t[planted]) < -4 and mean_r[planted].mean() > 0.2
     assert np.nanmin(pperm[planted]) > 0.5  # one-sided: negative scores are not significant
-    methods = (out / "group" / "group.html").read_text()
+    methods = html.unescape((out / "group" / "group.html").read_text())
     assert "scored against that participant's own null" in methods
+    assert "These scores were tested across the 5 participants" in methods
     # one participant without stat-z: Fisher-z r is tested, and the sidecar says so
     next(out.glob(f"sub-01/func/*_stat-z_desc-{LABEL}_statmap.nii.gz")).unlink()
     run_group(str(out), statistics=STATS)
     t, sidecar = _group_map(out, "t")
     assert sidecar["GroupTestStatistic"] == "fisher_z_r"
     assert np.median(t[planted]) > 4
-    assert "Fisher-z r was tested" in (out / "group" / "group.html").read_text()
+    methods = html.unescape((out / "group" / "group.html").read_text())
+    assert "Fisher-z r was tested" in methods and "own null" not in methods
+    assert "heldout_permutations = 0" in methods
 
 
 def test_group_leaves_out_elements_a_participant_did_not_test(tmp_path):

@@ -85,6 +85,11 @@ def test_group_table_and_report_list_it(group):
     assert f'id="fig-r2unique-{WITH}-listening"' in html
     assert f"Group mean of the R² that {WITH}" in html
     assert f'id="fig-r2unique-{PARTIAL}-listening"' not in html
+    # the Methods sentence of the group mean is scoped to the variant that has the map
+    sentence = next(s for s in result["methods"] if "stat-meanr2unique" in s)
+    assert sentence.startswith(f"For variant {WITH}: ") and PARTIAL not in sentence
+    assert "averages the 4 participants' stat-r2unique maps" in sentence
+    assert "nuisance bands (word_rate) alone" in sentence
 
 
 def test_no_group_map_when_some_participants_lack_it(group):
@@ -116,3 +121,4 @@ def test_a_stale_unique_variance_map_is_not_averaged(tmp_path):
     assert not _group_map(out, WITH).exists()
     html = open(result["report"], encoding="utf-8").read()
     assert "sub-03 has no stat-r2unique map made with their stat-r map" in html
+    assert not any("stat-meanr2unique" in s for s in result["methods"])
