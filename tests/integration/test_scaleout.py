@@ -78,13 +78,16 @@ def _subject(node) -> str | None:
 
 
 def _readers(graph, node) -> list:
-    """Nodes that read ``node``'s outputs, looking through identity (input) nodes."""
+    """Nodes that read ``node``'s outputs, looking through identity (input) nodes and
+    through the store sinks that publish them."""
     from nipype.interfaces.utility import IdentityInterface
+
+    from bids_app.interfaces import StoreSink
 
     found, todo = [], list(graph.successors(node))
     while todo:
         successor = todo.pop()
-        if isinstance(successor.interface, IdentityInterface):
+        if isinstance(successor.interface, IdentityInterface | StoreSink):
             todo.extend(graph.successors(successor))
         else:
             found.append(successor)

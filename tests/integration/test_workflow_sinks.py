@@ -62,6 +62,8 @@ def _published(work: Path) -> dict[str, Path]:
     found = {}
     for result in work.glob("brainenc_wf/**/ds_*/result_ds_*.pklz"):
         node = loadpkl(result)
+        if "store" in node.inputs:  # a store sink (see test_store_entries_come_from_store_sinks)
+            continue
         staged = Path(node.inputs["staged_dir"])
         out = Path(node.inputs["output_dir"])
         for final in node.outputs.out_files:
@@ -89,6 +91,30 @@ def test_every_derivative_comes_from_a_sink_and_equals_its_rendered_copy(run):
         assert Path(final).read_bytes() == staged.read_bytes(), final
         assert staged.parent != Path(final).parent  # rendered in the node folder under -w
         assert str(root / "work") in str(staged)
+
+
+def test_store_entries_come_from_store_sinks(run):
+    """Tuned models and features: staged by their steps under -w, published by store sinks."""
+    root, _ = run
+    out, work = root / "out", root / "work"
+    stored = sorted(p for part in ("models", "stimuli/features") for p in (out / part).rglob("*")
+                    if p.is_file() and not p.name.endswith(".lock"))
+    published = {}
+    for result in work.glob("brainenc_wf/ds_*/result_ds_*.pklz"):
+        node = loadpkl(result)
+        assert node.inputs["store"] in ("models", "features")
+        staged = Path(node.inputs["staged_dir"])
+        for source in map(Path, node.inputs["in_files"]):
+            published[out / source.relative_to(staged)] = source
+        assert all(Path(f).is_file() for f in node.outputs.out_files)
+    features = [p for p in published if p.suffix == ".npy"]
+    assert len(features) == 3 and (out / "models" / "tinyfrozen" / "tuning.json") in published
+    # every published .npy brings its sidecar; nothing else is in the stores
+    assert set(stored) == set(published) | {p.with_suffix(".json") for p in features}
+    for final, staged in published.items():
+        assert final.read_bytes() == staged.read_bytes(), final
+        assert str(work) in str(staged)
+    assert not list(out.rglob(".claims"))  # every claim released
 
 
 def test_the_report_methods_describe_the_steps_that_ran(run):

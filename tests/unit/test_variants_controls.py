@@ -166,7 +166,7 @@ def test_methods_text_names_a_task_free_control_as_such(tmp_path):
         (tmp_path / f"{ex.label}.json").write_text(ex.to_json(), encoding="utf-8")
         (tmp_path / "training.json").write_text("{}", encoding="utf-8")
         node = TuneModel(extractor_file=str(tmp_path / f"{ex.label}.json"),
-                         output_dir=str(tmp_path), seed=7,
+                         store_dir=str(tmp_path), seed=7,
                          training_file=str(tmp_path / "training.json"),
                          features_file=str(tmp_path / "training.json"))
         texts[ex.label] = node.methods()
