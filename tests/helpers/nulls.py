@@ -69,16 +69,62 @@ def null_story_data(seed: int, phi: float, *, lengths=(150, 170, 160, 180),
     return Xs, Ys
 
 
-def default_settings() -> dict:
-    """The participant-level encoding and held-out test settings a user gets by default."""
-    from bids_app.config import ExperimentSpec
+#: Repetition time (s) at which each AR(1) coefficient per volume is typical: 0.8 at
+#: TR 2 s (Narratives, LeBel), 0.95 at SMN4Lang's 0.71 s. The default edge trims
+#: (``encoding.trim_seconds``) become volumes at this TR, as the CLI converts them.
+NULL_TR = {0.8: 2.0, 0.95: 0.71}
+
+#: The CI-sized null shared by the participant and group tests, so that each null
+#: participant is fitted once per process: groups of ``GROUP_SIZE`` participants on
+#: ``CI_GRID`` spatially independent voxels (counts binomial given the designs).
+CI_GRID = (10, 10, 6)
+CI_GROUPS = tuple(range(50, 58))
+GROUP_SIZE = 8
+
+
+def null_tr(phi: float) -> float:
+    """Repetition time (s) of null BOLD with AR(1) coefficient ``phi`` (:data:`NULL_TR`)."""
+    tr = NULL_TR.get(round(float(phi), 4))
+    if tr is None:
+        raise ValueError(f"'phi' must be one of {sorted(NULL_TR)}; got {phi}")
+    return tr
+
+
+def group_seeds(group: int, size: int = GROUP_SIZE) -> list[int]:
+    """Seeds of the ``size`` participants of null group ``group`` (disjoint across groups)."""
+    return [1000 * int(group) + s for s in range(size)]
+
+
+def default_settings(tr: float) -> dict:
+    """The participant-level encoding and held-out test settings a user gets by default.
+
+    Parameters
+    ----------
+    tr : float
+        Repetition time (s) of the runs: the default ``encoding.trim_seconds``
+        become volumes at it (``config.trim_volumes``), as in the CLI.
+
+    Returns
+    -------
+    dict
+        Keyword arguments of ``cross_validate`` (``alphas`` included).
+    """
+    from bids_app.config import ExperimentSpec, trim_volumes
 
     spec = ExperimentSpec()
     enc, stats = spec.encoding, spec.statistics
     return {"alphas": enc.alphas, "outer_cv": enc.outer_cv, "inner_folds": enc.inner_folds,
-            "trim": enc.trim_edges, "n_permutations": stats.heldout_permutations,
+            "trim": tuple(trim_volumes(enc, tr)), "n_permutations": stats.heldout_permutations,
             "permutation": stats.permutation, "block_length": stats.block_length,
             "heldout_p": stats.heldout_p}
+
+
+def group_settings() -> dict:
+    """The group-level settings a user gets by default (sign flips, FDR level)."""
+    from bids_app.config import ExperimentSpec
+
+    stats = ExperimentSpec().statistics
+    return {"n_permutations": stats.n_permutations, "fdr_alpha": stats.fdr_alpha}
 
 
 def null_fits(phi: float, seeds, *, grid=(10, 10, 8), smooth: float = 1.5,
@@ -95,7 +141,8 @@ def null_fits(phi: float, seeds, *, grid=(10, 10, 8), smooth: float = 1.5,
         As in :func:`null_story_data`; ``smooth=0`` makes voxels independent given
         the design, so that voxel counts follow a binomial law.
     **overrides
-        Settings replacing :func:`default_settings` (e.g. ``permutation='block'``).
+        Settings replacing :func:`default_settings` at :func:`null_tr` of ``phi``
+        (e.g. ``permutation='block'``, or ``trim=(0, 0)`` for untrimmed runs).
 
     Returns
     -------
@@ -110,7 +157,7 @@ def _null_fit(phi, seed, grid, smooth, lengths, overrides):
     from bids_app.encoding.engine import cross_validate
     from bids_app.threads import limit_threads
 
-    settings = {**default_settings(), **dict(overrides)}
+    settings = {**default_settings(null_tr(phi)), **dict(overrides)}
     alphas = settings.pop("alphas")
     Xs, Ys = null_story_data(seed, phi, grid=grid, smooth=smooth, lengths=lengths)
     with warnings.catch_warnings(), limit_threads(1):
@@ -127,3 +174,14 @@ def binomial_upper(rate: float, n: int, z: float = 3.29) -> float:
     binomial), so a test comparing a count with it is not flaky.
     """
     return rate + z * float(np.sqrt(rate * (1 - rate) / n))
+
+
+def count_upper(rate: float, n: int, tail: float = 0.0005) -> int:
+    """Largest number of ``n`` independent events of probability ``rate`` a test passes.
+
+    The smallest ``k`` with ``P(X > k) <= tail`` for ``X ~ Binomial(n, rate)``
+    (e.g. null datasets with any BH discovery, null families with any FWE discovery).
+    """
+    from scipy import stats
+
+    return int(stats.binom.isf(tail, n, rate))
