@@ -127,8 +127,20 @@ def group_settings() -> dict:
     return {"n_permutations": stats.n_permutations, "fdr_alpha": stats.fdr_alpha}
 
 
+def nuisance_columns(rng: np.random.Generator, n: int, tr: float, k: int) -> np.ndarray:
+    """``k`` word-rate-like columns of shape (n, k): words per volume, blurred like an HRF.
+
+    About 2.5 words per second (Poisson counts per volume of ``tr`` seconds), blurred
+    over about 4 s: positive, slowly varying, independent of the null BOLD.
+    """
+    from scipy.ndimage import gaussian_filter1d
+
+    counts = rng.poisson(2.5 * tr, size=(n, k)).astype(np.float32)
+    return gaussian_filter1d(counts, 4.0 / tr, axis=0)
+
+
 def null_fits(phi: float, seeds, *, grid=(10, 10, 8), smooth: float = 1.5,
-              lengths=(150, 170, 160, 180), **overrides) -> list:
+              lengths=(150, 170, 160, 180), joint: bool = False, **overrides) -> list:
     """Fit the real ``cross_validate`` on one null dataset per seed (cached per process).
 
     Parameters
@@ -140,6 +152,11 @@ def null_fits(phi: float, seeds, *, grid=(10, 10, 8), smooth: float = 1.5,
     grid, smooth, lengths
         As in :func:`null_story_data`; ``smooth=0`` makes voxels independent given
         the design, so that voxel counts follow a binomial law.
+    joint : bool
+        Fit as the CLI fits a design with the default nuisance bands
+        (``features.nuisance``, word rate): one :func:`nuisance_columns` column per
+        band appended to the design, and the joint estimator of
+        ``bids_app.unique_variance.joint_estimator``.
     **overrides
         Settings replacing :func:`default_settings` at :func:`null_tr` of ``phi``
         (e.g. ``permutation='block'``, or ``trim=(0, 0)`` for untrimmed runs).
@@ -148,18 +165,28 @@ def null_fits(phi: float, seeds, *, grid=(10, 10, 8), smooth: float = 1.5,
     -------
     list of EncodingResult
     """
-    return [_null_fit(phi, int(seed), tuple(grid), float(smooth), tuple(lengths),
+    return [_null_fit(phi, int(seed), tuple(grid), float(smooth), tuple(lengths), bool(joint),
                       tuple(sorted(overrides.items()))) for seed in seeds]
 
 
-@functools.lru_cache(maxsize=256)
-def _null_fit(phi, seed, grid, smooth, lengths, overrides):
+@functools.lru_cache(maxsize=512)
+def _null_fit(phi, seed, grid, smooth, lengths, joint, overrides):
+    from bids_app.config import ExperimentSpec
     from bids_app.encoding.engine import cross_validate
     from bids_app.threads import limit_threads
+    from bids_app.unique_variance import joint_estimator
 
     settings = {**default_settings(null_tr(phi)), **dict(overrides)}
     alphas = settings.pop("alphas")
     Xs, Ys = null_story_data(seed, phi, grid=grid, smooth=smooth, lengths=lengths)
+    if joint:
+        names = list(ExperimentSpec().features.nuisance)
+        p = Xs[0].shape[1]
+        rng = np.random.default_rng([seed, int(phi * 1000), 7])
+        Xs = [np.column_stack([x, nuisance_columns(rng, len(x), null_tr(phi), len(names))])
+              for x in Xs]
+        bands = {"language": (0, p), **{name: (p + i, p + i + 1) for i, name in enumerate(names)}}
+        settings["estimator"] = joint_estimator(bands, names, alphas, "numpy")
     with warnings.catch_warnings(), limit_threads(1):
         # noise-only voxels choose the largest alpha: the grid-edge warning is expected
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -227,16 +227,19 @@ def test_group_maps_are_calibrated_ci_sized(phi, tmp_path):
 
 @pytest.mark.parametrize("phi", [0.8, 0.95])
 def test_ci_group_bounds_reject_small_miscalibrations(phi):
-    """The CI-sized bounds reject tests about 2 points too liberal, on the same null maps.
+    """The CI-sized bounds reject tests a few points too liberal, on the same null maps.
 
-    The bounds fail with 90 % probability at true rates of 6.5 % (p < .05), 1.7 %
-    (p < .01) and 10.3 % (family-wise); the variants below are of that size:
+    A calibrated test fails a bound with probability 0.07-0.13 %. The bounds fail with
+    probability 50 % at true rates of 6.03 % (p < .05), 1.47 % (p < .01) and 8.3 %
+    (family-wise), and 90 % at 6.5 %, 1.7 % and 10 %. The variants below are of that
+    size, and each fails the bounds of what it breaks:
 
     - the t test read with normal tails (ignoring its 7 degrees of freedom): 7.1-7.9 %
       at p < .05 and 2.7-2.9 % at p < .01 (nominal t_7 sizes: 7.2 % and 2.6 %);
     - every participant's score shifted by 0.07 SD (a bias of the participant null):
-      sign-flip p < .05 in 6.5-7.2 %;
-    - the family-wise correction over half of each family: FWE about 10 % (1 - 0.95²).
+      sign-flip p < .05 in 6.5-7.2 % (t test 7.0-7.8 %);
+    - the family-wise correction over half of each family (expected FWE 1 - 0.95² =
+      9.75 %): 10.0-10.4 % of the 480 families.
     """
     from scipy import stats
 
