@@ -126,8 +126,8 @@ def test_default_joint_fit_is_calibrated_ci_sized(phi):
     The default spec adds a word-rate band to every design and fits it with the
     joint estimator (nuisance weight and alpha chosen per voxel); its held-out test
     is the same. Bounds: 6.03 % and 1.47 % (8 participants, to stay within the CPU
-    budget); measured over 38,400 voxels (64 participants): 4.5 % and 0.7 % at AR 0.8,
-    4.6 % and 0.7 % at AR 0.95.
+    budget); measured over 38,400 voxels (64 participants): 4.6 % and 0.7 % at AR 0.8,
+    4.7 % and 0.7 % at AR 0.95 (``benchmarks/calibration.py --size small``).
     """
     fits = null_fits(phi, CI_SEEDS[:8], grid=CI_GRID, smooth=0.0, joint=True)
     n_bands = len(ExperimentSpec().features.nuisance)
