@@ -131,12 +131,12 @@ def test_group_maps_are_calibrated_under_autocorrelated_null(phi, smooth, tmp_pa
 
 #: CI-sized: independent voxels, so counts are binomial; families of FAMILY elements
 FAMILY = 10
-#: the levels checked in the CI-sized test: written map, threshold, nominal rate
+#: the rates checked in the CI-sized test: label -> (p map, threshold = nominal rate)
 CI_LEVELS = {"t p < .05": ("p", 0.05), "t p < .01": ("p", 0.01),
              "sign-flip p < .05": ("pperm", 0.05), "sign-flip p < .01": ("pperm", 0.01)}
 
 
-def ci_failures(p_maps: dict, fwe_families: np.ndarray) -> list[str]:
+def _ci_failures(p_maps: dict, fwe_families: np.ndarray) -> list[str]:
     """What the CI-sized bounds reject: element rates and the family-wise rate.
 
     Parameters
@@ -167,17 +167,18 @@ def _ci_groups(phi: float) -> list:
     return [_null_maps(phi, g, grid=CI_GRID, smooth=0.0)[1] for g in CI_GROUPS]
 
 
-def _families(z: np.ndarray, shift: float = 0.0, split: int = 1) -> np.ndarray:
+def _families(z: np.ndarray, split: int = 1) -> np.ndarray:
     """Any pFWE < .05 in each block of FAMILY elements of one group (each its own family).
 
-    ``split > 1`` corrects each family over ``FAMILY // split`` elements only (a
-    deliberately anti-conservative variant); ``shift`` is added to every score.
+    ``z`` has shape (n_participants, n_elements). ``split > 1`` corrects each family
+    over ``FAMILY // split`` elements at a time only (a deliberately anti-conservative
+    variant).
     """
     n_perm = group_settings()["n_permutations"]
     step = FAMILY // split
     hits = []
     for start in range(0, z.shape[1], FAMILY):
-        parts = [one_sample_test(z[:, s:s + step] + shift, n_permutations=n_perm, seed=start)
+        parts = [one_sample_test(z[:, s:s + step], n_permutations=n_perm, seed=start)
                  for s in range(start, start + FAMILY, step)]
         hits.append(any(bool((part.p_fwe < 0.05).any()) for part in parts))
     return np.asarray(hits)
@@ -217,7 +218,7 @@ def test_group_maps_are_calibrated_ci_sized(phi, tmp_path):
         families.append(_families(z))
     p_maps = {key: np.concatenate(value) for key, value in written.items()}
     assert p_maps["p"].size == len(CI_GROUPS) * n_el == 4800
-    assert ci_failures(p_maps, np.concatenate(families)) == []
+    assert _ci_failures(p_maps, np.concatenate(families)) == []
     rates = {key: float(np.mean(np.concatenate(value))) for key, value in hits.items()}
     assert rates["q"] <= 0.002 and rates["qperm"] <= 0.002 and rates["tfdr"] <= 0.002
     # under a complete null, BH and the whole-map FWE find something in at most 5 % of groups
@@ -250,13 +251,13 @@ def test_ci_group_bounds_reject_small_miscalibrations(phi):
     p = {"p": np.concatenate([c.p for c in correct]),
          "pperm": np.concatenate([c.p_perm for c in correct])}
     families = np.concatenate([_families(z) for z in groups])
-    assert ci_failures(p, families) == []
+    assert _ci_failures(p, families) == []
     normal = {**p, "p": stats.norm.sf(np.concatenate([c.t for c in correct]))}
-    assert {f.split(":")[0] for f in ci_failures(normal, families)} == {"t p < .05",
+    assert {f.split(":")[0] for f in _ci_failures(normal, families)} == {"t p < .05",
                                                                           "t p < .01"}
     shifted = [one_sample_test(z + 0.07, n_permutations=n_perm, seed=g)
                for g, z in zip(CI_GROUPS, groups, strict=True)]
-    assert "sign-flip p < .05" in {f.split(":")[0] for f in ci_failures(
+    assert "sign-flip p < .05" in {f.split(":")[0] for f in _ci_failures(
         {"p": p["p"], "pperm": np.concatenate([s.p_perm for s in shifted])}, families)}
     half = np.concatenate([_families(z, split=2) for z in groups])
-    assert [f.split(":")[0] for f in ci_failures(p, half)] == ["pFWE < .05 families"]
+    assert [f.split(":")[0] for f in _ci_failures(p, half)] == ["pFWE < .05 families"]
