@@ -42,6 +42,7 @@ from bids_app.group.one_sample import fisher_z, one_sample_test  # noqa: E402
 from tests.helpers.nulls import (  # noqa: E402
     CI_GRID,
     CI_GROUPS,
+    NULL_TR,
     default_settings,
     group_seeds,
     group_settings,
@@ -118,8 +119,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
     parser.add_argument("--out", help="JSON file for the results")
-    parser.add_argument("--phi", type=float, nargs="+", default=[0.8, 0.95],
-                        help="AR(1) coefficients of the null BOLD")
+    parser.add_argument("--phi", type=float, nargs="+", default=sorted(NULL_TR),
+                        choices=sorted(NULL_TR),
+                        help="AR(1) coefficients of the null BOLD (each at its typical TR)")
     parser.add_argument("--group-only", action="store_true",
                         help="skip the participant schemes")
     parser.add_argument("--untrimmed", action="store_true",
