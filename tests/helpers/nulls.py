@@ -70,7 +70,7 @@ def null_story_data(seed: int, phi: float, *, lengths=(150, 170, 160, 180),
 
 
 #: Repetition time (s) at which each AR(1) coefficient per volume is typical: 0.8 at
-#: TR 2 s (Narratives, LeBel), 0.95 at SMN4Lang's 0.71 s. The default edge trims
+#: TR 2 s (as in LeBel et al.), 0.95 at SMN4Lang's 0.71 s. The default edge trims
 #: (``encoding.trim_seconds``) become volumes at this TR, as the CLI converts them.
 NULL_TR = {0.8: 2.0, 0.95: 0.71}
 
