@@ -36,6 +36,7 @@ from .run_inputs import (
 from .variants import plan_variants
 from .workflows.base import init_brainenc_wf
 from .workflows.failures import FailedSteps, takes_callback
+from .workflows.republish import forget_vanished
 
 LOGGER = logging.getLogger("brainenc")
 
@@ -182,6 +183,7 @@ def run_workflow(workflow, options, work_dir: Path, nprocs: int) -> dict:
         plugin_args = {**plugin_args, "status_callback": failed.chain(stop_if_interrupted)}
     elif takes_callback(plugin):  # graph-submission plugins take no callback
         plugin_args = {**plugin_args, "status_callback": failed}
+    forget_vanished(work_dir, workflow.name)
     try:
         workflow.run(plugin=plugin, plugin_args=plugin_args)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM (see bids_app.interrupt)
