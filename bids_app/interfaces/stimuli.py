@@ -44,8 +44,11 @@ class _TuneInput(BaseInterfaceInputSpec):
     use_gpu = traits.Bool(False, usedefault=True, desc="run in MultiProc's GPU slot")
 
 
-class _TuneOutput(TraitedSpec):
-    entries = traits.List(traits.Str, desc="the tuning record in the store (once published)")
+class _StoreStepOutput(TraitedSpec):
+    """Output of a step that stages what a store lacks, read by a ``StoreSink``."""
+
+    entries = traits.List(traits.Str, desc="its store paths (tuning record or .npy per story), "
+                                           "present once published")
     staged_dir = Directory(exists=True, desc="what the store lacks, shaped like OUTPUT_DIR")
     out_files = traits.List(File(exists=True), desc="the staged files (may be none)")
 
@@ -54,7 +57,7 @@ class TuneModel(BrainencInterface):
     """Stage an extractor's tuned model unless stored: :func:`bids_app.tuning.stage_tuned`."""
 
     input_spec = _TuneInput
-    output_spec = _TuneOutput
+    output_spec = _StoreStepOutput
 
     def _compute(self, runtime) -> None:
         folder = staged_dir(runtime)
@@ -98,17 +101,11 @@ class _FeaturizeInput(BaseInterfaceInputSpec):
     use_gpu = traits.Bool(False, usedefault=True, desc="run in MultiProc's GPU slot")
 
 
-class _FeaturizeOutput(TraitedSpec):
-    entries = traits.List(traits.Str, desc="features of each story in the store (.npy)")
-    staged_dir = Directory(exists=True, desc="what the store lacks, shaped like OUTPUT_DIR")
-    out_files = traits.List(File(exists=True), desc="the staged features (may be none)")
-
-
 class FeaturizeStories(BrainencInterface):
     """Stage the story features the store lacks: :func:`bids_app.featurization.stage_features`."""
 
     input_spec = _FeaturizeInput
-    output_spec = _FeaturizeOutput
+    output_spec = _StoreStepOutput
 
     def _compute(self, runtime) -> None:
         folder = staged_dir(runtime)
